@@ -1,0 +1,80 @@
+//! Command-line parsing and dispatch, and the mapping from errors to exit codes:
+//! 0 success, 1 a failure or a problem found (`check`), 2 bad input.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use scheduler_actors::CodeTasks;
+
+use crate::commands;
+
+/// An actor-based distributed cron scheduler.
+#[derive(Debug, Parser)]
+#[command(name = "cronmesh", version, about)]
+pub struct Cli {
+    /// Config file (default: ./cronmesh.toml if present). Env `CRONMESH__SECTION__KEY` overrides it.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print the next fire times of a cron expression or a trigger JSON.
+    Next(commands::next::NextArgs),
+    /// Print every registered task and every registry problem; exit 1 on any problem.
+    Check,
+    /// Apply pending database migrations.
+    Migrate,
+}
+
+/// Bad input from the user (exit code 2), as opposed to a failure while working (1).
+#[derive(Debug)]
+pub struct InvalidInput(pub String);
+
+impl std::fmt::Display for InvalidInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for InvalidInput {}
+
+/// Parses the process arguments and runs the command with `tasks` as the code tasks.
+pub fn run(tasks: CodeTasks) -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli, tasks) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            if e.downcast_ref::<InvalidInput>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+fn dispatch(cli: Cli, tasks: CodeTasks) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Next(args) => commands::next::run(&args),
+        Command::Check => {
+            let settings = crate::settings::Settings::load(cli.config.as_deref())?;
+            block_on(commands::check::run(&settings, &tasks))
+        }
+        Command::Migrate => {
+            let settings = crate::settings::Settings::load(cli.config.as_deref())?;
+            block_on(commands::migrate::run(&settings))
+        }
+    }
+}
+
+fn block_on<T>(fut: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(fut)
+}

@@ -1,0 +1,17 @@
+//! cronmesh as a command line, for the `cronmesh` binary and for applications that link
+//! their own tasks in and want every subcommand:
+//!
+//! ```no_run
+//! use std::process::ExitCode;
+//!
+//! fn main() -> ExitCode {
+//!     // Every `cron_task!` linked into this binary is picked up.
+//!     cronmesh::cli::run(scheduler_actors::CodeTasks::from_inventory())
+//! }
+//! ```
+//!
+//! `anyhow` lives only here; the library crates return typed errors.
+
+pub mod cli;
+mod commands;
+pub mod settings;

@@ -1,0 +1,362 @@
+//! Node configuration, in two steps: the `config` crate merges built-in defaults < the config
+//! file < `CRONMESH__SECTION__KEY` environment variables into [`RawSettings`]; validation turns
+//! that into [`Settings`], with an error naming the key for every bad value.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+use crate::cli::InvalidInput;
+
+/// The config file read when `--config` is not given (if it exists).
+pub const DEFAULT_CONFIG_FILE: &str = "cronmesh.toml";
+/// The embedded default database: a SQLite file in the working directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://cronmesh.db";
+
+/// Settings as written, before validation.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawSettings {
+    database: RawDatabase,
+    redis: RawRedis,
+    http: RawHttp,
+    node: RawNode,
+    handlers: RawHandlers,
+    runs: RawRuns,
+    demo: RawDemo,
+    log: RawLog,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawDatabase {
+    url: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawRedis {
+    url: Option<String>,
+    prefix: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawHttp {
+    bind: Option<String>,
+    enabled: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawNode {
+    id: Option<String>,
+    shutdown_grace_secs: Option<u64>,
+    heartbeat_secs: Option<u64>,
+    timeout_secs: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawHandlers {
+    shell_enabled: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawRuns {
+    retention_days: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawDemo {
+    enabled: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawLog {
+    format: Option<String>,
+    dir: Option<PathBuf>,
+}
+
+/// Validated settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Database.
+    pub database: DatabaseSettings,
+    /// Redis URL; `None` = in-process memory locks (single node).
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key.
+    pub redis_prefix: String,
+    /// Admin HTTP server address; `None` = no server.
+    pub http_bind: Option<SocketAddr>,
+    /// This node's id; `None` = host name and pid.
+    pub node_id: Option<String>,
+    /// How long running tasks may finish after SIGINT/SIGTERM.
+    pub shutdown_grace: Duration,
+    /// How often the node writes its heartbeat.
+    pub heartbeat_interval: Duration,
+    /// A node whose heartbeat is older than this is dead.
+    pub node_timeout: Duration,
+    /// Whether the built-in `shell` handler may run.
+    pub shell_enabled: bool,
+    /// Run records older than this are pruned.
+    pub run_retention: Duration,
+    /// Whether the `demo.heartbeat` task is registered.
+    pub demo_enabled: bool,
+    /// Log line format.
+    pub log_format: LogFormat,
+    /// Directory for a daily-rolling log file, in addition to stderr.
+    pub log_dir: Option<PathBuf>,
+}
+
+/// Where run state is stored.
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    /// `sqlite://file.db` or `postgres://user@host/db`.
+    pub url: String,
+}
+
+impl DatabaseSettings {
+    /// The URL without its password, for messages and logs.
+    pub fn redacted_url(&self) -> String {
+        redact_url(&self.url)
+    }
+
+    /// The file of a SQLite URL (`None` for other databases and in-memory SQLite).
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        let rest = self.url.strip_prefix("sqlite:")?;
+        let rest = rest.trim_start_matches("//");
+        let path = rest.split('?').next().unwrap_or(rest);
+        (!path.is_empty() && !path.contains(":memory:")).then(|| PathBuf::from(path))
+    }
+}
+
+/// How log lines look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable (the default on a terminal).
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+impl Settings {
+    /// Loads defaults < `file` (or `./cronmesh.toml` if it exists) < environment.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Settings> {
+        let mut builder = config::Config::builder();
+        match file {
+            Some(path) => {
+                if !path.exists() {
+                    bail!(InvalidInput(format!("config file {} does not exist", path.display())));
+                }
+                builder = builder.add_source(config::File::from(path).required(true));
+            }
+            None => {
+                builder = builder
+                    .add_source(config::File::with_name(DEFAULT_CONFIG_FILE).required(false));
+            }
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix("CRONMESH")
+                .prefix_separator("__")
+                .separator("__"),
+        );
+        let raw: RawSettings = builder
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .map_err(|e| InvalidInput(format!("configuration: {e}")))
+            .context("loading settings")?;
+        Settings::try_from(raw).map_err(|e| anyhow::Error::new(e).context("loading settings"))
+    }
+}
+
+impl TryFrom<RawSettings> for Settings {
+    type Error = InvalidInput;
+
+    fn try_from(raw: RawSettings) -> Result<Self, InvalidInput> {
+        let bad = |key: &str, problem: String| InvalidInput(format!("config key `{key}`: {problem}"));
+
+        let url = raw
+            .database
+            .url
+            .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
+        if !["sqlite:", "postgres://", "postgresql://"]
+            .iter()
+            .any(|p| url.starts_with(p))
+        {
+            return Err(bad(
+                "database.url",
+                format!(
+                    "{:?} is not a sqlite:// or postgres:// URL",
+                    redact_url(&url)
+                ),
+            ));
+        }
+        let redis_url = raw.redis.url.filter(|u| !u.is_empty());
+        if let Some(u) = &redis_url
+            && !(u.starts_with("redis://") || u.starts_with("rediss://"))
+        {
+            return Err(bad(
+                "redis.url",
+                format!("{:?} is not a redis:// URL", redact_url(u)),
+            ));
+        }
+        let http_bind = match (raw.http.enabled.unwrap_or(true), raw.http.bind) {
+            (false, _) => None,
+            (true, None) => Some(SocketAddr::from(([127, 0, 0, 1], 8080))),
+            (true, Some(b)) => Some(b.parse().map_err(|_| {
+                bad(
+                    "http.bind",
+                    format!("{b:?} is not an address with a port, such as 127.0.0.1:8080"),
+                )
+            })?),
+        };
+        let node_id = raw.node.id.filter(|s| !s.trim().is_empty());
+        if let Some(id) = &node_id
+            && (id.len() > 128 || id.chars().any(|c| c.is_whitespace() || c == ':'))
+        {
+            return Err(bad(
+                "node.id",
+                format!("{id:?} must be at most 128 characters without spaces or ':'"),
+            ));
+        }
+        let secs = |key: &str, v: Option<u64>, default: u64, min: u64| {
+            let v = v.unwrap_or(default);
+            if v < min {
+                Err(bad(key, format!("{v} is below the minimum of {min}")))
+            } else {
+                Ok(Duration::from_secs(v))
+            }
+        };
+        let heartbeat_interval = secs("node.heartbeat_secs", raw.node.heartbeat_secs, 2, 1)?;
+        let node_timeout = secs("node.timeout_secs", raw.node.timeout_secs, 10, 1)?;
+        if node_timeout < heartbeat_interval * 2 {
+            return Err(bad(
+                "node.timeout_secs",
+                format!(
+                    "{} s must be at least twice node.heartbeat_secs ({} s), or live nodes would be declared dead",
+                    node_timeout.as_secs(),
+                    heartbeat_interval.as_secs()
+                ),
+            ));
+        }
+        let retention_days = raw.runs.retention_days.unwrap_or(30);
+        if retention_days == 0 {
+            return Err(bad(
+                "runs.retention_days",
+                "0 would delete runs as they are written; use at least 1".to_owned(),
+            ));
+        }
+        let log_format = match raw.log.format.as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(bad("log.format", format!("{other:?} is not text or json")));
+            }
+        };
+        let redis_prefix = raw.redis.prefix.unwrap_or_else(|| "cronmesh".to_owned());
+        if redis_prefix.is_empty() || redis_prefix.contains(char::is_whitespace) {
+            return Err(bad(
+                "redis.prefix",
+                format!("{redis_prefix:?} must be non-empty without spaces"),
+            ));
+        }
+        Ok(Settings {
+            database: DatabaseSettings { url },
+            redis_url,
+            redis_prefix,
+            http_bind,
+            node_id,
+            shutdown_grace: secs("node.shutdown_grace_secs", raw.node.shutdown_grace_secs, 30, 0)?,
+            heartbeat_interval,
+            node_timeout,
+            shell_enabled: raw.handlers.shell_enabled.unwrap_or(true),
+            run_retention: Duration::from_secs(retention_days * 86_400),
+            demo_enabled: raw.demo.enabled.unwrap_or(true),
+            log_format,
+            log_dir: raw.log.dir,
+        })
+    }
+}
+
+/// Replaces the password of a URL with `***`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{path}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from_toml(text: &str) -> Result<Settings, String> {
+        let raw: RawSettings = config::Config::builder()
+            .add_source(config::File::from_str(text, config::FileFormat::Toml))
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .map_err(|e| e.to_string())?;
+        Settings::try_from(raw).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_node() {
+        let s = from_toml("").expect("defaults");
+        assert_eq!(s.database.url, DEFAULT_DATABASE_URL);
+        assert_eq!(s.redis_url, None);
+        assert_eq!(s.http_bind, Some("127.0.0.1:8080".parse().expect("addr")));
+        assert!(s.demo_enabled && s.shell_enabled);
+        assert_eq!(s.run_retention, Duration::from_secs(30 * 86_400));
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let cases = [
+            ("[http]\nbind = \"nowhere\"", "`http.bind`"),
+            ("[database]\nurl = \"mysql://x\"", "`database.url`"),
+            ("[redis]\nurl = \"http://x\"", "`redis.url`"),
+            ("[node]\ntimeout_secs = 1", "`node.timeout_secs`"),
+            ("[log]\nformat = \"xml\"", "`log.format`"),
+            ("[runs]\nretention_days = 0", "`runs.retention_days`"),
+            ("[http]\nbnd = \"x\"", "unknown field `bnd`"),
+            ("[nodes]\nid = \"x\"", "unknown field `nodes`"),
+            ("[node]\nshutdown_grace_secs = \"soon\"", "shutdown_grace_secs"),
+        ];
+        for (toml, expected) in cases {
+            let err = from_toml(toml).expect_err(toml);
+            assert!(err.contains(expected), "{toml}: {err}");
+        }
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db:5432/cron"),
+            "postgres://app:***@db:5432/cron"
+        );
+        assert_eq!(redact_url("sqlite://cronmesh.db"), "sqlite://cronmesh.db");
+    }
+
+    #[test]
+    fn sqlite_path() {
+        let db = |url: &str| DatabaseSettings { url: url.to_owned() }.sqlite_path();
+        assert_eq!(db("sqlite://cronmesh.db?mode=rwc"), Some(PathBuf::from("cronmesh.db")));
+        assert_eq!(db("sqlite:///var/lib/c.db"), Some(PathBuf::from("/var/lib/c.db")));
+        assert_eq!(db("sqlite::memory:"), None);
+        assert_eq!(db("postgres://x/y"), None);
+    }
+}

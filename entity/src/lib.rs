@@ -1,0 +1,10 @@
+//! SeaORM entities of cronmesh, one module per table (DESIGN §4).
+//!
+//! Column meanings are documented on each `Model`. The schema itself is created by the
+//! `migration` crate; these types must follow it, never the other way round.
+
+pub mod prelude;
+pub mod scheduled_task;
+pub mod scheduler_node;
+pub mod task_run;
+pub mod trigger_conf;

@@ -1,0 +1,6 @@
+//! The entities under short names.
+
+pub use super::scheduled_task::Entity as ScheduledTask;
+pub use super::scheduler_node::Entity as SchedulerNode;
+pub use super::task_run::Entity as TaskRun;
+pub use super::trigger_conf::Entity as TriggerConf;

@@ -1,0 +1,18 @@
+//! The cronmesh schema, as an ordered list of migrations.
+//!
+//! Each migration is one file named `mYYYYMMDD_NNNNNN_<what>.rs` with `up` and `down`. A
+//! migration that has shipped is never edited: change the schema with a new one.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261129_000001_create_scheduler_tables;
+
+/// All migrations, oldest first.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261129_000001_create_scheduler_tables::Migration)]
+    }
+}
