@@ -1,1 +1,12 @@
-//! integration tests
+//! cronmesh integration tests: one test binary, real databases, the real `cronmesh` binary.
+//!
+//! Postgres tests use a fresh database per test on the server named by
+//! `CRONMESH_TEST_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`),
+//! dropped afterwards.
+#![allow(missing_docs, unreachable_pub, clippy::unwrap_used)]
+
+mod support;
+
+mod cli_check;
+mod cli_next;
+mod migrations;

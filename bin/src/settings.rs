@@ -153,7 +153,10 @@ impl Settings {
         match file {
             Some(path) => {
                 if !path.exists() {
-                    bail!(InvalidInput(format!("config file {} does not exist", path.display())));
+                    bail!(InvalidInput(format!(
+                        "config file {} does not exist",
+                        path.display()
+                    )));
                 }
                 builder = builder.add_source(config::File::from(path).required(true));
             }
@@ -180,7 +183,8 @@ impl TryFrom<RawSettings> for Settings {
     type Error = InvalidInput;
 
     fn try_from(raw: RawSettings) -> Result<Self, InvalidInput> {
-        let bad = |key: &str, problem: String| InvalidInput(format!("config key `{key}`: {problem}"));
+        let bad =
+            |key: &str, problem: String| InvalidInput(format!("config key `{key}`: {problem}"));
 
         let url = raw
             .database
@@ -273,7 +277,12 @@ impl TryFrom<RawSettings> for Settings {
             redis_prefix,
             http_bind,
             node_id,
-            shutdown_grace: secs("node.shutdown_grace_secs", raw.node.shutdown_grace_secs, 30, 0)?,
+            shutdown_grace: secs(
+                "node.shutdown_grace_secs",
+                raw.node.shutdown_grace_secs,
+                30,
+                0,
+            )?,
             heartbeat_interval,
             node_timeout,
             shell_enabled: raw.handlers.shell_enabled.unwrap_or(true),
@@ -334,7 +343,10 @@ mod tests {
             ("[runs]\nretention_days = 0", "`runs.retention_days`"),
             ("[http]\nbnd = \"x\"", "unknown field `bnd`"),
             ("[nodes]\nid = \"x\"", "unknown field `nodes`"),
-            ("[node]\nshutdown_grace_secs = \"soon\"", "shutdown_grace_secs"),
+            (
+                "[node]\nshutdown_grace_secs = \"soon\"",
+                "shutdown_grace_secs",
+            ),
         ];
         for (toml, expected) in cases {
             let err = from_toml(toml).expect_err(toml);
@@ -353,9 +365,20 @@ mod tests {
 
     #[test]
     fn sqlite_path() {
-        let db = |url: &str| DatabaseSettings { url: url.to_owned() }.sqlite_path();
-        assert_eq!(db("sqlite://cronmesh.db?mode=rwc"), Some(PathBuf::from("cronmesh.db")));
-        assert_eq!(db("sqlite:///var/lib/c.db"), Some(PathBuf::from("/var/lib/c.db")));
+        let db = |url: &str| {
+            DatabaseSettings {
+                url: url.to_owned(),
+            }
+            .sqlite_path()
+        };
+        assert_eq!(
+            db("sqlite://cronmesh.db?mode=rwc"),
+            Some(PathBuf::from("cronmesh.db"))
+        );
+        assert_eq!(
+            db("sqlite:///var/lib/c.db"),
+            Some(PathBuf::from("/var/lib/c.db"))
+        );
         assert_eq!(db("sqlite::memory:"), None);
         assert_eq!(db("postgres://x/y"), None);
     }

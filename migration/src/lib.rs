@@ -13,6 +13,8 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261129_000001_create_scheduler_tables::Migration)]
+        vec![Box::new(
+            m20261129_000001_create_scheduler_tables::Migration,
+        )]
     }
 }

@@ -138,7 +138,10 @@ impl MigrationTrait for Migration {
         for (name, col) in [
             ("ix_scheduled_task_next_run_at", ScheduledTask::NextRunAt),
             ("ix_scheduled_task_module", ScheduledTask::Module),
-            ("ix_scheduled_task_trigger_conf_id", ScheduledTask::TriggerConfId),
+            (
+                "ix_scheduled_task_trigger_conf_id",
+                ScheduledTask::TriggerConfId,
+            ),
             ("ix_scheduled_task_version", ScheduledTask::Version),
         ] {
             manager
@@ -184,7 +187,10 @@ impl MigrationTrait for Migration {
             .await?;
         for (name, cols) in [
             ("ix_task_run_status", vec![TaskRun::Status]),
-            ("ix_task_run_node_status", vec![TaskRun::NodeId, TaskRun::Status]),
+            (
+                "ix_task_run_node_status",
+                vec![TaskRun::NodeId, TaskRun::Status],
+            ),
             ("ix_task_run_started_at", vec![TaskRun::StartedAt]),
         ] {
             let mut index = Index::create();

@@ -108,10 +108,7 @@ mod tests {
         TaskDecl::cron("registration_test.tidy", "0 3 * * *").owner("test"),
         tidy
     );
-    crate::cron_task!(
-        TaskDecl::cron("registration_test.tidy", "0 4 * * *"),
-        tidy
-    );
+    crate::cron_task!(TaskDecl::cron("registration_test.tidy", "0 4 * * *"), tidy);
     crate::cron_task!(
         TaskDecl::cron("registration_test.broken", "0 0 31 2 *"),
         tidy
@@ -122,12 +119,24 @@ mod tests {
         let tasks = CodeTasks::from_inventory();
         assert_eq!(tasks.decls().len(), 3);
         let first = &tasks.decls()[0];
-        assert!(first.origin.contains("registration.rs:"), "{}", first.origin);
-        assert!(first.handler.ends_with("registration::tests::tidy"), "{}", first.handler);
+        assert!(
+            first.origin.contains("registration.rs:"),
+            "{}",
+            first.origin
+        );
+        assert!(
+            first.handler.ends_with("registration::tests::tidy"),
+            "{}",
+            first.handler
+        );
         assert!(tasks.handler(&first.handler).is_some());
 
         let registry = Registry::build(tasks.decls().to_vec(), Vec::new());
-        let problems: Vec<String> = registry.problems().iter().map(ToString::to_string).collect();
+        let problems: Vec<String> = registry
+            .problems()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         assert_eq!(problems.len(), 2, "{problems:#?}");
         assert!(problems.iter().any(|p| p.contains("declared twice")));
         assert!(problems.iter().any(|p| p.contains("can never fire")));

@@ -6,7 +6,9 @@ use std::time::Duration;
 use entity::prelude::*;
 use entity::trigger_conf;
 use migration::{Migrator, MigratorTrait};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr, EntityTrait, QueryOrder};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr, EntityTrait, QueryOrder,
+};
 
 /// Opens a connection pool. A SQLite file is created if missing and put in WAL mode, so
 /// readers (the CLI) never block the node's writes.

@@ -12,7 +12,11 @@ fn bench_next_fire(c: &mut Criterion) {
     let cases = [
         ("every_minute_utc", "* * * * *", "UTC"),
         ("every_5s_6field_utc", "*/5 * * * * *", "UTC"),
-        ("weekdays_0930_shanghai", "0 30 9 * * MON-FRI", "Asia/Shanghai"),
+        (
+            "weekdays_0930_shanghai",
+            "0 30 9 * * MON-FRI",
+            "Asia/Shanghai",
+        ),
         ("daily_0230_new_york", "30 2 * * *", "America/New_York"),
         ("every_15min_berlin", "*/15 * * * *", "Europe/Berlin"),
         ("hourly_list_berlin", "0 0 8-18/2 * * *", "Europe/Berlin"),

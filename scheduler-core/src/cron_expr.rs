@@ -243,9 +243,8 @@ impl fmt::Display for CronExpr {
 
 impl DayRule {
     fn matches(&self, d: NaiveDate) -> bool {
-        let dom_ok = || {
-            bit(self.dom as u64, d.day()) || (self.dom_last && d.day() == days_in_month(d))
-        };
+        let dom_ok =
+            || bit(self.dom as u64, d.day()) || (self.dom_last && d.day() == days_in_month(d));
         let dow_ok = || {
             let w = d.weekday().num_days_from_sunday() as usize;
             let nth_of_month = (d.day() - 1) / 7 + 1;
@@ -270,7 +269,8 @@ fn days_in_month(d: NaiveDate) -> u32 {
     } else {
         NaiveDate::from_ymd_opt(y, m + 1, 1)
     };
-    next.and_then(|n| n.pred_opt()).map_or(31, |last| last.day())
+    next.and_then(|n| n.pred_opt())
+        .map_or(31, |last| last.day())
 }
 
 fn bit(set: u64, i: u32) -> bool {
@@ -357,8 +357,12 @@ impl FieldKind {
             return Err(format!("{} field has an empty value", self.name));
         }
         let v = if text.bytes().all(|b| b.is_ascii_digit()) {
-            text.parse::<u32>()
-                .map_err(|_| format!("{} {text} is out of range {}-{}", self.name, self.min, self.max))?
+            text.parse::<u32>().map_err(|_| {
+                format!(
+                    "{} {text} is out of range {}-{}",
+                    self.name, self.min, self.max
+                )
+            })?
         } else {
             let upper = text.to_ascii_uppercase();
             match self.names.iter().position(|n| *n == upper) {
@@ -389,11 +393,14 @@ impl FieldKind {
     fn each_value(&self, item: &str, mut set: impl FnMut(u32)) -> Result<(), String> {
         let (range, step) = match item.split_once('/') {
             Some((r, s)) => {
-                let step = s.parse::<u32>().map_err(|_| {
-                    format!("{} step {s:?} in {item:?} is not a number", self.name)
-                })?;
+                let step = s
+                    .parse::<u32>()
+                    .map_err(|_| format!("{} step {s:?} in {item:?} is not a number", self.name))?;
                 if step == 0 {
-                    return Err(format!("{} step 0 in {item:?} would never advance", self.name));
+                    return Err(format!(
+                        "{} step 0 in {item:?} would never advance",
+                        self.name
+                    ));
                 }
                 (r, Some(step))
             }
@@ -423,7 +430,10 @@ impl FieldKind {
 
 fn items<'a>(kind: &FieldKind, field: &'a str) -> Result<impl Iterator<Item = &'a str>, String> {
     if field.split(',').any(str::is_empty) {
-        return Err(format!("{} field {field:?} has an empty list item", kind.name));
+        return Err(format!(
+            "{} field {field:?} has an empty list item",
+            kind.name
+        ));
     }
     Ok(field.split(','))
 }
@@ -532,13 +542,21 @@ mod tests {
     }
 
     fn parse_err(expr: &str) -> String {
-        CronExpr::parse(expr).expect_err("must be rejected").to_string()
+        CronExpr::parse(expr)
+            .expect_err("must be rejected")
+            .to_string()
     }
 
     #[test]
     fn five_six_and_seven_fields() {
-        assert_eq!(nexts("30 9 * * *", "2026-01-01 00:00:00", 1), ["2026-01-01 09:30:00 Thu"]);
-        assert_eq!(nexts("15 30 9 * * *", "2026-01-01 00:00:00", 1), ["2026-01-01 09:30:15 Thu"]);
+        assert_eq!(
+            nexts("30 9 * * *", "2026-01-01 00:00:00", 1),
+            ["2026-01-01 09:30:00 Thu"]
+        );
+        assert_eq!(
+            nexts("15 30 9 * * *", "2026-01-01 00:00:00", 1),
+            ["2026-01-01 09:30:15 Thu"]
+        );
         assert_eq!(
             nexts("0 0 12 1 1 * 2028", "2026-01-01 00:00:00", 1),
             ["2028-01-01 12:00:00 Sat"]
@@ -548,22 +566,50 @@ mod tests {
 
     #[test]
     fn macros() {
-        assert_eq!(nexts("@yearly", "2026-03-01 00:00:00", 1), ["2027-01-01 00:00:00 Fri"]);
-        assert_eq!(nexts("@monthly", "2026-03-01 00:00:00", 1), ["2026-04-01 00:00:00 Wed"]);
-        assert_eq!(nexts("@weekly", "2026-03-01 00:00:00", 1), ["2026-03-08 00:00:00 Sun"]);
-        assert_eq!(nexts("@daily", "2026-03-01 00:00:00", 1), ["2026-03-02 00:00:00 Mon"]);
-        assert_eq!(nexts("@midnight", "2026-03-01 00:00:00", 1), ["2026-03-02 00:00:00 Mon"]);
-        assert_eq!(nexts("@hourly", "2026-03-01 00:00:00", 1), ["2026-03-01 01:00:00 Sun"]);
-        assert!(CronExpr::parse("@hourly").expect("hourly").is_hour_wildcard());
+        assert_eq!(
+            nexts("@yearly", "2026-03-01 00:00:00", 1),
+            ["2027-01-01 00:00:00 Fri"]
+        );
+        assert_eq!(
+            nexts("@monthly", "2026-03-01 00:00:00", 1),
+            ["2026-04-01 00:00:00 Wed"]
+        );
+        assert_eq!(
+            nexts("@weekly", "2026-03-01 00:00:00", 1),
+            ["2026-03-08 00:00:00 Sun"]
+        );
+        assert_eq!(
+            nexts("@daily", "2026-03-01 00:00:00", 1),
+            ["2026-03-02 00:00:00 Mon"]
+        );
+        assert_eq!(
+            nexts("@midnight", "2026-03-01 00:00:00", 1),
+            ["2026-03-02 00:00:00 Mon"]
+        );
+        assert_eq!(
+            nexts("@hourly", "2026-03-01 00:00:00", 1),
+            ["2026-03-01 01:00:00 Sun"]
+        );
+        assert!(
+            CronExpr::parse("@hourly")
+                .expect("hourly")
+                .is_hour_wildcard()
+        );
         assert!(parse_err("@reboot").contains("unknown macro"));
     }
 
     #[test]
     fn names_are_case_insensitive() {
         let upper = nexts("0 0 1 JAN,JUL MON-FRI", "2026-01-02 00:00:00", 3);
-        assert_eq!(upper, nexts("0 0 1 jan,Jul mon-fRi", "2026-01-02 00:00:00", 3));
+        assert_eq!(
+            upper,
+            nexts("0 0 1 jan,Jul mon-fRi", "2026-01-02 00:00:00", 3)
+        );
         assert_eq!(upper[0], "2026-01-05 00:00:00 Mon");
-        assert_eq!(nexts("0 0 * fEb sUn", "2026-01-01 00:00:00", 1), ["2026-02-01 00:00:00 Sun"]);
+        assert_eq!(
+            nexts("0 0 * fEb sUn", "2026-01-01 00:00:00", 1),
+            ["2026-02-01 00:00:00 Sun"]
+        );
     }
 
     #[test]
@@ -583,7 +629,10 @@ mod tests {
                 "2026-03-06 00:00:00 Fri"
             ]
         );
-        assert_eq!(nexts("0 0 * * 5-7", "2026-03-02 00:00:00", 3)[2], "2026-03-08 00:00:00 Sun");
+        assert_eq!(
+            nexts("0 0 * * 5-7", "2026-03-02 00:00:00", 3)[2],
+            "2026-03-08 00:00:00 Sun"
+        );
     }
 
     #[test]
@@ -605,42 +654,51 @@ mod tests {
 
     #[test]
     fn february_29() {
-        assert_eq!(nexts("0 0 29 2 *", "2026-03-01 00:00:00", 2), [
-            "2028-02-29 00:00:00 Tue",
-            "2032-02-29 00:00:00 Sun"
-        ]);
+        assert_eq!(
+            nexts("0 0 29 2 *", "2026-03-01 00:00:00", 2),
+            ["2028-02-29 00:00:00 Tue", "2032-02-29 00:00:00 Sun"]
+        );
         // A base time on Feb 29 itself.
-        assert_eq!(nexts("0 0 29 2 *", "2028-02-29 00:00:00", 1), ["2032-02-29 00:00:00 Sun"]);
-        assert_eq!(nexts("0 12 * * *", "2028-02-29 13:00:00", 1), ["2028-03-01 12:00:00 Wed"]);
+        assert_eq!(
+            nexts("0 0 29 2 *", "2028-02-29 00:00:00", 1),
+            ["2032-02-29 00:00:00 Sun"]
+        );
+        assert_eq!(
+            nexts("0 12 * * *", "2028-02-29 13:00:00", 1),
+            ["2028-03-01 12:00:00 Wed"]
+        );
         // 2100 is not a leap year.
-        assert_eq!(nexts("0 0 29 2 *", "2096-03-01 00:00:00", 1), ["2104-02-29 00:00:00 Fri"]);
+        assert_eq!(
+            nexts("0 0 29 2 *", "2096-03-01 00:00:00", 1),
+            ["2104-02-29 00:00:00 Fri"]
+        );
     }
 
     #[test]
     fn last_day_of_month() {
-        assert_eq!(nexts("0 0 L 2 *", "2027-01-01 00:00:00", 2), [
-            "2027-02-28 00:00:00 Sun",
-            "2028-02-29 00:00:00 Tue"
-        ]);
-        assert_eq!(nexts("0 0 L * *", "2026-04-01 00:00:00", 2), [
-            "2026-04-30 00:00:00 Thu",
-            "2026-05-31 00:00:00 Sun"
-        ]);
+        assert_eq!(
+            nexts("0 0 L 2 *", "2027-01-01 00:00:00", 2),
+            ["2027-02-28 00:00:00 Sun", "2028-02-29 00:00:00 Tue"]
+        );
+        assert_eq!(
+            nexts("0 0 L * *", "2026-04-01 00:00:00", 2),
+            ["2026-04-30 00:00:00 Thu", "2026-05-31 00:00:00 Sun"]
+        );
     }
 
     #[test]
     fn nth_and_last_weekday() {
         // Second Friday: 2026-03-13, 2026-04-10.
-        assert_eq!(nexts("0 0 * * FRI#2", "2026-03-01 00:00:00", 2), [
-            "2026-03-13 00:00:00 Fri",
-            "2026-04-10 00:00:00 Fri"
-        ]);
+        assert_eq!(
+            nexts("0 0 * * FRI#2", "2026-03-01 00:00:00", 2),
+            ["2026-03-13 00:00:00 Fri", "2026-04-10 00:00:00 Fri"]
+        );
         // Last Friday, both spellings: 2026-03-27, 2026-04-24.
         for e in ["0 0 * * 5L", "0 0 * * FRIL", "0 0 * * friL"] {
-            assert_eq!(nexts(e, "2026-03-01 00:00:00", 2), [
-                "2026-03-27 00:00:00 Fri",
-                "2026-04-24 00:00:00 Fri"
-            ]);
+            assert_eq!(
+                nexts(e, "2026-03-01 00:00:00", 2),
+                ["2026-03-27 00:00:00 Fri", "2026-04-24 00:00:00 Fri"]
+            );
         }
         assert!(parse_err("0 0 * * FRI#6").contains("must be 1-5"));
     }
@@ -648,39 +706,54 @@ mod tests {
     #[test]
     fn vixie_rule_ors_restricted_day_fields() {
         // 2026-02-13 is a Friday; every 13th and every Friday.
-        assert_eq!(nexts("0 0 13 * FRI", "2026-02-01 00:00:00", 6), [
-            "2026-02-06 00:00:00 Fri",
-            "2026-02-13 00:00:00 Fri",
-            "2026-02-20 00:00:00 Fri",
-            "2026-02-27 00:00:00 Fri",
-            "2026-03-06 00:00:00 Fri",
-            "2026-03-13 00:00:00 Fri"
-        ]);
-        assert_eq!(nexts("0 0 13 * FRI", "2026-04-01 00:00:00", 2), [
-            "2026-04-03 00:00:00 Fri",
-            "2026-04-10 00:00:00 Fri"
-        ]);
-        assert_eq!(nexts("0 0 13 * FRI", "2026-04-10 00:00:00", 1), ["2026-04-13 00:00:00 Mon"]);
+        assert_eq!(
+            nexts("0 0 13 * FRI", "2026-02-01 00:00:00", 6),
+            [
+                "2026-02-06 00:00:00 Fri",
+                "2026-02-13 00:00:00 Fri",
+                "2026-02-20 00:00:00 Fri",
+                "2026-02-27 00:00:00 Fri",
+                "2026-03-06 00:00:00 Fri",
+                "2026-03-13 00:00:00 Fri"
+            ]
+        );
+        assert_eq!(
+            nexts("0 0 13 * FRI", "2026-04-01 00:00:00", 2),
+            ["2026-04-03 00:00:00 Fri", "2026-04-10 00:00:00 Fri"]
+        );
+        assert_eq!(
+            nexts("0 0 13 * FRI", "2026-04-10 00:00:00", 1),
+            ["2026-04-13 00:00:00 Mon"]
+        );
         // With one field unrestricted, the other alone decides.
-        assert_eq!(nexts("0 0 13 * ?", "2026-04-01 00:00:00", 1), ["2026-04-13 00:00:00 Mon"]);
+        assert_eq!(
+            nexts("0 0 13 * ?", "2026-04-01 00:00:00", 1),
+            ["2026-04-13 00:00:00 Mon"]
+        );
     }
 
     #[test]
     fn ranges_lists_and_steps() {
-        assert_eq!(nexts("*/20 * * * * *", "2026-01-01 00:00:30", 2), [
-            "2026-01-01 00:00:40 Thu",
-            "2026-01-01 00:01:00 Thu"
-        ]);
-        assert_eq!(nexts("5/20 * * * *", "2026-01-01 00:00:00", 3), [
-            "2026-01-01 00:05:00 Thu",
-            "2026-01-01 00:25:00 Thu",
-            "2026-01-01 00:45:00 Thu"
-        ]);
-        assert_eq!(nexts("0 10-14/2,20 * * *", "2026-01-01 11:00:00", 3), [
-            "2026-01-01 12:00:00 Thu",
-            "2026-01-01 14:00:00 Thu",
-            "2026-01-01 20:00:00 Thu"
-        ]);
+        assert_eq!(
+            nexts("*/20 * * * * *", "2026-01-01 00:00:30", 2),
+            ["2026-01-01 00:00:40 Thu", "2026-01-01 00:01:00 Thu"]
+        );
+        assert_eq!(
+            nexts("5/20 * * * *", "2026-01-01 00:00:00", 3),
+            [
+                "2026-01-01 00:05:00 Thu",
+                "2026-01-01 00:25:00 Thu",
+                "2026-01-01 00:45:00 Thu"
+            ]
+        );
+        assert_eq!(
+            nexts("0 10-14/2,20 * * *", "2026-01-01 11:00:00", 3),
+            [
+                "2026-01-01 12:00:00 Thu",
+                "2026-01-01 14:00:00 Thu",
+                "2026-01-01 20:00:00 Thu"
+            ]
+        );
     }
 
     #[test]
@@ -701,12 +774,20 @@ mod tests {
 
     #[test]
     fn impossible_expressions_are_rejected_at_parse_time() {
-        for e in ["0 0 30 2 *", "0 0 31 4,6,9,11 *", "0 0 0 29 2 * 2100", "0 0 31 2 ?"] {
+        for e in [
+            "0 0 30 2 *",
+            "0 0 31 4,6,9,11 *",
+            "0 0 0 29 2 * 2100",
+            "0 0 31 2 ?",
+        ] {
             assert!(parse_err(e).contains("can never fire"), "{e}");
         }
         // Possible but rare: accepted.
         assert!(CronExpr::parse("0 0 29 2 *").is_ok());
-        assert!(CronExpr::parse("0 0 30 2 MON").is_ok(), "Vixie OR makes it fire on Mondays");
+        assert!(
+            CronExpr::parse("0 0 30 2 MON").is_ok(),
+            "Vixie OR makes it fire on Mondays"
+        );
     }
 
     #[test]
@@ -722,7 +803,10 @@ mod tests {
         // Sub-second base: the same second is not "after".
         let base = at("2026-06-01 00:00:00") + Duration::milliseconds(500);
         let every_second = CronExpr::parse("* * * * * *").expect("valid");
-        assert_eq!(every_second.next_after(base), Some(at("2026-06-01 00:00:01")));
+        assert_eq!(
+            every_second.next_after(base),
+            Some(at("2026-06-01 00:00:01"))
+        );
     }
 
     /// The `cron` crate is the reference for the part of the language where its semantics and

@@ -133,7 +133,9 @@ mod tests {
     use super::*;
 
     fn utc(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s).expect("test instant").with_timezone(&Utc)
+        DateTime::parse_from_rfc3339(s)
+            .expect("test instant")
+            .with_timezone(&Utc)
     }
 
     fn every_minute() -> Trigger {
@@ -180,7 +182,10 @@ mod tests {
             MisfirePolicy::FireAll { max: 2 },
             GRACE,
         );
-        assert_eq!(plan.run, [utc("2026-01-01T00:09:00Z"), utc("2026-01-01T00:10:00Z")]);
+        assert_eq!(
+            plan.run,
+            [utc("2026-01-01T00:09:00Z"), utc("2026-01-01T00:10:00Z")]
+        );
         assert_eq!(plan.skipped.count, 8);
         assert_eq!(plan.skipped.latest, Some(utc("2026-01-01T00:08:00Z")));
         let few = plan_catch_up(
@@ -230,7 +235,11 @@ mod tests {
             MisfirePolicy::FireOnce,
             GRACE,
         );
-        assert_eq!(plan.run.len(), 2, "the one within grace plus the coalesced one");
+        assert_eq!(
+            plan.run.len(),
+            2,
+            "the one within grace plus the coalesced one"
+        );
         assert!(plan.skipped.saturated);
         assert_eq!(plan.skipped.count, MAX_COUNTED_MISSES - 1);
     }

@@ -74,10 +74,12 @@ impl Registry {
                 Ok(spec) => {
                     registry.tasks.insert(spec.name.clone(), spec);
                 }
-                Err(errors) => registry.problems.extend(errors.into_iter().map(|e| Problem {
-                    origin: decl.origin.clone(),
-                    message: e.to_string(),
-                })),
+                Err(errors) => registry
+                    .problems
+                    .extend(errors.into_iter().map(|e| Problem {
+                        origin: decl.origin.clone(),
+                        message: e.to_string(),
+                    })),
             }
         }
         registry
@@ -116,22 +118,45 @@ mod tests {
     #[test]
     fn all_problems_are_collected_together() {
         let decls = vec![
-            TaskDecl::cron("orders.sync", "*/5 * * * *").handler("h").origin("a.rs:1"),
-            TaskDecl::cron("orders.sync", "0 * * * *").handler("h").origin("b.rs:2"),
-            TaskDecl::cron("orders.bad", "0 0 32 * *").handler("h").origin("c.rs:3"),
-            TaskDecl::trigger_conf("orders.nightly", "nightly").handler("h").origin("d.rs:4"),
-            TaskDecl::trigger_conf("orders.weekly", "weekly").handler("h").origin("e.rs:5"),
-            TaskDecl::cron("billing.run", "@daily").handler("h").origin("f.rs:6"),
+            TaskDecl::cron("orders.sync", "*/5 * * * *")
+                .handler("h")
+                .origin("a.rs:1"),
+            TaskDecl::cron("orders.sync", "0 * * * *")
+                .handler("h")
+                .origin("b.rs:2"),
+            TaskDecl::cron("orders.bad", "0 0 32 * *")
+                .handler("h")
+                .origin("c.rs:3"),
+            TaskDecl::trigger_conf("orders.nightly", "nightly")
+                .handler("h")
+                .origin("d.rs:4"),
+            TaskDecl::trigger_conf("orders.weekly", "weekly")
+                .handler("h")
+                .origin("e.rs:5"),
+            TaskDecl::cron("billing.run", "@daily")
+                .handler("h")
+                .origin("f.rs:6"),
         ];
         let confs = vec![
-            ("nightly".to_owned(), r#"{"type":"cron","expr":"0 2 * * *"}"#.to_owned()),
-            ("broken".to_owned(), r#"{"type":"interval","every_secs":60}"#.to_owned()),
+            (
+                "nightly".to_owned(),
+                r#"{"type":"cron","expr":"0 2 * * *"}"#.to_owned(),
+            ),
+            (
+                "broken".to_owned(),
+                r#"{"type":"interval","every_secs":60}"#.to_owned(),
+            ),
         ];
         let reg = Registry::build(decls, confs);
         let problems: Vec<String> = reg.problems().iter().map(ToString::to_string).collect();
         assert_eq!(problems.len(), 4, "{problems:#?}");
-        assert!(problems[0].starts_with("trigger conf \"broken\"") && problems[0].contains("anchor"));
-        assert!(problems[1].starts_with("b.rs:2") && problems[1].contains("declared twice (first at a.rs:1)"));
+        assert!(
+            problems[0].starts_with("trigger conf \"broken\"") && problems[0].contains("anchor")
+        );
+        assert!(
+            problems[1].starts_with("b.rs:2")
+                && problems[1].contains("declared twice (first at a.rs:1)")
+        );
         assert!(problems[2].starts_with("c.rs:3") && problems[2].contains("day-of-month 32"));
         assert!(problems[3].starts_with("e.rs:5") && problems[3].contains("\"weekly\""));
         let names: Vec<&str> = reg.tasks().map(|t| t.name.as_str()).collect();

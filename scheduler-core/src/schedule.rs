@@ -169,7 +169,9 @@ mod tests {
     use super::*;
 
     fn utc(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s).expect("test instant").with_timezone(&Utc)
+        DateTime::parse_from_rfc3339(s)
+            .expect("test instant")
+            .with_timezone(&Utc)
     }
 
     fn sched(expr: &str, zone: &str) -> CronSchedule {
@@ -218,7 +220,11 @@ mod tests {
     fn issue_example_new_york_spring_forward() {
         assert_eq!(
             fires("30 2 * * *", "America/New_York", "2026-03-07T12:00:00Z", 3),
-            ["2026-03-08T07:00:00Z", "2026-03-09T06:30:00Z", "2026-03-10T06:30:00Z"]
+            [
+                "2026-03-08T07:00:00Z",
+                "2026-03-09T06:30:00Z",
+                "2026-03-10T06:30:00Z"
+            ]
         );
     }
 
@@ -227,17 +233,29 @@ mod tests {
         // New York: 2026-03-08 02:00 -> 03:00; 2026-11-01 02:00 -> 01:00.
         assert_eq!(
             fires("30 1 * * *", "America/New_York", "2026-10-31T00:00:00Z", 3),
-            ["2026-10-31T05:30:00Z", "2026-11-01T05:30:00Z", "2026-11-02T06:30:00Z"],
+            [
+                "2026-10-31T05:30:00Z",
+                "2026-11-01T05:30:00Z",
+                "2026-11-02T06:30:00Z"
+            ],
             "the repeated 01:30 fires at its first pass only"
         );
         // Berlin: 2026-03-29 02:00 -> 03:00; 2026-10-25 03:00 -> 02:00.
         assert_eq!(
             fires("30 2 * * *", "Europe/Berlin", "2026-03-28T00:00:00Z", 3),
-            ["2026-03-28T01:30:00Z", "2026-03-29T01:00:00Z", "2026-03-30T00:30:00Z"]
+            [
+                "2026-03-28T01:30:00Z",
+                "2026-03-29T01:00:00Z",
+                "2026-03-30T00:30:00Z"
+            ]
         );
         assert_eq!(
             fires("30 2 * * *", "Europe/Berlin", "2026-10-24T00:00:00Z", 3),
-            ["2026-10-24T00:30:00Z", "2026-10-25T00:30:00Z", "2026-10-26T01:30:00Z"]
+            [
+                "2026-10-24T00:30:00Z",
+                "2026-10-25T00:30:00Z",
+                "2026-10-26T01:30:00Z"
+            ]
         );
     }
 
@@ -247,37 +265,70 @@ mod tests {
         // Spring forward: 23 fires on the local day, none at 02:xx.
         let spring = fires_between(&s, "2026-03-08T05:00:00Z", "2026-03-09T04:00:00Z");
         assert_eq!(spring.len(), 23);
-        assert_eq!(spring, existing_matches(&s, "2026-03-08T05:00:00Z", "2026-03-09T04:00:00Z", 60));
+        assert_eq!(
+            spring,
+            existing_matches(&s, "2026-03-08T05:00:00Z", "2026-03-09T04:00:00Z", 60)
+        );
         // Fall back: 25 fires, 01:00 twice (05:00Z EDT and 06:00Z EST).
         let fall = fires_between(&s, "2026-11-01T04:00:00Z", "2026-11-02T05:00:00Z");
         assert_eq!(fall.len(), 25);
-        assert!(fall.contains(&utc("2026-11-01T05:00:00Z")) && fall.contains(&utc("2026-11-01T06:00:00Z")));
-        assert_eq!(fall, existing_matches(&s, "2026-11-01T04:00:00Z", "2026-11-02T05:00:00Z", 60));
+        assert!(
+            fall.contains(&utc("2026-11-01T05:00:00Z"))
+                && fall.contains(&utc("2026-11-01T06:00:00Z"))
+        );
+        assert_eq!(
+            fall,
+            existing_matches(&s, "2026-11-01T04:00:00Z", "2026-11-02T05:00:00Z", 60)
+        );
         // Berlin, same rule.
         let b = sched("0 * * * *", "Europe/Berlin");
-        assert_eq!(fires_between(&b, "2026-10-24T22:00:00Z", "2026-10-25T23:00:00Z").len(), 25);
-        assert_eq!(fires_between(&b, "2026-03-28T23:00:00Z", "2026-03-29T22:00:00Z").len(), 23);
+        assert_eq!(
+            fires_between(&b, "2026-10-24T22:00:00Z", "2026-10-25T23:00:00Z").len(),
+            25
+        );
+        assert_eq!(
+            fires_between(&b, "2026-03-28T23:00:00Z", "2026-03-29T22:00:00Z").len(),
+            23
+        );
     }
 
     #[test]
     fn every_fifteen_minutes_wildcard_hour() {
         let s = sched("*/15 * * * *", "America/New_York");
         let fall = fires_between(&s, "2026-11-01T04:00:00Z", "2026-11-01T08:00:00Z");
-        assert_eq!(fall, existing_matches(&s, "2026-11-01T04:00:00Z", "2026-11-01T08:00:00Z", 60));
+        assert_eq!(
+            fall,
+            existing_matches(&s, "2026-11-01T04:00:00Z", "2026-11-01T08:00:00Z", 60)
+        );
         assert_eq!(fall.len(), 16, "the repeated hour fires both passes");
         let spring = fires_between(&s, "2026-03-08T06:00:00Z", "2026-03-08T08:00:00Z");
-        assert_eq!(spring, existing_matches(&s, "2026-03-08T06:00:00Z", "2026-03-08T08:00:00Z", 60));
-        assert_eq!(spring[4], utc("2026-03-08T07:00:00Z"), "03:00 EDT follows 01:45 EST");
+        assert_eq!(
+            spring,
+            existing_matches(&s, "2026-03-08T06:00:00Z", "2026-03-08T08:00:00Z", 60)
+        );
+        assert_eq!(
+            spring[4],
+            utc("2026-03-08T07:00:00Z"),
+            "03:00 EDT follows 01:45 EST"
+        );
         let berlin = sched("*/15 * * * *", "Europe/Berlin");
         let fall = fires_between(&berlin, "2026-10-24T23:00:00Z", "2026-10-25T03:00:00Z");
-        assert_eq!(fall, existing_matches(&berlin, "2026-10-24T23:00:00Z", "2026-10-25T03:00:00Z", 60));
+        assert_eq!(
+            fall,
+            existing_matches(&berlin, "2026-10-24T23:00:00Z", "2026-10-25T03:00:00Z", 60)
+        );
     }
 
     #[test]
     fn fifteen_minutes_in_a_named_hour_coalesce_in_the_gap() {
         // `*/15 2 * * *` on the spring-forward day: the gap swallows 02:00-02:45, fires once at 03:00.
         assert_eq!(
-            fires("*/15 2 * * *", "America/New_York", "2026-03-07T12:00:00Z", 6),
+            fires(
+                "*/15 2 * * *",
+                "America/New_York",
+                "2026-03-07T12:00:00Z",
+                6
+            ),
             [
                 "2026-03-08T07:00:00Z",
                 "2026-03-09T06:00:00Z",
@@ -296,7 +347,10 @@ mod tests {
         );
         // Berlin's repeated hour is 02:00-03:00.
         let b = sched("*/15 2 * * *", "Europe/Berlin");
-        assert_eq!(fires_between(&b, "2026-10-24T22:00:00Z", "2026-10-25T04:00:00Z").len(), 4);
+        assert_eq!(
+            fires_between(&b, "2026-10-24T22:00:00Z", "2026-10-25T04:00:00Z").len(),
+            4
+        );
         assert_eq!(
             fires("*/15 2 * * *", "Europe/Berlin", "2026-03-28T12:00:00Z", 2),
             ["2026-03-29T01:00:00Z", "2026-03-30T00:00:00Z"]
@@ -320,17 +374,29 @@ mod tests {
     fn lord_howe_half_hour_shift() {
         // Lord Howe: +10:30 standard, +11 summer. 2026-10-04 02:00 -> 02:30; 2026-04-05 02:00 -> 01:30.
         assert_eq!(
-            fires("15 2 * * *", "Australia/Lord_Howe", "2026-10-03T00:00:00Z", 2),
+            fires(
+                "15 2 * * *",
+                "Australia/Lord_Howe",
+                "2026-10-03T00:00:00Z",
+                2
+            ),
             ["2026-10-03T15:30:00Z", "2026-10-04T15:15:00Z"],
             "02:15 is skipped on 10-04 and fires at 02:30 (+11) = 15:30Z the day before in UTC"
         );
         let s = sched("*/10 * * * *", "Australia/Lord_Howe");
         let fall = fires_between(&s, "2026-04-04T14:00:00Z", "2026-04-04T16:00:00Z");
-        assert_eq!(fall, existing_matches(&s, "2026-04-04T14:00:00Z", "2026-04-04T16:00:00Z", 60));
+        assert_eq!(
+            fall,
+            existing_matches(&s, "2026-04-04T14:00:00Z", "2026-04-04T16:00:00Z", 60)
+        );
         assert_eq!(fall.len(), 12);
         let named = sched("45 1 * * *", "Australia/Lord_Howe");
         let fires = fires_between(&named, "2026-04-04T00:00:00Z", "2026-04-05T00:00:00Z");
-        assert_eq!(fires, [utc("2026-04-04T14:45:00Z")], "01:45 repeats; first pass only");
+        assert_eq!(
+            fires,
+            [utc("2026-04-04T14:45:00Z")],
+            "01:45 repeats; first pass only"
+        );
     }
 
     #[test]
@@ -343,7 +409,10 @@ mod tests {
         let hourly = sched("0 * * * *", "America/Sao_Paulo");
         let day = fires_between(&hourly, "2018-11-04T03:00:00Z", "2018-11-05T02:00:00Z");
         assert_eq!(day.len(), 23, "the local day is 23 hours long");
-        assert_eq!(day, existing_matches(&hourly, "2018-11-04T03:00:00Z", "2018-11-05T02:00:00Z", 60));
+        assert_eq!(
+            day,
+            existing_matches(&hourly, "2018-11-04T03:00:00Z", "2018-11-05T02:00:00Z", 60)
+        );
     }
 
     #[test]

@@ -303,7 +303,9 @@ impl TaskDecl {
         if let Some(args) = &self.handler_args
             && !args.is_object()
         {
-            problem(format!("field `handler_args` must be a JSON object, got {args}"));
+            problem(format!(
+                "field `handler_args` must be a JSON object, got {args}"
+            ));
         }
         let trigger = match &self.trigger {
             TriggerDecl::Cron { expr, timezone } => Trigger::cron(expr, timezone)
@@ -407,8 +409,14 @@ mod tests {
         for s in ["forbid", "allow"] {
             assert_eq!(s.parse::<OverlapPolicy>().expect(s).to_string(), s);
         }
-        let err = "fire_all:0".parse::<MisfirePolicy>().expect_err("zero").to_string();
-        assert!(err.contains("\"fire_all:0\"") && err.contains("at least 1"), "{err}");
+        let err = "fire_all:0"
+            .parse::<MisfirePolicy>()
+            .expect_err("zero")
+            .to_string();
+        assert!(
+            err.contains("\"fire_all:0\"") && err.contains("at least 1"),
+            "{err}"
+        );
         assert!("sometimes".parse::<OverlapPolicy>().is_err());
     }
 
@@ -456,6 +464,10 @@ mod tests {
             .handler("noop")
             .validate(lookup)
             .expect_err("unknown conf");
-        assert!(err[0].to_string().contains("no shared trigger conf named \"weekly\""));
+        assert!(
+            err[0]
+                .to_string()
+                .contains("no shared trigger conf named \"weekly\"")
+        );
     }
 }

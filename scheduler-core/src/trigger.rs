@@ -129,7 +129,9 @@ impl Trigger {
                 let every_ms = i64::try_from(*every_secs).ok()?.checked_mul(1000)?;
                 let since_anchor = after.timestamp_millis() - anchor.timestamp_millis();
                 let k = since_anchor.div_euclid(every_ms) + 1;
-                let ms = anchor.timestamp_millis().checked_add(k.checked_mul(every_ms)?)?;
+                let ms = anchor
+                    .timestamp_millis()
+                    .checked_add(k.checked_mul(every_ms)?)?;
                 DateTime::from_timestamp_millis(ms)
             }
         }
@@ -162,7 +164,9 @@ impl TryFrom<TriggerJson> for Trigger {
                 end_at,
             } => {
                 let schedule = CronSchedule::new(CronExpr::parse(&expr)?, parse_zone(&timezone)?);
-                let start_at = start_at.map(|s| parse_instant("start_at", &s)).transpose()?;
+                let start_at = start_at
+                    .map(|s| parse_instant("start_at", &s))
+                    .transpose()?;
                 let end_at = end_at.map(|s| parse_instant("end_at", &s)).transpose()?;
                 if let (Some(s), Some(e)) = (start_at, end_at)
                     && e < s
@@ -260,7 +264,9 @@ mod tests {
     use super::*;
 
     fn utc(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s).expect("test instant").with_timezone(&Utc)
+        DateTime::parse_from_rfc3339(s)
+            .expect("test instant")
+            .with_timezone(&Utc)
     }
 
     fn round_trip(json: &str) -> Trigger {
@@ -284,7 +290,10 @@ mod tests {
             r#"{"type":"cron","expr":"@daily","timezone":"Europe/Berlin","start_at":"2026-01-01T00:00:00Z","end_at":"2026-02-01T00:00:00+01:00"}"#,
         );
         let date = round_trip(r#"{"type":"date","run_at":"2026-12-01T08:00:00Z"}"#);
-        assert_eq!(date.to_json(), r#"{"type":"date","run_at":"2026-12-01T08:00:00Z"}"#);
+        assert_eq!(
+            date.to_json(),
+            r#"{"type":"date","run_at":"2026-12-01T08:00:00Z"}"#
+        );
         let interval =
             round_trip(r#"{"type":"interval","every_secs":90,"anchor":"2026-01-01T00:00:00Z"}"#);
         assert_eq!(
@@ -309,15 +318,33 @@ mod tests {
     #[test]
     fn bad_json_names_the_field() {
         let cases = [
-            (r#"{"type":"cron","expr":"0 0 32 * *"}"#, "day-of-month 32 is out of range 1-31"),
-            (r#"{"type":"cron","expr":"@daily","timezone":"Mars/Base"}"#, "\"Mars/Base\""),
-            (r#"{"type":"cron","expr":"@daily","color":"red"}"#, "unknown field `color`"),
+            (
+                r#"{"type":"cron","expr":"0 0 32 * *"}"#,
+                "day-of-month 32 is out of range 1-31",
+            ),
+            (
+                r#"{"type":"cron","expr":"@daily","timezone":"Mars/Base"}"#,
+                "\"Mars/Base\"",
+            ),
+            (
+                r#"{"type":"cron","expr":"@daily","color":"red"}"#,
+                "unknown field `color`",
+            ),
             (r#"{"type":"weekly"}"#, "field `type`"),
             (r#"{"expr":"@daily"}"#, "missing field `type`"),
-            (r#"{"type":"date","run_at":"tomorrow"}"#, "field `run_at`: \"tomorrow\""),
+            (
+                r#"{"type":"date","run_at":"tomorrow"}"#,
+                "field `run_at`: \"tomorrow\"",
+            ),
             (r#"{"type":"date"}"#, "missing field `run_at`"),
-            (r#"{"type":"interval","every_secs":0,"anchor":"2026-01-01T00:00:00Z"}"#, "every_secs"),
-            (r#"{"type":"interval","every_secs":-5,"anchor":"2026-01-01T00:00:00Z"}"#, "-5"),
+            (
+                r#"{"type":"interval","every_secs":0,"anchor":"2026-01-01T00:00:00Z"}"#,
+                "every_secs",
+            ),
+            (
+                r#"{"type":"interval","every_secs":-5,"anchor":"2026-01-01T00:00:00Z"}"#,
+                "-5",
+            ),
             (
                 r#"{"type":"cron","expr":"@daily","start_at":"2026-02-01T00:00:00Z","end_at":"2026-01-01T00:00:00Z"}"#,
                 "is before `start_at`",

@@ -22,7 +22,14 @@ pub(crate) async fn run(settings: &Settings, tasks: &CodeTasks) -> anyhow::Resul
 
     let mut table = Table::new();
     table.load_preset(NOTHING);
-    table.set_header(["NAME", "MODULE", "OWNER", "ENABLED", "TRIGGER", "NEXT FIRE (UTC)"]);
+    table.set_header([
+        "NAME",
+        "MODULE",
+        "OWNER",
+        "ENABLED",
+        "TRIGGER",
+        "NEXT FIRE (UTC)",
+    ]);
     for t in registry.tasks() {
         let next = t
             .trigger

@@ -12,7 +12,10 @@ use crate::cli::InvalidInput;
 #[derive(Debug, clap::Args)]
 pub(crate) struct NextArgs {
     /// Cron expression (5, 6 or 7 fields, or a macro such as @daily).
-    #[arg(required_unless_present = "trigger_json", conflicts_with = "trigger_json")]
+    #[arg(
+        required_unless_present = "trigger_json",
+        conflicts_with = "trigger_json"
+    )]
     expr: Option<String>,
     /// IANA time zone of the expression.
     #[arg(long, default_value = "UTC", conflicts_with = "trigger_json")]

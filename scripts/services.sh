@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Makes sure the services the test suite needs are installed and running:
+# Redis on 127.0.0.1:6379 and PostgreSQL on 127.0.0.1:5432.
+# Installs them from Debian's packages when missing (needs root), starts them when down.
+# Tests that kill or restart a server start private instances of their own; these shared
+# ones are never stopped by the suite.
+set -euo pipefail
+
+need_apt_update=1
+apt_install() {
+  if [ "$need_apt_update" = 1 ]; then apt-get update -qq; need_apt_update=0; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+if ! command -v redis-server >/dev/null 2>&1; then
+  echo "services: installing redis-server"
+  apt_install redis-server
+fi
+if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+  echo "services: starting redis on 127.0.0.1:6379"
+  mkdir -p /var/lib/redis /var/log/redis
+  redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+    --dir /var/lib/redis --logfile /var/log/redis/ci.log
+fi
+
+if ! command -v pg_ctlcluster >/dev/null 2>&1; then
+  echo "services: installing postgresql"
+  apt_install postgresql
+fi
+if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+  echo "services: starting postgresql"
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -n1)" main start
+fi
+
+for _ in $(seq 1 50); do
+  if redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && pg_isready -q -h 127.0.0.1 -p 5432; then
+    exit 0
+  fi
+  sleep 0.2
+done
+echo "services: redis or postgresql did not come up" >&2
+exit 1

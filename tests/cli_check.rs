@@ -1,0 +1,76 @@
+//! `cronmesh check` and `cronmesh migrate` through the real binary.
+
+use crate::support::postgres::TempDatabase;
+use crate::support::{cronmesh, stderr, stdout};
+
+#[test]
+fn migrate_creates_the_embedded_database_and_is_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cronmesh(dir.path(), &["migrate"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("schema migrated"));
+    assert!(dir.path().join("cronmesh.db").exists());
+    let again = cronmesh(dir.path(), &["migrate"], &[]);
+    assert!(
+        stdout(&again).contains("already up to date"),
+        "{}",
+        stdout(&again)
+    );
+}
+
+#[tokio::test]
+async fn migrate_follows_the_database_url_override() {
+    let temp = TempDatabase::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = cronmesh(
+        dir.path(),
+        &["migrate"],
+        &[("CRONMESH__DATABASE__URL", temp.url())],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        !dir.path().join("cronmesh.db").exists(),
+        "the SQLite default was not used"
+    );
+    let db = scheduler_actors::store::connect(temp.url()).await.unwrap();
+    assert!(
+        scheduler_actors::store::schema_is_current(&db)
+            .await
+            .unwrap()
+    );
+    db.close().await.unwrap();
+}
+
+#[test]
+fn check_does_not_create_a_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cronmesh(dir.path(), &["check"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!dir.path().join("cronmesh.db").exists());
+}
+
+#[test]
+fn bad_config_names_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("cronmesh.toml"),
+        "[http]\nbind = \"everywhere\"\n",
+    )
+    .unwrap();
+    let out = cronmesh(dir.path(), &["check"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("`http.bind`"), "{}", stderr(&out));
+    let env = cronmesh(
+        dir.path(),
+        &["migrate"],
+        &[("CRONMESH__HTTP__BIND", "127.0.0.1:9000")],
+    );
+    assert!(
+        env.status.success(),
+        "env overrides the file: {}",
+        stderr(&env)
+    );
+    let missing = cronmesh(dir.path(), &["check", "--config", "nope.toml"], &[]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(stderr(&missing).contains("nope.toml"));
+}

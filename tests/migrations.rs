@@ -1,0 +1,101 @@
+//! Migrations go up, down and up again on SQLite and Postgres, and the schema they build
+//! holds the constraints the engine relies on.
+
+use chrono::Utc;
+use entity::task_run::{self, RunStatus};
+use migration::{Migrator, MigratorTrait};
+use scheduler_actors::store;
+use sea_orm::{
+    ActiveValue::Set, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait,
+    sea_query::OnConflict,
+};
+
+use crate::support::postgres::TempDatabase;
+
+async fn table_names(db: &DatabaseConnection) -> Vec<String> {
+    let sql = match db.get_database_backend() {
+        sea_orm::DatabaseBackend::Sqlite => {
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+        }
+        _ => {
+            "SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename"
+        }
+    };
+    db.query_all_raw(sea_orm::Statement::from_string(
+        db.get_database_backend(),
+        sql,
+    ))
+    .await
+    .unwrap()
+    .iter()
+    .map(|row| row.try_get::<String>("", "name").unwrap())
+    .collect()
+}
+
+fn run(task: &str, fire: i64) -> task_run::ActiveModel {
+    task_run::ActiveModel {
+        run_id: Set(uuid::Uuid::new_v4().to_string()),
+        task_name: Set(task.to_owned()),
+        fire_ts_ms: Set(fire),
+        attempt: Set(1),
+        node_id: Set("n1".to_owned()),
+        status: Set(RunStatus::Running),
+        started_at: Set(Utc::now()),
+        ..Default::default()
+    }
+}
+
+async fn up_down_up(db: &DatabaseConnection) {
+    let all = [
+        "scheduled_task",
+        "scheduler_node",
+        "seaql_migrations",
+        "task_run",
+        "trigger_conf",
+    ];
+    Migrator::up(db, None).await.unwrap();
+    assert_eq!(table_names(db).await, all);
+    Migrator::down(db, None).await.unwrap();
+    assert_eq!(table_names(db).await, ["seaql_migrations"]);
+    Migrator::up(db, None).await.unwrap();
+    assert_eq!(table_names(db).await, all);
+    assert!(store::schema_is_current(db).await.unwrap());
+
+    // The fencing guard: one row per (task, fire); a second claim does nothing.
+    let claim = |task: &str, fire: i64| {
+        task_run::Entity::insert(run(task, fire)).on_conflict(
+            OnConflict::columns([task_run::Column::TaskName, task_run::Column::FireTsMs])
+                .do_nothing()
+                .to_owned(),
+        )
+    };
+    assert_eq!(
+        claim("a.b", 1000).exec_without_returning(db).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        claim("a.b", 1000).exec_without_returning(db).await.unwrap(),
+        0
+    );
+    assert_eq!(
+        claim("a.b", 2000).exec_without_returning(db).await.unwrap(),
+        1
+    );
+    assert_eq!(task_run::Entity::find().count(db).await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn sqlite_up_down_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("m.db").display());
+    let db = store::connect(&url).await.unwrap();
+    up_down_up(&db).await;
+}
+
+#[tokio::test]
+async fn postgres_up_down_up() {
+    let temp = TempDatabase::create().await;
+    let db = store::connect(temp.url()).await.unwrap();
+    up_down_up(&db).await;
+    db.close().await.unwrap();
+}
