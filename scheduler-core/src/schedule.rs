@@ -317,6 +317,17 @@ mod tests {
             fall,
             existing_matches(&berlin, "2026-10-24T23:00:00Z", "2026-10-25T03:00:00Z", 60)
         );
+        assert_eq!(fall.len(), 16);
+        let spring = fires_between(&berlin, "2026-03-29T00:00:00Z", "2026-03-29T02:00:00Z");
+        assert_eq!(
+            spring,
+            existing_matches(&berlin, "2026-03-29T00:00:00Z", "2026-03-29T02:00:00Z", 60)
+        );
+        assert_eq!(
+            spring[4],
+            utc("2026-03-29T01:00:00Z"),
+            "03:00 CEST follows 01:45 CET"
+        );
     }
 
     #[test]
