@@ -41,6 +41,8 @@ pub struct Model {
     pub next_run_at: Option<DateTimeUtc>,
     pub last_run_at: Option<DateTimeUtc>,
     pub last_status: Option<String>,
+    /// An operator asked for an extra run at this instant (`tasks run-now`); its fire time.
+    pub run_now_at: Option<DateTimeUtc>,
     /// Bumped on every change, so nodes can tell what they have not applied yet.
     pub version: i64,
     pub created_at: DateTimeUtc,

@@ -36,6 +36,18 @@ pub enum NodeState {
     Dead,
 }
 
+impl NodeState {
+    /// The stored text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeState::Running => "running",
+            NodeState::Draining => "draining",
+            NodeState::Stopped => "stopped",
+            NodeState::Dead => "dead",
+        }
+    }
+}
+
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {}
 

@@ -20,12 +20,30 @@
 //! let registry = Registry::build(tasks.decls().to_vec(), Vec::new());
 //! assert!(registry.get("mail.digest").is_some());
 //! ```
+//!
+//! A node is started with [`NodeBuilder`] inside an actix `System`: a [`SchedulerActor`]
+//! sends `Fire` messages to per-task [`ExecutorActor`]s, which take fire locks from the
+//! [`LockActor`] and write run state through the [`PersistenceActor`].
 
+mod admin_http;
+pub mod builtin;
+mod executor;
 mod handler;
+pub mod lock;
+pub mod metrics;
+mod node;
+mod persistence;
 mod registration;
+mod scheduler;
 pub mod store;
 
+pub use executor::{ExecutorActor, ExecutorDeps, ExecutorState, Fire, FireReason};
 pub use handler::{TaskContext, TaskFailure, TaskFuture, TaskHandler, TaskOutput};
 #[doc(hidden)]
 pub use inventory;
+pub use lock::{LockActor, LockBackend, MemoryLockBackend};
+pub use metrics::{Metrics, MetricsSnapshot};
+pub use node::{Node, NodeBuilder, NodeConfig, NodeError, known_handlers};
+pub use persistence::{ClaimRun, Flush, Heartbeat, PersistenceActor, RecordFinish, RecordSkipped, RecordTaskState};
 pub use registration::{CodeTask, CodeTasks};
+pub use scheduler::{ListScheduled, Pause, Reload, Resume, ScheduledTaskView, SchedulerActor, Shutdown, TriggerNow};

@@ -1,0 +1,70 @@
+//! The admin HTTP server (actix-web): health, Prometheus metrics, actor metrics as JSON, and
+//! what the scheduler holds. It binds to loopback by default; it has no authentication, so
+//! expose it only where operators, not the public, can reach it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use actix::Addr;
+use actix_web::dev::ServerHandle;
+use actix_web::{App, HttpResponse, HttpServer, web};
+
+use crate::metrics::Metrics;
+use crate::scheduler::{ListScheduled, SchedulerActor};
+
+struct AdminState {
+    metrics: Arc<Metrics>,
+    scheduler: Addr<SchedulerActor>,
+    node_id: String,
+}
+
+/// Binds and starts the server on the current actix System; returns the bound address.
+pub(crate) fn start(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    scheduler: Addr<SchedulerActor>,
+    node_id: String,
+) -> std::io::Result<(SocketAddr, ServerHandle)> {
+    let state = web::Data::new(AdminState { metrics, scheduler, node_id });
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .route("/healthz", web::get().to(healthz))
+            .route("/metrics", web::get().to(prometheus))
+            .route("/api/actors", web::get().to(actors))
+            .route("/api/tasks", web::get().to(tasks))
+    })
+    .workers(1)
+    .disable_signals()
+    .bind(addr)?;
+    let bound = server.addrs().first().copied().unwrap_or(addr);
+    let server = server.run();
+    let handle = server.handle();
+    actix::spawn(async move {
+        if let Err(e) = server.await {
+            tracing::error!(error = %e, "admin HTTP server failed");
+        }
+    });
+    Ok((bound, handle))
+}
+
+async fn healthz(state: web::Data<AdminState>) -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "ok", "node": state.node_id}))
+}
+
+async fn prometheus(state: web::Data<AdminState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(state.metrics.prometheus())
+}
+
+async fn actors(state: web::Data<AdminState>) -> HttpResponse {
+    HttpResponse::Ok().json(state.metrics.snapshot())
+}
+
+async fn tasks(state: web::Data<AdminState>) -> HttpResponse {
+    match state.scheduler.send(ListScheduled).await {
+        Ok(list) => HttpResponse::Ok().json(list),
+        Err(e) => HttpResponse::ServiceUnavailable().json(serde_json::json!({"error": e.to_string()})),
+    }
+}

@@ -1,0 +1,344 @@
+//! The ExecutorActor: one per task, started when the task first fires and dropped by the
+//! scheduler when it has been idle for a while.
+//!
+//! For each fire it takes the fire lock, claims the fire's `task_run` row, runs the handler
+//! on the handler runtime (never on the actor threads, so a blocking or hanging handler
+//! cannot stall scheduling) with the task's timeout, panic capture and a cancellation token,
+//! records the outcome and releases the lock. Nothing a handler does reaches another task.
+
+use std::any::Any;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use chrono::{DateTime, Utc};
+use entity::task_run::{self, RunStatus};
+use scheduler_core::{OverlapPolicy, TaskSpec, rfc3339};
+use tokio_util::sync::CancellationToken;
+
+use crate::handler::{TaskContext, TaskHandler};
+use crate::lock::{Acquire, LockActor, Release, fire_key};
+use crate::metrics::{ActorMetrics, Metered, Metrics};
+use crate::persistence::{ClaimRun, PersistenceActor, RecordFinish, RecordSkipped, RecordTaskState};
+use crate::store::FinishedRun;
+
+/// Why a fire happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FireReason {
+    /// Its trigger said so.
+    Scheduled,
+    /// A fire found in the past, kept by the misfire policy.
+    CatchUp,
+    /// An operator asked (`tasks run-now`, `TriggerNow`).
+    Manual,
+}
+
+/// Run one fire of this executor's task.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Fire {
+    /// Scheduled fire time, UTC epoch ms (with the task name, the fire's identity).
+    pub fire_ts_ms: i64,
+    /// 1, or more for a recovery re-run.
+    pub attempt: i32,
+    /// Why.
+    pub reason: FireReason,
+}
+
+/// What executors share: where to lock, where to write, where to run handlers.
+pub struct ExecutorDeps {
+    /// This node.
+    pub node_id: String,
+    /// Prefix of lock keys.
+    pub lock_prefix: String,
+    /// Locks.
+    pub lock: Metered<LockActor>,
+    /// Writes.
+    pub persistence: Metered<PersistenceActor>,
+    /// Where handlers run.
+    pub handler_runtime: tokio::runtime::Handle,
+    /// Cancelled when a shutdown's grace period is over: running handlers are interrupted.
+    pub interrupt: CancellationToken,
+    /// Runs in progress on this node, all tasks together.
+    pub running: Arc<AtomicUsize>,
+    /// How long a finished fire's lock key is kept, so no node takes that fire again.
+    pub lock_keep: Duration,
+    /// Node metrics.
+    pub metrics: Arc<Metrics>,
+    /// Executor mailbox metrics (shared by all executors).
+    pub actor_metrics: Arc<ActorMetrics>,
+}
+
+/// What the scheduler can see of an executor without a message.
+#[derive(Debug, Default)]
+pub struct ExecutorState {
+    /// Runs of this task in progress here.
+    pub running: AtomicUsize,
+    /// When it last started or finished something (UTC epoch ms).
+    pub last_active_ms: AtomicI64,
+}
+
+/// Runs the fires of one task.
+pub struct ExecutorActor {
+    spec: Arc<TaskSpec>,
+    handler: Arc<dyn TaskHandler>,
+    deps: Arc<ExecutorDeps>,
+    state: Arc<ExecutorState>,
+}
+
+impl ExecutorActor {
+    /// An executor for `spec`, running `handler`.
+    pub fn new(
+        spec: Arc<TaskSpec>,
+        handler: Arc<dyn TaskHandler>,
+        deps: Arc<ExecutorDeps>,
+        state: Arc<ExecutorState>,
+    ) -> Self {
+        ExecutorActor {
+            spec,
+            handler,
+            deps,
+            state,
+        }
+    }
+}
+
+impl Actor for ExecutorActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, _ctx: &mut Self::Context) {
+        self.deps.actor_metrics.instances(1);
+    }
+
+    fn stopped(&mut self, _ctx: &mut Self::Context) {
+        self.deps.actor_metrics.instances(-1);
+    }
+}
+
+impl Handler<Fire> for ExecutorActor {
+    type Result = ();
+
+    /// Starts the fire's run unless a run of the task is still going and overlap is
+    /// forbidden, in which case the fire is recorded as `skipped_overlap`.
+    fn handle(&mut self, fire: Fire, _ctx: &mut Self::Context) {
+        let _timing = self.deps.actor_metrics.handling::<Fire>();
+        self.state
+            .last_active_ms
+            .store(Utc::now().timestamp_millis(), Ordering::Relaxed);
+        if self.spec.overlap == OverlapPolicy::Forbid
+            && self.state.running.load(Ordering::Acquire) > 0
+        {
+            record_skip(&self.deps, &self.spec, fire.fire_ts_ms, RunStatus::SkippedOverlap, "the previous run of this task is still running (overlap: forbid)".to_owned());
+            return;
+        }
+        // Counted before the run starts, so the next fire sees it even if it comes at once.
+        self.state.running.fetch_add(1, Ordering::AcqRel);
+        self.deps.running.fetch_add(1, Ordering::AcqRel);
+        let run = FireRun {
+            spec: self.spec.clone(),
+            handler: self.handler.clone(),
+            deps: self.deps.clone(),
+            fire,
+        };
+        let state = self.state.clone();
+        actix::spawn(async move {
+            run.execute().await;
+            state.running.fetch_sub(1, Ordering::AcqRel);
+            run.deps.running.fetch_sub(1, Ordering::AcqRel);
+            state
+                .last_active_ms
+                .store(Utc::now().timestamp_millis(), Ordering::Relaxed);
+        });
+    }
+}
+
+fn fire_time(fire_ts_ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(fire_ts_ms).unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+fn record_skip(deps: &ExecutorDeps, spec: &TaskSpec, fire_ts_ms: i64, status: RunStatus, why: String) {
+    let now = Utc::now();
+    tracing::info!(target: "cron_task", task = %spec.name, fire_time = %rfc3339(fire_time(fire_ts_ms)), node = %deps.node_id, status = status.as_str(), "{why}");
+    deps.persistence.do_send(RecordSkipped(task_run::Model {
+        id: 0,
+        run_id: uuid::Uuid::new_v4().to_string(),
+        task_name: spec.name.clone(),
+        fire_ts_ms,
+        attempt: 1,
+        node_id: deps.node_id.clone(),
+        status,
+        started_at: now,
+        finished_at: Some(now),
+        duration_ms: Some(0),
+        error: Some(why),
+        output: None,
+    }));
+    deps.persistence.do_send(RecordTaskState {
+        task: spec.name.clone(),
+        last: Some((fire_time(fire_ts_ms), status)),
+        next: None,
+    });
+    deps.metrics.run_finished(status.as_str());
+}
+
+/// One fire on its way through lock, claim, handler and record.
+struct FireRun {
+    spec: Arc<TaskSpec>,
+    handler: Arc<dyn TaskHandler>,
+    deps: Arc<ExecutorDeps>,
+    fire: Fire,
+}
+
+/// How long a cancelled handler gets to clean up (e.g. kill its processes) before it is aborted.
+const CANCEL_GRACE: Duration = Duration::from_secs(2);
+
+impl FireRun {
+    async fn execute(&self) {
+        let spec = &self.spec;
+        let deps = &self.deps;
+        let fire_ts_ms = self.fire.fire_ts_ms;
+        let fire_at = fire_time(fire_ts_ms);
+        let key = fire_key(&deps.lock_prefix, &spec.name, fire_ts_ms);
+
+        let lease = match deps.lock.send(Acquire { key: key.clone(), ttl: spec.lock_ttl }).await {
+            Ok(Ok(Some(lease))) => lease,
+            Ok(Ok(None)) => {
+                tracing::debug!(target: "cron_task", task = %spec.name, fire_time = %rfc3339(fire_at), "fire locked by another node");
+                return;
+            }
+            Ok(Err(e)) => {
+                tracing::error!(target: "cron_task", task = %spec.name, fire_time = %rfc3339(fire_at), error = %e, "could not take the fire lock; fire not run");
+                return;
+            }
+            Err(e) => {
+                tracing::error!(target: "cron_task", task = %spec.name, error = %e, "lock actor unavailable; fire not run");
+                return;
+            }
+        };
+
+        let run_id = uuid::Uuid::new_v4().to_string();
+        let started_at = Utc::now();
+        let claim = task_run::Model {
+            id: 0,
+            run_id: run_id.clone(),
+            task_name: spec.name.clone(),
+            fire_ts_ms,
+            attempt: self.fire.attempt,
+            node_id: deps.node_id.clone(),
+            status: RunStatus::Running,
+            started_at,
+            finished_at: None,
+            duration_ms: None,
+            error: None,
+            output: None,
+        };
+        let claimed = deps.persistence.send(ClaimRun(claim)).await;
+        match claimed {
+            Ok(Ok(true)) => {}
+            Ok(Ok(false)) => {
+                tracing::debug!(target: "cron_task", task = %spec.name, fire_time = %rfc3339(fire_at), "fire already claimed");
+                deps.lock.do_send(Release { key, value: lease.value, keep_for: Some(deps.lock_keep) });
+                return;
+            }
+            Ok(Err(e)) => {
+                tracing::error!(target: "cron_task", task = %spec.name, fire_time = %rfc3339(fire_at), error = %e, "could not claim the fire in the database; fire not run");
+                deps.lock.do_send(Release { key, value: lease.value, keep_for: None });
+                return;
+            }
+            Err(e) => {
+                tracing::error!(target: "cron_task", task = %spec.name, error = %e, "persistence actor unavailable; fire not run");
+                deps.lock.do_send(Release { key, value: lease.value, keep_for: None });
+                return;
+            }
+        }
+
+        let cancel = CancellationToken::new();
+        let ctx = TaskContext {
+            task: spec.name.clone(),
+            run_id: run_id.clone(),
+            fire_time: fire_at,
+            attempt: self.fire.attempt.max(1) as u32,
+            node: deps.node_id.clone(),
+            args: spec.handler_args.clone(),
+            cancel: cancel.clone(),
+        };
+        let late = (Utc::now() - fire_at).to_std().unwrap_or_default();
+        if self.fire.reason == FireReason::Scheduled {
+            deps.metrics.lateness(late);
+        }
+        tracing::info!(target: "cron_task", task = %spec.name, run_id = %run_id, fire_time = %rfc3339(fire_at), node = %deps.node_id, attempt = self.fire.attempt, status = "running", late_ms = late.as_millis() as u64, reason = ?self.fire.reason, "run started");
+
+        let clock = Instant::now();
+        let mut join = deps.handler_runtime.spawn(self.handler.run(ctx));
+        let timeout = async {
+            match spec.timeout {
+                Some(t) => tokio::time::sleep(t).await,
+                None => std::future::pending().await,
+            }
+        };
+        let (status, error, output) = tokio::select! {
+            joined = &mut join => match joined {
+                Ok(Ok(out)) => (RunStatus::Succeeded, None, out.output),
+                Ok(Err(failure)) => (RunStatus::Failed, Some(failure.message), failure.output),
+                Err(e) if e.is_panic() => (RunStatus::Panicked, Some(format!("handler panicked: {}", panic_message(e.into_panic()))), None),
+                Err(e) => (RunStatus::Failed, Some(format!("handler was aborted: {e}")), None),
+            },
+            () = timeout => (RunStatus::TimedOut, Some(format!("timed out after {} s", spec.timeout.map_or(0, |t| t.as_secs()))), None),
+            () = lease.lost.cancelled() => (RunStatus::LockLost, Some("the fire lock was lost; run cancelled".to_owned()), None),
+            () = deps.interrupt.cancelled() => (RunStatus::Interrupted, Some("interrupted by node shutdown".to_owned()), None),
+        };
+        let mut output = output;
+        if status != RunStatus::Succeeded && !join.is_finished() {
+            cancel.cancel();
+            match tokio::time::timeout(CANCEL_GRACE, &mut join).await {
+                Ok(Ok(Err(failure))) => output = output.or(failure.output),
+                Ok(_) => {}
+                Err(_) => join.abort(),
+            }
+        }
+        let duration = clock.elapsed();
+        let finished_at = Utc::now();
+
+        deps.persistence.do_send(RecordFinish(FinishedRun {
+            task_name: spec.name.clone(),
+            fire_ts_ms,
+            attempt: self.fire.attempt,
+            status,
+            finished_at,
+            duration_ms: duration.as_millis() as i64,
+            error: error.clone(),
+            output,
+        }));
+        deps.persistence.do_send(RecordTaskState {
+            task: spec.name.clone(),
+            last: Some((fire_at, status)),
+            next: None,
+        });
+        deps.metrics.run_finished(status.as_str());
+        // A fire that ended is kept locked for a while so a node whose clock is behind cannot
+        // take it again; an interrupted or lost one is freed at once for a peer to recover.
+        let keep_for = match status {
+            RunStatus::Interrupted | RunStatus::LockLost => None,
+            _ => Some(deps.lock_keep),
+        };
+        deps.lock.do_send(Release { key, value: lease.value, keep_for });
+
+        let level_ok = status == RunStatus::Succeeded;
+        if level_ok {
+            tracing::info!(target: "cron_task", task = %spec.name, run_id = %run_id, fire_time = %rfc3339(fire_at), node = %deps.node_id, attempt = self.fire.attempt, status = status.as_str(), duration_ms = duration.as_millis() as u64, "run finished");
+        } else {
+            tracing::warn!(target: "cron_task", task = %spec.name, run_id = %run_id, fire_time = %rfc3339(fire_at), node = %deps.node_id, attempt = self.fire.attempt, status = status.as_str(), duration_ms = duration.as_millis() as u64, error = error.as_deref().unwrap_or(""), "run finished");
+        }
+    }
+}
+
+fn panic_message(payload: Box<dyn Any + Send>) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(non-text panic payload)".to_owned()
+    }
+}

@@ -1,0 +1,540 @@
+//! The SchedulerActor: knows every task's next fire and sends each fire to the task's
+//! executor when it is due.
+//!
+//! Next fires sit in a min-heap with ONE timer armed for the earliest; there is no polling
+//! tick. A task's heap entries carry its generation, so a changed or removed task's old
+//! entries are skipped when they surface instead of being searched for. Changes made
+//! elsewhere (the CLI, another node) are found by a reconcile that reads two numbers from the
+//! database every second and reloads only when they move.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use actix::prelude::*;
+use chrono::{DateTime, Utc};
+use entity::task_run::{self, RunStatus};
+use sea_orm::DatabaseConnection;
+use scheduler_core::{TaskSpec, Trigger, plan_catch_up, rfc3339};
+
+use crate::executor::{ExecutorActor, ExecutorDeps, ExecutorState, Fire, FireReason};
+use crate::handler::TaskHandler;
+use crate::metrics::{ActorMetrics, Metered};
+use crate::persistence::{RecordSkipped, RecordTaskState};
+use crate::store::{self, ChangeMark, StoredTask, StoreError};
+
+/// Re-read the tasks from the database now.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Reload;
+
+/// Stop firing until `Resume`.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Pause;
+
+/// Fire again; fires missed while paused go through each task's misfire policy.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Resume;
+
+/// Fire a task now, once, in addition to its schedule.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct TriggerNow {
+    /// Task name.
+    pub task: String,
+}
+
+/// Stop firing for good (running fires are left to the node's shutdown).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Shutdown;
+
+/// What the scheduler holds: per task, its next fire.
+#[derive(Debug, Message)]
+#[rtype(result = "Vec<ScheduledTaskView>")]
+pub struct ListScheduled;
+
+/// A task as the scheduler sees it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ScheduledTaskView {
+    /// Name.
+    pub name: String,
+    /// Next fire, if any.
+    pub next_fire: Option<DateTime<Utc>>,
+    /// Runs in progress on this node.
+    pub running: usize,
+}
+
+/// Executors idle this long are stopped.
+const EXECUTOR_IDLE: Duration = Duration::from_secs(30);
+/// How often the database is asked whether tasks changed.
+const RECONCILE_EVERY: Duration = Duration::from_secs(1);
+
+struct Entry {
+    spec: Arc<TaskSpec>,
+    handler: Arc<dyn TaskHandler>,
+    version: i64,
+    generation: u64,
+    next: Option<i64>,
+    run_now_seen: Option<DateTime<Utc>>,
+    executor: Option<Metered<ExecutorActor>>,
+    state: Arc<ExecutorState>,
+}
+
+/// Decides when every task fires.
+pub struct SchedulerActor {
+    db: DatabaseConnection,
+    handlers: Arc<HashMap<String, Arc<dyn TaskHandler>>>,
+    deps: Arc<ExecutorDeps>,
+    tasks: HashMap<Arc<str>, Entry>,
+    heap: BinaryHeap<Reverse<(i64, u64, Arc<str>)>>,
+    timer: Option<(SpawnHandle, i64)>,
+    next_generation: u64,
+    paused_at: Option<DateTime<Utc>>,
+    stopped: bool,
+    mark: ChangeMark,
+    reconciling: bool,
+    initial: Option<InitialTasks>,
+    pending_catch_up: Vec<(Arc<str>, i64)>,
+    metrics: Arc<ActorMetrics>,
+}
+
+/// The tasks read at start-up, before the actor starts (so a broken database stops the node
+/// before it claims to run).
+pub struct InitialTasks {
+    /// Task rows.
+    pub rows: Vec<StoredTask>,
+    /// Shared trigger confs (name, JSON).
+    pub confs: Vec<(String, String)>,
+    /// The change mark they were read at.
+    pub mark: ChangeMark,
+}
+
+/// Which stored tasks this node can run, validated; the rest with the reason.
+pub(crate) fn runnable_tasks(
+    rows: Vec<StoredTask>,
+    confs: &[(String, String)],
+    handlers: &HashMap<String, Arc<dyn TaskHandler>>,
+) -> (Vec<(StoredTask, TaskSpec)>, Vec<(String, String)>) {
+    let confs: HashMap<&str, Trigger> = confs
+        .iter()
+        .filter_map(|(n, j)| Trigger::from_json(j).ok().map(|t| (n.as_str(), t)))
+        .collect();
+    let mut ok = Vec::new();
+    let mut skipped = Vec::new();
+    for row in rows {
+        if row.row.orphaned {
+            skipped.push((row.row.name.clone(), "orphaned: its handler is not in any running binary".to_owned()));
+            continue;
+        }
+        if !handlers.contains_key(&row.row.handler) {
+            skipped.push((row.row.name.clone(), format!("handler {:?} is not available on this node", row.row.handler)));
+            continue;
+        }
+        match row.decl().validate(|n| confs.get(n).cloned()) {
+            Ok(spec) => ok.push((row, spec)),
+            Err(errors) => skipped.push((
+                row.row.name.clone(),
+                errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+            )),
+        }
+    }
+    (ok, skipped)
+}
+
+impl SchedulerActor {
+    /// A scheduler over the tasks in `db`, running them with `handlers`.
+    pub fn new(
+        db: DatabaseConnection,
+        handlers: Arc<HashMap<String, Arc<dyn TaskHandler>>>,
+        deps: Arc<ExecutorDeps>,
+        initial: InitialTasks,
+        metrics: Arc<ActorMetrics>,
+    ) -> Self {
+        SchedulerActor {
+            db,
+            handlers,
+            deps,
+            tasks: HashMap::new(),
+            heap: BinaryHeap::new(),
+            timer: None,
+            next_generation: 1,
+            paused_at: None,
+            stopped: false,
+            mark: ChangeMark::default(),
+            reconciling: false,
+            initial: Some(initial),
+            pending_catch_up: Vec::new(),
+            metrics,
+        }
+    }
+
+    /// Applies the database's view of the tasks: new and changed tasks are (re)scheduled,
+    /// removed ones dropped. With `catch_up`, fires missed since each task's last fire go
+    /// through its misfire policy (start-up); otherwise scheduling starts from now.
+    fn apply(&mut self, rows: Vec<StoredTask>, confs: Vec<(String, String)>, mark: ChangeMark, catch_up: bool, ctx: &mut Context<Self>) {
+        let now = Utc::now();
+        let (runnable, skipped) = runnable_tasks(rows, &confs, &self.handlers);
+        for (name, why) in &skipped {
+            if self.tasks.remove(name.as_str()).is_some() || catch_up {
+                tracing::warn!(target: "cron_task", task = %name, "task not scheduled on this node: {why}");
+            }
+        }
+        let mut seen: HashMap<Arc<str>, ()> = HashMap::with_capacity(runnable.len());
+        for (row, spec) in runnable {
+            let name: Arc<str> = Arc::from(spec.name.as_str());
+            seen.insert(name.clone(), ());
+            let run_now_at = row.row.run_now_at;
+            let unchanged = self.tasks.get(&name).is_some_and(|e| e.version == row.row.version);
+            if !unchanged {
+                let generation = self.next_generation;
+                self.next_generation += 1;
+                let handler = self.handlers.get(&spec.handler).cloned();
+                let Some(handler) = handler else { continue };
+                let previous = self.tasks.remove(&name);
+                let spec = Arc::new(spec);
+                let (executor, state) = match previous {
+                    // Keep a running executor only if its spec did not change in substance.
+                    Some(p) if *p.spec == *spec => (p.executor, p.state),
+                    Some(p) => (None, p.state),
+                    None => (None, Arc::new(ExecutorState::default())),
+                };
+                let next = if !spec.enabled {
+                    None
+                } else if catch_up {
+                    let last = row.row.last_run_at;
+                    self.catch_up(&spec, last, now)
+                } else {
+                    spec.trigger.next_fire_after(now).map(|t| t.timestamp_millis())
+                };
+                let run_now_seen = if catch_up { run_now_at } else { self.tasks.get(&name).and_then(|e| e.run_now_seen) };
+                self.tasks.insert(
+                    name.clone(),
+                    Entry { spec, handler, version: row.row.version, generation, next, run_now_seen, executor, state },
+                );
+                if let Some(n) = next {
+                    self.heap.push(Reverse((n, generation, name.clone())));
+                }
+                self.record_next(&name);
+            }
+            // An operator's run-now request not handled yet.
+            if let Some(at) = run_now_at
+                && let Some(entry) = self.tasks.get_mut(&name)
+                && entry.run_now_seen.is_none_or(|seen| at > seen)
+            {
+                entry.run_now_seen = Some(at);
+                self.fire(&name, at.timestamp_millis(), FireReason::Manual);
+            }
+        }
+        self.tasks.retain(|name, _| seen.contains_key(name));
+        self.mark = mark;
+        self.arm(ctx);
+    }
+
+    /// Start-up: run what the misfire policy keeps of the fires missed since `last`, record
+    /// what it drops, and return the next fire.
+    fn catch_up(
+        &mut self,
+        spec: &Arc<TaskSpec>,
+        last: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Option<i64> {
+        let plan = plan_catch_up(&spec.trigger, last, now, spec.misfire, spec.misfire_grace);
+        if plan.skipped.count > 0 {
+            let latest = plan.skipped.latest.unwrap_or(now);
+            let why = format!(
+                "{}{} missed fire(s) skipped by misfire policy {} (latest {})",
+                if plan.skipped.saturated { "at least " } else { "" },
+                plan.skipped.count,
+                spec.misfire,
+                rfc3339(latest),
+            );
+            tracing::info!(target: "cron_task", task = %spec.name, status = "misfired", "{why}");
+            self.deps.persistence.do_send(RecordSkipped(task_run::Model {
+                id: 0,
+                run_id: uuid::Uuid::new_v4().to_string(),
+                task_name: spec.name.clone(),
+                fire_ts_ms: latest.timestamp_millis(),
+                attempt: 1,
+                node_id: self.deps.node_id.clone(),
+                status: RunStatus::Misfired,
+                started_at: now,
+                finished_at: Some(now),
+                duration_ms: Some(0),
+                error: Some(why),
+                output: None,
+            }));
+        }
+        for fire in &plan.run {
+            let name: Arc<str> = Arc::from(spec.name.as_str());
+            self.pending_catch_up.push((name, fire.timestamp_millis()));
+        }
+        plan.next.map(|t| t.timestamp_millis())
+    }
+
+    fn executor(&mut self, name: &Arc<str>) -> Option<Metered<ExecutorActor>> {
+        let entry = self.tasks.get_mut(name)?;
+        if let Some(e) = &entry.executor
+            && e.connected()
+        {
+            return Some(e.clone());
+        }
+        let addr = ExecutorActor::new(entry.spec.clone(), entry.handler.clone(), self.deps.clone(), entry.state.clone()).start();
+        let metered = Metered::new(addr, self.deps.actor_metrics.clone());
+        entry.executor = Some(metered.clone());
+        Some(metered)
+    }
+
+    fn fire(&mut self, name: &Arc<str>, fire_ts_ms: i64, reason: FireReason) {
+        if let Some(executor) = self.executor(name) {
+            self.deps.metrics.fired();
+            executor.do_send(Fire { fire_ts_ms, attempt: 1, reason });
+        }
+    }
+
+    fn record_next(&self, name: &Arc<str>) {
+        if let Some(e) = self.tasks.get(name) {
+            self.deps.persistence.do_send(RecordTaskState {
+                task: name.to_string(),
+                last: None,
+                next: Some(e.next.and_then(DateTime::from_timestamp_millis)),
+            });
+        }
+    }
+
+    /// Sends every due fire, schedules each task's next one, and re-arms the timer.
+    fn fire_due(&mut self, ctx: &mut Context<Self>) {
+        self.timer = None;
+        if self.paused_at.is_some() || self.stopped {
+            return;
+        }
+        let now_ms = Utc::now().timestamp_millis();
+        while let Some(Reverse((at, generation, name))) = self.heap.peek().cloned() {
+            if at > now_ms {
+                break;
+            }
+            self.heap.pop();
+            let Some(entry) = self.tasks.get_mut(&name) else { continue };
+            if entry.generation != generation || entry.next != Some(at) {
+                continue; // stale: the task changed since this entry was pushed
+            }
+            let next = DateTime::from_timestamp_millis(at)
+                .and_then(|t| entry.spec.trigger.next_fire_after(t))
+                .map(|t| t.timestamp_millis());
+            entry.next = next;
+            if let Some(n) = next {
+                self.heap.push(Reverse((n, generation, name.clone())));
+            }
+            self.fire(&name, at, FireReason::Scheduled);
+            self.record_next(&name);
+        }
+        self.arm(ctx);
+    }
+
+    /// Makes sure the one timer is set for the earliest live entry.
+    fn arm(&mut self, ctx: &mut Context<Self>) {
+        for (name, fire_ts_ms) in std::mem::take(&mut self.pending_catch_up) {
+            self.fire(&name, fire_ts_ms, FireReason::CatchUp);
+        }
+        if self.paused_at.is_some() || self.stopped {
+            if let Some((handle, _)) = self.timer.take() {
+                ctx.cancel_future(handle);
+            }
+            return;
+        }
+        // Drop stale entries from the top so the timer is not set for a dead one.
+        while let Some(Reverse((at, generation, name))) = self.heap.peek() {
+            let live = self.tasks.get(name).is_some_and(|e| e.generation == *generation && e.next == Some(*at));
+            if live {
+                break;
+            }
+            self.heap.pop();
+        }
+        let Some(Reverse((at, _, _))) = self.heap.peek() else {
+            if let Some((handle, _)) = self.timer.take() {
+                ctx.cancel_future(handle);
+            }
+            return;
+        };
+        let at = *at;
+        if let Some((handle, armed_for)) = self.timer {
+            if armed_for == at {
+                return;
+            }
+            ctx.cancel_future(handle);
+        }
+        let delay = Duration::from_millis((at - Utc::now().timestamp_millis()).max(0) as u64);
+        let handle = ctx.run_later(delay, |act, ctx| act.fire_due(ctx));
+        self.timer = Some((handle, at));
+    }
+
+    fn reconcile(&mut self, force: bool, ctx: &mut Context<Self>) {
+        if self.reconciling || self.stopped {
+            return;
+        }
+        self.reconciling = true;
+        let db = self.db.clone();
+        let known = self.mark;
+        let fut = async move {
+            let mark = store::change_mark(&db).await?;
+            if !force && mark == known {
+                return Ok::<_, StoreError>(None);
+            }
+            let rows = store::load_tasks(&db).await?;
+            let confs = store::trigger_confs(&db).await?;
+            Ok(Some((rows, confs, mark)))
+        };
+        ctx.spawn(fut.into_actor(self).map(|res, act, ctx| {
+            act.reconciling = false;
+            match res {
+                Ok(Some((rows, confs, mark))) => act.apply(rows, confs, mark, false, ctx),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(target: "cron_task", error = %e, "could not read task changes; retrying"),
+            }
+        }));
+    }
+
+    /// Drops executors that have nothing running and have been idle for a while.
+    fn stop_idle_executors(&mut self) {
+        let cutoff = Utc::now().timestamp_millis() - EXECUTOR_IDLE.as_millis() as i64;
+        for entry in self.tasks.values_mut() {
+            if entry.executor.is_some()
+                && entry.state.running.load(Ordering::Acquire) == 0
+                && entry.state.last_active_ms.load(Ordering::Relaxed) < cutoff
+            {
+                // Dropping the only address stops the actor once its mailbox is empty.
+                entry.executor = None;
+            }
+        }
+    }
+}
+
+impl Actor for SchedulerActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.metrics.instances(1);
+        if let Some(initial) = self.initial.take() {
+            self.apply(initial.rows, initial.confs, initial.mark, true, ctx);
+        }
+        ctx.run_interval(RECONCILE_EVERY, |act, ctx| act.reconcile(false, ctx));
+        ctx.run_interval(EXECUTOR_IDLE / 3, |act, _ctx| act.stop_idle_executors());
+    }
+
+    fn stopped(&mut self, _ctx: &mut Self::Context) {
+        self.metrics.instances(-1);
+    }
+}
+
+impl Handler<Reload> for SchedulerActor {
+    type Result = ();
+
+    /// Re-reads every task now, whatever the change mark says.
+    fn handle(&mut self, _msg: Reload, ctx: &mut Self::Context) {
+        let _timing = self.metrics.handling::<Reload>();
+        self.reconcile(true, ctx);
+    }
+}
+
+impl Handler<Pause> for SchedulerActor {
+    type Result = ();
+
+    /// Stops the timer; nothing fires until `Resume`.
+    fn handle(&mut self, _msg: Pause, ctx: &mut Self::Context) {
+        let _timing = self.metrics.handling::<Pause>();
+        if self.paused_at.is_none() {
+            self.paused_at = Some(Utc::now());
+            tracing::info!(target: "cron_task", "scheduler paused");
+        }
+        self.arm(ctx);
+    }
+}
+
+impl Handler<Resume> for SchedulerActor {
+    type Result = ();
+
+    /// Fires missed while paused go through each task's misfire policy.
+    fn handle(&mut self, _msg: Resume, ctx: &mut Self::Context) {
+        let _timing = self.metrics.handling::<Resume>();
+        if self.paused_at.take().is_none() {
+            return;
+        }
+        let now = Utc::now();
+        let now_ms = now.timestamp_millis();
+        let overdue: Vec<Arc<str>> = self
+            .tasks
+            .iter()
+            .filter(|(_, e)| e.next.is_some_and(|n| n <= now_ms))
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in overdue {
+            let Some(entry) = self.tasks.get(&name) else { continue };
+            let spec = entry.spec.clone();
+            // Everything from the first overdue fire on is owed.
+            let last = entry.next.and_then(|n| DateTime::from_timestamp_millis(n - 1));
+            let next = self.catch_up(&spec, last, now);
+            let generation = self.next_generation;
+            self.next_generation += 1;
+            if let Some(entry) = self.tasks.get_mut(&name) {
+                entry.generation = generation;
+                entry.next = next;
+            }
+            if let Some(n) = next {
+                self.heap.push(Reverse((n, generation, name.clone())));
+            }
+            self.record_next(&name);
+        }
+        tracing::info!(target: "cron_task", "scheduler resumed");
+        self.arm(ctx);
+    }
+}
+
+impl Handler<TriggerNow> for SchedulerActor {
+    type Result = Result<(), String>;
+
+    /// Fires the task once at the current instant.
+    fn handle(&mut self, msg: TriggerNow, _ctx: &mut Self::Context) -> Self::Result {
+        let _timing = self.metrics.handling::<TriggerNow>();
+        let name: Arc<str> = Arc::from(msg.task.as_str());
+        if !self.tasks.contains_key(&name) {
+            return Err(format!("no task named {:?} is scheduled on this node", msg.task));
+        }
+        self.fire(&name, Utc::now().timestamp_millis(), FireReason::Manual);
+        Ok(())
+    }
+}
+
+impl Handler<Shutdown> for SchedulerActor {
+    type Result = ();
+
+    /// Stops firing and reconciling for good.
+    fn handle(&mut self, _msg: Shutdown, ctx: &mut Self::Context) {
+        let _timing = self.metrics.handling::<Shutdown>();
+        self.stopped = true;
+        self.arm(ctx);
+    }
+}
+
+impl Handler<ListScheduled> for SchedulerActor {
+    type Result = Vec<ScheduledTaskView>;
+
+    /// Every scheduled task and its next fire.
+    fn handle(&mut self, _msg: ListScheduled, _ctx: &mut Self::Context) -> Self::Result {
+        let _timing = self.metrics.handling::<ListScheduled>();
+        let mut out: Vec<ScheduledTaskView> = self
+            .tasks
+            .iter()
+            .map(|(name, e)| ScheduledTaskView {
+                name: name.to_string(),
+                next_fire: e.next.and_then(DateTime::from_timestamp_millis),
+                running: e.state.running.load(Ordering::Relaxed),
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+}

@@ -1,0 +1,84 @@
+//! Database access: connecting, migrating, and the stateless queries and writes that the CLI
+//! and the actors share. Every function takes the connection as an argument; nothing here
+//! keeps state.
+//!
+//! Writes that change what a node schedules (a task's trigger, enabled flag, a trigger conf)
+//! set the row's `version` to one past the table's highest, so a node notices any change by
+//! watching `COUNT(*)` and `MAX(version)` alone.
+
+mod nodes;
+mod runs;
+mod tasks;
+mod triggers;
+
+use std::time::Duration;
+
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
+
+pub use nodes::{NodeInfo, heartbeat, list_nodes, register_node, set_node_state};
+pub use runs::{
+    FinishedRun, RunFilter, TaskState, claim_run, finish_runs, list_runs, prune_runs,
+    record_fire_outcome, update_task_states,
+};
+pub use tasks::{
+    ChangeMark, StoredTask, TaskChange, change_mark, get_task, insert_runtime_task, load_tasks,
+    remove_task, request_run_now, set_enabled, set_trigger, sync_code_tasks,
+};
+pub use triggers::{add_trigger_conf, list_trigger_confs, remove_trigger_conf, set_trigger_conf, trigger_confs};
+
+/// Errors of the storage layer: a database error, or a request that makes no sense
+/// (unknown task, conf in use, invalid spec) explained in words.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database failed.
+    #[error("database: {0}")]
+    Db(#[from] DbErr),
+    /// No task of that name.
+    #[error("no task named {0:?}")]
+    UnknownTask(String),
+    /// No trigger conf of that name.
+    #[error("no trigger conf named {0:?}")]
+    UnknownTriggerConf(String),
+    /// The request was refused; nothing was written.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Opens a connection pool. A SQLite file is created if missing and put in WAL mode, so
+/// readers (the CLI) never block the node's writes.
+pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
+    let is_sqlite = url.starts_with("sqlite:");
+    let url = if is_sqlite && !url.contains("mode=") && !url.contains(":memory:") {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{sep}mode=rwc")
+    } else {
+        url.to_owned()
+    };
+    let mut options = ConnectOptions::new(url.clone());
+    options
+        .max_connections(if is_sqlite { 4 } else { 16 })
+        .min_connections(1)
+        .connect_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(10))
+        .sqlx_logging(false);
+    let db = Database::connect(options).await?;
+    if is_sqlite && !url.contains(":memory:") {
+        db.execute_unprepared("PRAGMA journal_mode=WAL").await?;
+    }
+    Ok(db)
+}
+
+/// Applies every pending migration.
+pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
+    Migrator::up(db, None).await
+}
+
+/// True when the schema has no pending migrations.
+pub async fn schema_is_current(db: &DatabaseConnection) -> Result<bool, DbErr> {
+    Ok(Migrator::get_pending_migrations(db).await?.is_empty())
+}
+
+/// SQL for "one past the highest task version", used by every schedule-changing write.
+pub(crate) const NEXT_TASK_VERSION: &str =
+    "(SELECT COALESCE(MAX(version), 0) + 1 FROM scheduled_task)";

@@ -1,0 +1,84 @@
+//! `scheduler_node` rows: who is alive.
+
+use chrono::{DateTime, Utc};
+use entity::prelude::*;
+use entity::scheduler_node::{self, NodeState};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+    sea_query::{Expr, OnConflict},
+};
+
+use super::StoreError;
+
+/// What a node says about itself when it starts.
+#[derive(Debug, Clone)]
+pub struct NodeInfo {
+    /// Its id.
+    pub node_id: String,
+    /// Host name.
+    pub host: String,
+    /// Process id.
+    pub pid: u32,
+    /// cronmesh version.
+    pub version: String,
+    /// Admin HTTP URL.
+    pub admin_url: Option<String>,
+}
+
+/// Registers (or re-registers) a node as running.
+pub async fn register_node(db: &DatabaseConnection, node: &NodeInfo, now: DateTime<Utc>) -> Result<(), StoreError> {
+    SchedulerNode::insert(scheduler_node::ActiveModel {
+        node_id: Set(node.node_id.clone()),
+        host: Set(node.host.clone()),
+        pid: Set(node.pid as i32),
+        version: Set(node.version.clone()),
+        admin_url: Set(node.admin_url.clone()),
+        started_at: Set(now),
+        last_heartbeat: Set(now),
+        state: Set(NodeState::Running),
+    })
+    .on_conflict(
+        OnConflict::column(scheduler_node::Column::NodeId)
+            .update_columns([
+                scheduler_node::Column::Host,
+                scheduler_node::Column::Pid,
+                scheduler_node::Column::Version,
+                scheduler_node::Column::AdminUrl,
+                scheduler_node::Column::StartedAt,
+                scheduler_node::Column::LastHeartbeat,
+                scheduler_node::Column::State,
+            ])
+            .to_owned(),
+    )
+    .exec_without_returning(db)
+    .await?;
+    Ok(())
+}
+
+/// Records that a node is alive.
+pub async fn heartbeat(db: &DatabaseConnection, node_id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+    SchedulerNode::update_many()
+        .col_expr(scheduler_node::Column::LastHeartbeat, Expr::value(now))
+        .filter(scheduler_node::Column::NodeId.eq(node_id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Moves a node to a new state.
+pub async fn set_node_state(db: &DatabaseConnection, node_id: &str, state: NodeState) -> Result<(), StoreError> {
+    SchedulerNode::update_many()
+        .col_expr(scheduler_node::Column::State, Expr::value(state.as_str()))
+        .filter(scheduler_node::Column::NodeId.eq(node_id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Every node, by id.
+pub async fn list_nodes(db: &DatabaseConnection) -> Result<Vec<scheduler_node::Model>, StoreError> {
+    Ok(SchedulerNode::find()
+        .order_by_asc(scheduler_node::Column::NodeId)
+        .all(db)
+        .await?)
+}
