@@ -74,3 +74,44 @@ fn bad_config_names_the_key() {
     assert_eq!(missing.status.code(), Some(2));
     assert!(stderr(&missing).contains("nope.toml"));
 }
+
+#[test]
+fn check_leaves_an_existing_unmigrated_database_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cronmesh.db");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let url = format!("sqlite://{}", path.display());
+    let tables = |url: String| {
+        rt.block_on(async move {
+            use sea_orm::ConnectionTrait;
+            let db = scheduler_actors::store::connect(&url).await.unwrap();
+            let rows = db
+                .query_all_raw(sea_orm::Statement::from_string(
+                    db.get_database_backend(),
+                    "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name",
+                ))
+                .await
+                .unwrap();
+            db.close().await.unwrap();
+            rows.iter()
+                .map(|r| r.try_get::<String>("", "name").unwrap())
+                .collect::<Vec<_>>()
+        })
+    };
+    rt.block_on(async {
+        use sea_orm::ConnectionTrait;
+        let db = scheduler_actors::store::connect(&url).await.unwrap();
+        db.execute_unprepared("CREATE TABLE unrelated (x INTEGER)")
+            .await
+            .unwrap();
+        db.close().await.unwrap();
+    });
+    let out = cronmesh(dir.path(), &["check"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("needs `cronmesh migrate`"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(tables(url), ["unrelated"]);
+}

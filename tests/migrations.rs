@@ -53,6 +53,11 @@ async fn up_down_up(db: &DatabaseConnection) {
         "task_run",
         "trigger_conf",
     ];
+    assert!(!store::schema_is_current(db).await.unwrap());
+    assert!(
+        table_names(db).await.is_empty(),
+        "asking did not create anything"
+    );
     Migrator::up(db, None).await.unwrap();
     assert_eq!(table_names(db).await, all);
     Migrator::down(db, None).await.unwrap();

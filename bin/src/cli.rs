@@ -16,12 +16,27 @@ pub struct Cli {
     /// Config file (default: ./cronmesh.toml if present). Env `CRONMESH__SECTION__KEY` overrides it.
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Log format: text (default) or json (one object per line, for log shippers).
+    #[arg(long, global = true, value_name = "FORMAT")]
+    pub log_format: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a node until SIGINT/SIGTERM (embedded default: SQLite cronmesh.db, in-process locks).
+    Run,
+    /// List, add and steer tasks.
+    #[command(subcommand)]
+    Tasks(Box<commands::tasks::TasksCommand>),
+    /// Shared trigger confs.
+    #[command(subcommand)]
+    Triggers(commands::triggers::TriggersCommand),
+    /// Run history.
+    Runs(commands::runs::RunsArgs),
+    /// A running node's actor mailbox metrics.
+    Inspect(commands::inspect::InspectArgs),
     /// Print the next fire times of a cron expression or a trigger JSON.
     Next(commands::next::NextArgs),
     /// Print every registered task and every registry problem; exit 1 on any problem.
@@ -59,16 +74,22 @@ pub fn run(tasks: CodeTasks) -> ExitCode {
 }
 
 fn dispatch(cli: Cli, tasks: CodeTasks) -> anyhow::Result<ExitCode> {
+    if let Command::Next(args) = &cli.command {
+        return commands::next::run(args);
+    }
+    let mut settings = crate::settings::Settings::load(cli.config.as_deref())?;
+    if let Some(format) = &cli.log_format {
+        settings.log_format = format.parse().map_err(InvalidInput)?;
+    }
     match cli.command {
-        Command::Next(args) => commands::next::run(&args),
-        Command::Check => {
-            let settings = crate::settings::Settings::load(cli.config.as_deref())?;
-            block_on(commands::check::run(&settings, &tasks))
-        }
-        Command::Migrate => {
-            let settings = crate::settings::Settings::load(cli.config.as_deref())?;
-            block_on(commands::migrate::run(&settings))
-        }
+        Command::Next(_) => unreachable!("handled above"),
+        Command::Run => commands::run::run(&settings, tasks),
+        Command::Check => block_on(commands::check::run(&settings, &tasks)),
+        Command::Migrate => block_on(commands::migrate::run(&settings)),
+        Command::Tasks(cmd) => block_on(commands::tasks::run(&settings, &tasks, *cmd)),
+        Command::Triggers(cmd) => block_on(commands::triggers::run(&settings, cmd)),
+        Command::Runs(args) => block_on(commands::runs::run(&settings, args)),
+        Command::Inspect(args) => block_on(commands::inspect::run(&settings, args)),
     }
 }
 

@@ -14,4 +14,5 @@
 
 pub mod cli;
 mod commands;
+mod logging;
 pub mod settings;

@@ -146,7 +146,35 @@ pub enum LogFormat {
     Json,
 }
 
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => Err(format!("log format {other:?} is not text or json")),
+        }
+    }
+}
+
 impl Settings {
+    /// What a node started with these settings is given.
+    pub fn node_config(&self) -> scheduler_actors::NodeConfig {
+        scheduler_actors::NodeConfig {
+            database_url: self.database.url.clone(),
+            node_id: self.node_id.clone(),
+            lock_prefix: self.redis_prefix.clone(),
+            http_bind: self.http_bind,
+            shutdown_grace: self.shutdown_grace,
+            heartbeat_interval: self.heartbeat_interval,
+            shell_enabled: self.shell_enabled,
+            run_retention: self.run_retention,
+            demo_enabled: self.demo_enabled,
+            ..scheduler_actors::NodeConfig::default()
+        }
+    }
+
     /// Loads defaults < `file` (or `./cronmesh.toml` if it exists) < environment.
     pub fn load(file: Option<&Path>) -> anyhow::Result<Settings> {
         let mut builder = config::Config::builder();
@@ -258,11 +286,8 @@ impl TryFrom<RawSettings> for Settings {
             ));
         }
         let log_format = match raw.log.format.as_deref() {
-            None | Some("text") => LogFormat::Text,
-            Some("json") => LogFormat::Json,
-            Some(other) => {
-                return Err(bad("log.format", format!("{other:?} is not text or json")));
-            }
+            None => LogFormat::Text,
+            Some(f) => f.parse().map_err(|e| bad("log.format", e))?,
         };
         let redis_prefix = raw.redis.prefix.unwrap_or_else(|| "cronmesh".to_owned());
         if redis_prefix.is_empty() || redis_prefix.contains(char::is_whitespace) {

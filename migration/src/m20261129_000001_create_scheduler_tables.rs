@@ -42,7 +42,6 @@ enum ScheduledTask {
     NextRunAt,
     LastRunAt,
     LastStatus,
-    RunNowAt,
     Version,
     CreatedAt,
     UpdatedAt,
@@ -122,7 +121,6 @@ impl MigrationTrait for Migration {
                     .col(timestamp_with_time_zone_null(ScheduledTask::NextRunAt))
                     .col(timestamp_with_time_zone_null(ScheduledTask::LastRunAt))
                     .col(string_len_null(ScheduledTask::LastStatus, 16))
-                    .col(timestamp_with_time_zone_null(ScheduledTask::RunNowAt))
                     .col(big_integer(ScheduledTask::Version).default(1))
                     .col(timestamp_with_time_zone(ScheduledTask::CreatedAt))
                     .col(timestamp_with_time_zone(ScheduledTask::UpdatedAt))

@@ -25,7 +25,11 @@ pub(crate) fn start(
     scheduler: Addr<SchedulerActor>,
     node_id: String,
 ) -> std::io::Result<(SocketAddr, ServerHandle)> {
-    let state = web::Data::new(AdminState { metrics, scheduler, node_id });
+    let state = web::Data::new(AdminState {
+        metrics,
+        scheduler,
+        node_id,
+    });
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
@@ -65,6 +69,8 @@ async fn actors(state: web::Data<AdminState>) -> HttpResponse {
 async fn tasks(state: web::Data<AdminState>) -> HttpResponse {
     match state.scheduler.send(ListScheduled).await {
         Ok(list) => HttpResponse::Ok().json(list),
-        Err(e) => HttpResponse::ServiceUnavailable().json(serde_json::json!({"error": e.to_string()})),
+        Err(e) => {
+            HttpResponse::ServiceUnavailable().json(serde_json::json!({"error": e.to_string()}))
+        }
     }
 }

@@ -20,7 +20,9 @@ use tokio_util::sync::CancellationToken;
 use crate::handler::{TaskContext, TaskHandler};
 use crate::lock::{Acquire, LockActor, Release, fire_key};
 use crate::metrics::{ActorMetrics, Metered, Metrics};
-use crate::persistence::{ClaimRun, PersistenceActor, RecordFinish, RecordSkipped, RecordTaskState};
+use crate::persistence::{
+    ClaimRun, PersistenceActor, RecordFinish, RecordSkipped, RecordTaskState,
+};
 use crate::store::FinishedRun;
 
 /// Why a fire happens.
@@ -129,7 +131,13 @@ impl Handler<Fire> for ExecutorActor {
         if self.spec.overlap == OverlapPolicy::Forbid
             && self.state.running.load(Ordering::Acquire) > 0
         {
-            record_skip(&self.deps, &self.spec, fire.fire_ts_ms, RunStatus::SkippedOverlap, "the previous run of this task is still running (overlap: forbid)".to_owned());
+            record_skip(
+                &self.deps,
+                &self.spec,
+                fire.fire_ts_ms,
+                RunStatus::SkippedOverlap,
+                "the previous run of this task is still running (overlap: forbid)".to_owned(),
+            );
             return;
         }
         // Counted before the run starts, so the next fire sees it even if it comes at once.
@@ -157,7 +165,13 @@ fn fire_time(fire_ts_ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(fire_ts_ms).unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
-fn record_skip(deps: &ExecutorDeps, spec: &TaskSpec, fire_ts_ms: i64, status: RunStatus, why: String) {
+fn record_skip(
+    deps: &ExecutorDeps,
+    spec: &TaskSpec,
+    fire_ts_ms: i64,
+    status: RunStatus,
+    why: String,
+) {
     let now = Utc::now();
     tracing::info!(target: "cron_task", task = %spec.name, fire_time = %rfc3339(fire_time(fire_ts_ms)), node = %deps.node_id, status = status.as_str(), "{why}");
     deps.persistence.do_send(RecordSkipped(task_run::Model {
@@ -201,7 +215,14 @@ impl FireRun {
         let fire_at = fire_time(fire_ts_ms);
         let key = fire_key(&deps.lock_prefix, &spec.name, fire_ts_ms);
 
-        let lease = match deps.lock.send(Acquire { key: key.clone(), ttl: spec.lock_ttl }).await {
+        let lease = match deps
+            .lock
+            .send(Acquire {
+                key: key.clone(),
+                ttl: spec.lock_ttl,
+            })
+            .await
+        {
             Ok(Ok(Some(lease))) => lease,
             Ok(Ok(None)) => {
                 tracing::debug!(target: "cron_task", task = %spec.name, fire_time = %rfc3339(fire_at), "fire locked by another node");
@@ -238,17 +259,29 @@ impl FireRun {
             Ok(Ok(true)) => {}
             Ok(Ok(false)) => {
                 tracing::debug!(target: "cron_task", task = %spec.name, fire_time = %rfc3339(fire_at), "fire already claimed");
-                deps.lock.do_send(Release { key, value: lease.value, keep_for: Some(deps.lock_keep) });
+                deps.lock.do_send(Release {
+                    key,
+                    value: lease.value,
+                    keep_for: Some(deps.lock_keep),
+                });
                 return;
             }
             Ok(Err(e)) => {
                 tracing::error!(target: "cron_task", task = %spec.name, fire_time = %rfc3339(fire_at), error = %e, "could not claim the fire in the database; fire not run");
-                deps.lock.do_send(Release { key, value: lease.value, keep_for: None });
+                deps.lock.do_send(Release {
+                    key,
+                    value: lease.value,
+                    keep_for: None,
+                });
                 return;
             }
             Err(e) => {
                 tracing::error!(target: "cron_task", task = %spec.name, error = %e, "persistence actor unavailable; fire not run");
-                deps.lock.do_send(Release { key, value: lease.value, keep_for: None });
+                deps.lock.do_send(Release {
+                    key,
+                    value: lease.value,
+                    keep_for: None,
+                });
                 return;
             }
         }
@@ -322,7 +355,11 @@ impl FireRun {
             RunStatus::Interrupted | RunStatus::LockLost => None,
             _ => Some(deps.lock_keep),
         };
-        deps.lock.do_send(Release { key, value: lease.value, keep_for });
+        deps.lock.do_send(Release {
+            key,
+            value: lease.value,
+            keep_for,
+        });
 
         let level_ok = status == RunStatus::Succeeded;
         if level_ok {

@@ -44,6 +44,10 @@ pub use inventory;
 pub use lock::{LockActor, LockBackend, MemoryLockBackend};
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use node::{Node, NodeBuilder, NodeConfig, NodeError, known_handlers};
-pub use persistence::{ClaimRun, Flush, Heartbeat, PersistenceActor, RecordFinish, RecordSkipped, RecordTaskState};
+pub use persistence::{
+    ClaimRun, Flush, Heartbeat, PersistenceActor, RecordFinish, RecordSkipped, RecordTaskState,
+};
 pub use registration::{CodeTask, CodeTasks};
-pub use scheduler::{ListScheduled, Pause, Reload, Resume, ScheduledTaskView, SchedulerActor, Shutdown, TriggerNow};
+pub use scheduler::{
+    ListScheduled, Pause, Reload, Resume, ScheduledTaskView, SchedulerActor, Shutdown, TriggerNow,
+};

@@ -46,8 +46,12 @@ pub trait LockBackend: Send + Sync + 'static {
     /// Short name for logs and metrics (`memory`, `redis`).
     fn name(&self) -> &'static str;
     /// Sets `key` to `value` for `ttl` if it is absent; `true` when we got it.
-    fn acquire(&self, key: String, value: String, ttl: Duration)
-    -> BoxFuture<'static, Result<bool, LockError>>;
+    fn acquire(
+        &self,
+        key: String,
+        value: String,
+        ttl: Duration,
+    ) -> BoxFuture<'static, Result<bool, LockError>>;
     /// Extends every lock that still holds our value; one answer per item, in order.
     fn renew(&self, items: Vec<RenewItem>) -> BoxFuture<'static, Result<Vec<bool>, LockError>>;
     /// Gives a lock up if it still holds our value: deletes it, or with `keep_for` lets it
@@ -294,7 +298,9 @@ impl Handler<Acquire> for LockActor {
         let _timing = self.metrics.handling::<Acquire>();
         let value = format!("{}:{}", self.node_id, uuid::Uuid::new_v4().simple());
         let started = Instant::now();
-        let fut = self.backend.acquire(msg.key.clone(), value.clone(), msg.ttl);
+        let fut = self
+            .backend
+            .acquire(msg.key.clone(), value.clone(), msg.ttl);
         Box::pin(fut.into_actor(self).map(move |res, act, _ctx| {
             if !res? {
                 return Ok(None);
@@ -326,7 +332,9 @@ impl Handler<Release> for LockActor {
     fn handle(&mut self, msg: Release, ctx: &mut Self::Context) {
         let _timing = self.metrics.handling::<Release>();
         self.held.remove(&msg.key);
-        let fut = self.backend.release(msg.key.clone(), msg.value, msg.keep_for);
+        let fut = self
+            .backend
+            .release(msg.key.clone(), msg.value, msg.keep_for);
         ctx.spawn(fut.into_actor(self).map(move |res, _act, _ctx| {
             if let Err(e) = res {
                 // The key expires by itself after its ttl; the run's record is already final.
@@ -360,62 +368,145 @@ mod tests {
         let key = fire_key("cm", "a.b", 1000);
         assert_eq!(key, "cm:{a.b}:fire:1000");
         let ttl = Duration::from_secs(5);
-        assert!(backend.acquire(key.clone(), "n1:x".into(), ttl).await.unwrap_or(false));
-        assert!(!backend.acquire(key.clone(), "n2:y".into(), ttl).await.unwrap_or(true));
-        assert!(!backend.release(key.clone(), "n2:y".into(), None).await.unwrap_or(true), "not the holder");
+        assert!(
+            backend
+                .acquire(key.clone(), "n1:x".into(), ttl)
+                .await
+                .unwrap_or(false)
+        );
+        assert!(
+            !backend
+                .acquire(key.clone(), "n2:y".into(), ttl)
+                .await
+                .unwrap_or(true)
+        );
+        assert!(
+            !backend
+                .release(key.clone(), "n2:y".into(), None)
+                .await
+                .unwrap_or(true),
+            "not the holder"
+        );
         let renewed = backend
-            .renew(vec![RenewItem { key: key.clone(), value: "n2:y".into(), ttl }])
+            .renew(vec![RenewItem {
+                key: key.clone(),
+                value: "n2:y".into(),
+                ttl,
+            }])
             .await
             .unwrap_or_default();
         assert_eq!(renewed, [false]);
-        assert!(backend.release(key.clone(), "n1:x".into(), None).await.unwrap_or(false));
-        assert!(backend.acquire(key, "n2:y".into(), ttl).await.unwrap_or(false));
+        assert!(
+            backend
+                .release(key.clone(), "n1:x".into(), None)
+                .await
+                .unwrap_or(false)
+        );
+        assert!(
+            backend
+                .acquire(key, "n2:y".into(), ttl)
+                .await
+                .unwrap_or(false)
+        );
     }
 
     #[actix_rt::test]
     async fn kept_key_blocks_the_fire_until_it_expires() {
         let backend = MemoryLockBackend::new();
         let ttl = Duration::from_secs(5);
-        assert!(backend.acquire("k".into(), "a".into(), ttl).await.unwrap_or(false));
-        assert!(backend.release("k".into(), "a".into(), Some(Duration::from_millis(30))).await.unwrap_or(false));
-        assert!(!backend.acquire("k".into(), "b".into(), ttl).await.unwrap_or(true));
+        assert!(
+            backend
+                .acquire("k".into(), "a".into(), ttl)
+                .await
+                .unwrap_or(false)
+        );
+        assert!(
+            backend
+                .release("k".into(), "a".into(), Some(Duration::from_millis(30)))
+                .await
+                .unwrap_or(false)
+        );
+        assert!(
+            !backend
+                .acquire("k".into(), "b".into(), ttl)
+                .await
+                .unwrap_or(true)
+        );
         tokio::time::sleep(Duration::from_millis(40)).await;
-        assert!(backend.acquire("k".into(), "b".into(), ttl).await.unwrap_or(false));
+        assert!(
+            backend
+                .acquire("k".into(), "b".into(), ttl)
+                .await
+                .unwrap_or(false)
+        );
     }
 
     #[actix_rt::test]
     async fn actor_renews_held_locks_past_their_ttl() {
         let backend = Arc::new(MemoryLockBackend::new());
         let metrics = crate::metrics::Metrics::new();
-        let actor = LockActor::new(backend.clone(), "n1".into(), metrics.actor("LockActor")).start();
+        let actor =
+            LockActor::new(backend.clone(), "n1".into(), metrics.actor("LockActor")).start();
         let ttl = Duration::from_millis(150);
         let lease = actor
-            .send(Acquire { key: "k".into(), ttl })
+            .send(Acquire {
+                key: "k".into(),
+                ttl,
+            })
             .await
             .ok()
             .and_then(Result::ok)
             .flatten();
-        let Some(lease) = lease else { panic!("acquired") };
+        let Some(lease) = lease else {
+            panic!("acquired")
+        };
         // Three ttls later the lock is still ours: renewals kept it alive.
         tokio::time::sleep(ttl * 3).await;
         assert!(!lease.lost.is_cancelled());
-        assert!(!backend.acquire("k".into(), "other".into(), ttl).await.unwrap_or(true));
-        actor.do_send(Release { key: "k".into(), value: lease.value.clone(), keep_for: None });
+        assert!(
+            !backend
+                .acquire("k".into(), "other".into(), ttl)
+                .await
+                .unwrap_or(true)
+        );
+        actor.do_send(Release {
+            key: "k".into(),
+            value: lease.value.clone(),
+            keep_for: None,
+        });
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert_eq!(actor.send(HeldLocks).await.unwrap_or(1), 0);
-        assert!(backend.acquire("k".into(), "other".into(), ttl).await.unwrap_or(false));
+        assert!(
+            backend
+                .acquire("k".into(), "other".into(), ttl)
+                .await
+                .unwrap_or(false)
+        );
     }
 
     #[actix_rt::test]
     async fn refused_renewal_fires_the_lost_token() {
         let backend = Arc::new(MemoryLockBackend::new());
         let metrics = crate::metrics::Metrics::new();
-        let actor = LockActor::new(backend.clone(), "n1".into(), metrics.actor("LockActor")).start();
+        let actor =
+            LockActor::new(backend.clone(), "n1".into(), metrics.actor("LockActor")).start();
         let ttl = Duration::from_millis(150);
-        let lease = actor.send(Acquire { key: "k".into(), ttl }).await.ok().and_then(Result::ok).flatten();
-        let Some(lease) = lease else { panic!("acquired") };
+        let lease = actor
+            .send(Acquire {
+                key: "k".into(),
+                ttl,
+            })
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .flatten();
+        let Some(lease) = lease else {
+            panic!("acquired")
+        };
         // Someone else's release-and-take (as after a Redis restart).
         backend.with_locks(|l| l.insert("k".into(), ("thief".into(), Instant::now() + ttl * 10)));
-        tokio::time::timeout(ttl * 3, lease.lost.cancelled()).await.expect("lost in time");
+        tokio::time::timeout(ttl * 3, lease.lost.cancelled())
+            .await
+            .expect("lost in time");
     }
 }

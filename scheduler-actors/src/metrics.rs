@@ -18,8 +18,7 @@ use serde::Serialize;
 
 /// Upper bounds (seconds) of the handling-time buckets.
 const HANDLING_BUCKETS: [f64; 14] = [
-    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
-    5.0,
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0,
 ];
 /// Upper bounds (seconds) of the fire lateness buckets.
 const LATENESS_BUCKETS: [f64; 13] = [
@@ -61,9 +60,16 @@ impl Histogram {
         let mut cumulative = 0;
         for (i, bound) in self.bounds.iter().enumerate() {
             cumulative += self.counts[i];
-            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {cumulative}");
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {cumulative}"
+            );
         }
-        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}", self.count);
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}",
+            self.count
+        );
         let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum);
         let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count);
     }
@@ -433,31 +439,81 @@ impl MetricsSnapshot {
         let header = |out: &mut String, name: &str, kind: &str, help: &str| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
         };
-        header(&mut out, "cronmesh_actor_messages_received_total", "counter", "Messages put in an actor's mailbox.");
+        header(
+            &mut out,
+            "cronmesh_actor_messages_received_total",
+            "counter",
+            "Messages put in an actor's mailbox.",
+        );
         for a in &self.actors {
             for (m, s) in &a.messages {
-                let _ = writeln!(out, "cronmesh_actor_messages_received_total{{actor=\"{}\",message=\"{m}\"}} {}", a.actor, s.received);
+                let _ = writeln!(
+                    out,
+                    "cronmesh_actor_messages_received_total{{actor=\"{}\",message=\"{m}\"}} {}",
+                    a.actor, s.received
+                );
             }
         }
-        header(&mut out, "cronmesh_actor_messages_handled_total", "counter", "Messages an actor has handled.");
+        header(
+            &mut out,
+            "cronmesh_actor_messages_handled_total",
+            "counter",
+            "Messages an actor has handled.",
+        );
         for a in &self.actors {
             for (m, s) in &a.messages {
-                let _ = writeln!(out, "cronmesh_actor_messages_handled_total{{actor=\"{}\",message=\"{m}\"}} {}", a.actor, s.handled);
+                let _ = writeln!(
+                    out,
+                    "cronmesh_actor_messages_handled_total{{actor=\"{}\",message=\"{m}\"}} {}",
+                    a.actor, s.handled
+                );
             }
         }
-        header(&mut out, "cronmesh_actor_mailbox_depth", "gauge", "Messages waiting in an actor's mailbox.");
+        header(
+            &mut out,
+            "cronmesh_actor_mailbox_depth",
+            "gauge",
+            "Messages waiting in an actor's mailbox.",
+        );
         for a in &self.actors {
-            let _ = writeln!(out, "cronmesh_actor_mailbox_depth{{actor=\"{}\"}} {}", a.actor, a.mailbox_depth);
+            let _ = writeln!(
+                out,
+                "cronmesh_actor_mailbox_depth{{actor=\"{}\"}} {}",
+                a.actor, a.mailbox_depth
+            );
         }
-        header(&mut out, "cronmesh_actor_instances", "gauge", "Running instances of an actor kind.");
+        header(
+            &mut out,
+            "cronmesh_actor_instances",
+            "gauge",
+            "Running instances of an actor kind.",
+        );
         for a in &self.actors {
-            let _ = writeln!(out, "cronmesh_actor_instances{{actor=\"{}\"}} {}", a.actor, a.instances);
+            let _ = writeln!(
+                out,
+                "cronmesh_actor_instances{{actor=\"{}\"}} {}",
+                a.actor, a.instances
+            );
         }
-        header(&mut out, "cronmesh_actor_restarts_total", "counter", "Restarts of a supervised actor.");
+        header(
+            &mut out,
+            "cronmesh_actor_restarts_total",
+            "counter",
+            "Restarts of a supervised actor.",
+        );
         for a in &self.actors {
-            let _ = writeln!(out, "cronmesh_actor_restarts_total{{actor=\"{}\"}} {}", a.actor, a.restarts);
+            let _ = writeln!(
+                out,
+                "cronmesh_actor_restarts_total{{actor=\"{}\"}} {}",
+                a.actor, a.restarts
+            );
         }
-        header(&mut out, "cronmesh_actor_handling_seconds", "histogram", "Time to handle one message.");
+        header(
+            &mut out,
+            "cronmesh_actor_handling_seconds",
+            "histogram",
+            "Time to handle one message.",
+        );
         for a in &self.actors {
             for (m, s) in &a.messages {
                 s.handling_seconds.write_prometheus(
@@ -467,22 +523,69 @@ impl MetricsSnapshot {
                 );
             }
         }
-        header(&mut out, "cronmesh_fires_total", "counter", "Fires sent to executors.");
+        header(
+            &mut out,
+            "cronmesh_fires_total",
+            "counter",
+            "Fires sent to executors.",
+        );
         let _ = writeln!(out, "cronmesh_fires_total {}", self.fires_total);
-        header(&mut out, "cronmesh_runs_total", "counter", "Run outcomes by status.");
+        header(
+            &mut out,
+            "cronmesh_runs_total",
+            "counter",
+            "Run outcomes by status.",
+        );
         for (status, n) in &self.runs_total {
             let _ = writeln!(out, "cronmesh_runs_total{{status=\"{status}\"}} {n}");
         }
-        header(&mut out, "cronmesh_fire_lateness_seconds", "histogram", "Handler start minus scheduled fire time.");
+        header(
+            &mut out,
+            "cronmesh_fire_lateness_seconds",
+            "histogram",
+            "Handler start minus scheduled fire time.",
+        );
         self.fire_lateness_seconds
             .write_prometheus(&mut out, "cronmesh_fire_lateness_seconds", "");
-        header(&mut out, "cronmesh_persistence_buffered", "gauge", "Writes waiting for the database.");
-        let _ = writeln!(out, "cronmesh_persistence_buffered {}", self.persistence_buffered);
-        header(&mut out, "cronmesh_persistence_buffer_bound", "gauge", "The most writes that may wait for the database.");
-        let _ = writeln!(out, "cronmesh_persistence_buffer_bound {}", self.persistence_buffer_bound);
-        header(&mut out, "cronmesh_persistence_dropped_writes_total", "counter", "Writes given up because the buffer was full.");
-        let _ = writeln!(out, "cronmesh_persistence_dropped_writes_total {}", self.persistence_dropped_writes);
-        header(&mut out, "cronmesh_degraded", "gauge", "1 while a backend is down.");
+        header(
+            &mut out,
+            "cronmesh_persistence_buffered",
+            "gauge",
+            "Writes waiting for the database.",
+        );
+        let _ = writeln!(
+            out,
+            "cronmesh_persistence_buffered {}",
+            self.persistence_buffered
+        );
+        header(
+            &mut out,
+            "cronmesh_persistence_buffer_bound",
+            "gauge",
+            "The most writes that may wait for the database.",
+        );
+        let _ = writeln!(
+            out,
+            "cronmesh_persistence_buffer_bound {}",
+            self.persistence_buffer_bound
+        );
+        header(
+            &mut out,
+            "cronmesh_persistence_dropped_writes_total",
+            "counter",
+            "Writes given up because the buffer was full.",
+        );
+        let _ = writeln!(
+            out,
+            "cronmesh_persistence_dropped_writes_total {}",
+            self.persistence_dropped_writes
+        );
+        header(
+            &mut out,
+            "cronmesh_degraded",
+            "gauge",
+            "1 while a backend is down.",
+        );
         let _ = writeln!(out, "cronmesh_degraded {}", i32::from(self.degraded));
         out
     }
@@ -505,8 +608,13 @@ mod tests {
         assert_eq!(snap.actors[0].mailbox_depth, 1);
         assert_eq!(snap.actors[0].messages["Ping"].handled, 1);
         let text = m.prometheus();
-        assert!(text.contains("cronmesh_actor_mailbox_depth{actor=\"TestActor\"} 1"), "{text}");
-        assert!(text.contains("cronmesh_actor_handling_seconds_count{actor=\"TestActor\",message=\"Ping\"} 1"));
+        assert!(
+            text.contains("cronmesh_actor_mailbox_depth{actor=\"TestActor\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains(
+            "cronmesh_actor_handling_seconds_count{actor=\"TestActor\",message=\"Ping\"} 1"
+        ));
     }
 
     #[test]

@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use chrono::Utc;
 use entity::scheduler_node::NodeState;
-use sea_orm::DatabaseConnection;
 use scheduler_core::{Registry, TaskDecl};
+use sea_orm::DatabaseConnection;
 use tokio_util::sync::CancellationToken;
 
 use crate::builtin::builtin_handlers;
@@ -146,7 +146,11 @@ pub struct Node {
 }
 
 fn node_id_default() -> String {
-    format!("{}-{}", gethostname::gethostname().to_string_lossy(), std::process::id())
+    format!(
+        "{}-{}",
+        gethostname::gethostname().to_string_lossy(),
+        std::process::id()
+    )
 }
 
 /// The tasks every node has: run-record pruning, and the demo heartbeat when enabled.
@@ -156,8 +160,11 @@ fn maintenance_tasks(db: &DatabaseConnection, config: &NodeConfig) -> CodeTasks 
     let prune: Arc<dyn TaskHandler> = Arc::new(move |ctx: TaskContext| {
         let db = prune_db.clone();
         async move {
-            let before = ctx.fire_time - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
-            let deleted = store::prune_runs(&db, before).await.map_err(|e| TaskFailure::new(e.to_string()))?;
+            let before = ctx.fire_time
+                - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
+            let deleted = store::prune_runs(&db, before)
+                .await
+                .map_err(|e| TaskFailure::new(e.to_string()))?;
             tracing::info!(target: "cron_task", task = %ctx.task, run_id = %ctx.run_id, deleted, "pruned run records older than {}", scheduler_core::rfc3339(before));
             Ok::<(), TaskFailure>(())
         }
@@ -216,8 +223,13 @@ impl NodeBuilder {
     pub async fn start(self) -> Result<Node, NodeError> {
         let config = self.config;
         let url = redact(&config.database_url);
-        let db_err = |source: StoreError| NodeError::Database { url: url.clone(), source };
-        let db = store::connect(&config.database_url).await.map_err(|e| db_err(e.into()))?;
+        let db_err = |source: StoreError| NodeError::Database {
+            url: url.clone(),
+            source,
+        };
+        let db = store::connect(&config.database_url)
+            .await
+            .map_err(|e| db_err(e.into()))?;
         store::migrate(&db).await.map_err(|e| db_err(e.into()))?;
 
         // Handlers: built-ins, then maintenance and code tasks (which win on a name clash).
@@ -235,7 +247,13 @@ impl NodeBuilder {
         let confs = store::trigger_confs(&db).await.map_err(db_err)?;
         let registry = Registry::build(decls.clone(), confs);
         if !registry.is_clean() {
-            return Err(NodeError::Registry(registry.problems().iter().map(ToString::to_string).collect()));
+            return Err(NodeError::Registry(
+                registry
+                    .problems()
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect(),
+            ));
         }
         let handlers = Arc::new(handlers);
         let known = handlers.clone();
@@ -258,12 +276,19 @@ impl NodeBuilder {
             .build()
             .map_err(NodeError::Runtime)?;
 
-        let lock_backend = self.lock_backend.unwrap_or_else(|| Arc::new(MemoryLockBackend::new()));
+        let lock_backend = self
+            .lock_backend
+            .unwrap_or_else(|| Arc::new(MemoryLockBackend::new()));
         let lock_metrics = metrics.actor("LockActor");
         let lock = LockActor::new(lock_backend, node_id.clone(), lock_metrics.clone()).start();
-        let persistence = PersistenceActor::new(db.clone(), node_id.clone(), config.persistence_buffer, metrics.clone())
-            .with_heartbeat(config.heartbeat_interval)
-            .start();
+        let persistence = PersistenceActor::new(
+            db.clone(),
+            node_id.clone(),
+            config.persistence_buffer,
+            metrics.clone(),
+        )
+        .with_heartbeat(config.heartbeat_interval)
+        .start();
         let running = Arc::new(AtomicUsize::new(0));
         let interrupt = CancellationToken::new();
         let deps = Arc::new(ExecutorDeps {
@@ -284,12 +309,24 @@ impl NodeBuilder {
             rows: store::load_tasks(&db).await.map_err(db_err)?,
             confs: store::trigger_confs(&db).await.map_err(db_err)?,
         };
-        let scheduler = SchedulerActor::new(db.clone(), handlers, deps, initial, metrics.actor("SchedulerActor")).start();
+        let scheduler = SchedulerActor::new(
+            db.clone(),
+            handlers,
+            deps,
+            initial,
+            metrics.actor("SchedulerActor"),
+        )
+        .start();
         let (http_addr, http) = match config.http_bind {
             None => (None, None),
             Some(addr) => {
-                let (bound, handle) = crate::admin_http::start(addr, metrics.clone(), scheduler.clone(), node_id.clone())
-                    .map_err(|source| NodeError::Http { addr, source })?;
+                let (bound, handle) = crate::admin_http::start(
+                    addr,
+                    metrics.clone(),
+                    scheduler.clone(),
+                    node_id.clone(),
+                )
+                .map_err(|source| NodeError::Http { addr, source })?;
                 (Some(bound), Some(handle))
             }
         };
@@ -350,7 +387,12 @@ impl Node {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
-        let left = self.persistence.send(Flush { within: Duration::from_secs(10) }).await?;
+        let left = self
+            .persistence
+            .send(Flush {
+                within: Duration::from_secs(10),
+            })
+            .await?;
         if left > 0 {
             tracing::error!(target: "cron_task", node = %self.node_id, unwritten = left, "database unreachable at shutdown; these run records are lost");
         }
@@ -391,7 +433,10 @@ fn redact(url: &str) -> String {
 }
 
 /// Handlers by name, for callers that want to check `handler_args` the way a node would.
-pub fn known_handlers(code_tasks: &CodeTasks, shell_enabled: bool) -> HashMap<String, Arc<dyn TaskHandler>> {
+pub fn known_handlers(
+    code_tasks: &CodeTasks,
+    shell_enabled: bool,
+) -> HashMap<String, Arc<dyn TaskHandler>> {
     let mut handlers = builtin_handlers(shell_enabled);
     for decl in code_tasks.decls() {
         if let Some(h) = code_tasks.handler(&decl.handler) {

@@ -88,7 +88,12 @@ pub struct PersistenceActor {
 
 impl PersistenceActor {
     /// A persistence actor writing to `db`, keeping at most `bound` writes while it is down.
-    pub fn new(db: DatabaseConnection, node_id: String, bound: usize, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        db: DatabaseConnection,
+        node_id: String,
+        bound: usize,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let actor_metrics = metrics.actor("PersistenceActor");
         PersistenceActor {
             db,
@@ -128,7 +133,8 @@ impl PersistenceActor {
 
     /// Starts one batch write unless one is running or a retry is not due yet.
     fn flush(&mut self, ctx: &mut Context<Self>) {
-        if self.flushing || (self.queue.is_empty() && self.states.is_empty() && !self.heartbeat_due) {
+        if self.flushing || (self.queue.is_empty() && self.states.is_empty() && !self.heartbeat_due)
+        {
             return;
         }
         if self.retry_at.is_some_and(|t| Instant::now() < t) {

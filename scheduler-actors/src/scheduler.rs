@@ -16,14 +16,14 @@ use std::time::Duration;
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
 use entity::task_run::{self, RunStatus};
-use sea_orm::DatabaseConnection;
 use scheduler_core::{TaskSpec, Trigger, plan_catch_up, rfc3339};
+use sea_orm::DatabaseConnection;
 
 use crate::executor::{ExecutorActor, ExecutorDeps, ExecutorState, Fire, FireReason};
 use crate::handler::TaskHandler;
 use crate::metrics::{ActorMetrics, Metered};
 use crate::persistence::{RecordSkipped, RecordTaskState};
-use crate::store::{self, ChangeMark, StoredTask, StoreError};
+use crate::store::{self, ChangeMark, StoreError, StoredTask};
 
 /// Re-read the tasks from the database now.
 #[derive(Debug, Message)]
@@ -114,12 +114,18 @@ pub struct InitialTasks {
     pub mark: ChangeMark,
 }
 
+/// Stored tasks split into what this node can run and what it cannot (with the reason).
+pub(crate) struct Runnable {
+    tasks: Vec<(StoredTask, TaskSpec)>,
+    skipped: Vec<(String, String)>,
+}
+
 /// Which stored tasks this node can run, validated; the rest with the reason.
 pub(crate) fn runnable_tasks(
     rows: Vec<StoredTask>,
     confs: &[(String, String)],
     handlers: &HashMap<String, Arc<dyn TaskHandler>>,
-) -> (Vec<(StoredTask, TaskSpec)>, Vec<(String, String)>) {
+) -> Runnable {
     let confs: HashMap<&str, Trigger> = confs
         .iter()
         .filter_map(|(n, j)| Trigger::from_json(j).ok().map(|t| (n.as_str(), t)))
@@ -128,22 +134,35 @@ pub(crate) fn runnable_tasks(
     let mut skipped = Vec::new();
     for row in rows {
         if row.row.orphaned {
-            skipped.push((row.row.name.clone(), "orphaned: its handler is not in any running binary".to_owned()));
+            skipped.push((
+                row.row.name.clone(),
+                "orphaned: its handler is not in any running binary".to_owned(),
+            ));
             continue;
         }
         if !handlers.contains_key(&row.row.handler) {
-            skipped.push((row.row.name.clone(), format!("handler {:?} is not available on this node", row.row.handler)));
+            skipped.push((
+                row.row.name.clone(),
+                format!(
+                    "handler {:?} is not available on this node",
+                    row.row.handler
+                ),
+            ));
             continue;
         }
         match row.decl().validate(|n| confs.get(n).cloned()) {
             Ok(spec) => ok.push((row, spec)),
             Err(errors) => skipped.push((
                 row.row.name.clone(),
-                errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+                errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
             )),
         }
     }
-    (ok, skipped)
+    Runnable { tasks: ok, skipped }
 }
 
 impl SchedulerActor {
@@ -176,9 +195,19 @@ impl SchedulerActor {
     /// Applies the database's view of the tasks: new and changed tasks are (re)scheduled,
     /// removed ones dropped. With `catch_up`, fires missed since each task's last fire go
     /// through its misfire policy (start-up); otherwise scheduling starts from now.
-    fn apply(&mut self, rows: Vec<StoredTask>, confs: Vec<(String, String)>, mark: ChangeMark, catch_up: bool, ctx: &mut Context<Self>) {
+    fn apply(
+        &mut self,
+        rows: Vec<StoredTask>,
+        confs: Vec<(String, String)>,
+        mark: ChangeMark,
+        catch_up: bool,
+        ctx: &mut Context<Self>,
+    ) {
         let now = Utc::now();
-        let (runnable, skipped) = runnable_tasks(rows, &confs, &self.handlers);
+        let Runnable {
+            tasks: runnable,
+            skipped,
+        } = runnable_tasks(rows, &confs, &self.handlers);
         for (name, why) in &skipped {
             if self.tasks.remove(name.as_str()).is_some() || catch_up {
                 tracing::warn!(target: "cron_task", task = %name, "task not scheduled on this node: {why}");
@@ -189,7 +218,10 @@ impl SchedulerActor {
             let name: Arc<str> = Arc::from(spec.name.as_str());
             seen.insert(name.clone(), ());
             let run_now_at = row.row.run_now_at;
-            let unchanged = self.tasks.get(&name).is_some_and(|e| e.version == row.row.version);
+            let unchanged = self
+                .tasks
+                .get(&name)
+                .is_some_and(|e| e.version == row.row.version);
             if !unchanged {
                 let generation = self.next_generation;
                 self.next_generation += 1;
@@ -209,12 +241,27 @@ impl SchedulerActor {
                     let last = row.row.last_run_at;
                     self.catch_up(&spec, last, now)
                 } else {
-                    spec.trigger.next_fire_after(now).map(|t| t.timestamp_millis())
+                    spec.trigger
+                        .next_fire_after(now)
+                        .map(|t| t.timestamp_millis())
                 };
-                let run_now_seen = if catch_up { run_now_at } else { self.tasks.get(&name).and_then(|e| e.run_now_seen) };
+                let run_now_seen = if catch_up {
+                    run_now_at
+                } else {
+                    self.tasks.get(&name).and_then(|e| e.run_now_seen)
+                };
                 self.tasks.insert(
                     name.clone(),
-                    Entry { spec, handler, version: row.row.version, generation, next, run_now_seen, executor, state },
+                    Entry {
+                        spec,
+                        handler,
+                        version: row.row.version,
+                        generation,
+                        next,
+                        run_now_seen,
+                        executor,
+                        state,
+                    },
                 );
                 if let Some(n) = next {
                     self.heap.push(Reverse((n, generation, name.clone())));
@@ -248,26 +295,32 @@ impl SchedulerActor {
             let latest = plan.skipped.latest.unwrap_or(now);
             let why = format!(
                 "{}{} missed fire(s) skipped by misfire policy {} (latest {})",
-                if plan.skipped.saturated { "at least " } else { "" },
+                if plan.skipped.saturated {
+                    "at least "
+                } else {
+                    ""
+                },
                 plan.skipped.count,
                 spec.misfire,
                 rfc3339(latest),
             );
             tracing::info!(target: "cron_task", task = %spec.name, status = "misfired", "{why}");
-            self.deps.persistence.do_send(RecordSkipped(task_run::Model {
-                id: 0,
-                run_id: uuid::Uuid::new_v4().to_string(),
-                task_name: spec.name.clone(),
-                fire_ts_ms: latest.timestamp_millis(),
-                attempt: 1,
-                node_id: self.deps.node_id.clone(),
-                status: RunStatus::Misfired,
-                started_at: now,
-                finished_at: Some(now),
-                duration_ms: Some(0),
-                error: Some(why),
-                output: None,
-            }));
+            self.deps
+                .persistence
+                .do_send(RecordSkipped(task_run::Model {
+                    id: 0,
+                    run_id: uuid::Uuid::new_v4().to_string(),
+                    task_name: spec.name.clone(),
+                    fire_ts_ms: latest.timestamp_millis(),
+                    attempt: 1,
+                    node_id: self.deps.node_id.clone(),
+                    status: RunStatus::Misfired,
+                    started_at: now,
+                    finished_at: Some(now),
+                    duration_ms: Some(0),
+                    error: Some(why),
+                    output: None,
+                }));
         }
         for fire in &plan.run {
             let name: Arc<str> = Arc::from(spec.name.as_str());
@@ -283,7 +336,13 @@ impl SchedulerActor {
         {
             return Some(e.clone());
         }
-        let addr = ExecutorActor::new(entry.spec.clone(), entry.handler.clone(), self.deps.clone(), entry.state.clone()).start();
+        let addr = ExecutorActor::new(
+            entry.spec.clone(),
+            entry.handler.clone(),
+            self.deps.clone(),
+            entry.state.clone(),
+        )
+        .start();
         let metered = Metered::new(addr, self.deps.actor_metrics.clone());
         entry.executor = Some(metered.clone());
         Some(metered)
@@ -292,7 +351,11 @@ impl SchedulerActor {
     fn fire(&mut self, name: &Arc<str>, fire_ts_ms: i64, reason: FireReason) {
         if let Some(executor) = self.executor(name) {
             self.deps.metrics.fired();
-            executor.do_send(Fire { fire_ts_ms, attempt: 1, reason });
+            executor.do_send(Fire {
+                fire_ts_ms,
+                attempt: 1,
+                reason,
+            });
         }
     }
 
@@ -318,7 +381,9 @@ impl SchedulerActor {
                 break;
             }
             self.heap.pop();
-            let Some(entry) = self.tasks.get_mut(&name) else { continue };
+            let Some(entry) = self.tasks.get_mut(&name) else {
+                continue;
+            };
             if entry.generation != generation || entry.next != Some(at) {
                 continue; // stale: the task changed since this entry was pushed
             }
@@ -348,7 +413,10 @@ impl SchedulerActor {
         }
         // Drop stale entries from the top so the timer is not set for a dead one.
         while let Some(Reverse((at, generation, name))) = self.heap.peek() {
-            let live = self.tasks.get(name).is_some_and(|e| e.generation == *generation && e.next == Some(*at));
+            let live = self
+                .tasks
+                .get(name)
+                .is_some_and(|e| e.generation == *generation && e.next == Some(*at));
             if live {
                 break;
             }
@@ -472,10 +540,14 @@ impl Handler<Resume> for SchedulerActor {
             .map(|(n, _)| n.clone())
             .collect();
         for name in overdue {
-            let Some(entry) = self.tasks.get(&name) else { continue };
+            let Some(entry) = self.tasks.get(&name) else {
+                continue;
+            };
             let spec = entry.spec.clone();
             // Everything from the first overdue fire on is owed.
-            let last = entry.next.and_then(|n| DateTime::from_timestamp_millis(n - 1));
+            let last = entry
+                .next
+                .and_then(|n| DateTime::from_timestamp_millis(n - 1));
             let next = self.catch_up(&spec, last, now);
             let generation = self.next_generation;
             self.next_generation += 1;
@@ -501,7 +573,10 @@ impl Handler<TriggerNow> for SchedulerActor {
         let _timing = self.metrics.handling::<TriggerNow>();
         let name: Arc<str> = Arc::from(msg.task.as_str());
         if !self.tasks.contains_key(&name) {
-            return Err(format!("no task named {:?} is scheduled on this node", msg.task));
+            return Err(format!(
+                "no task named {:?} is scheduled on this node",
+                msg.task
+            ));
         }
         self.fire(&name, Utc::now().timestamp_millis(), FireReason::Manual);
         Ok(())

@@ -120,7 +120,10 @@ impl CronExpr {
                 dow_restricted: !is_star(dow),
             },
             years,
-            hour_wildcard: hour == "*" || hour.starts_with("*/"),
+            hour_wildcard: hour == "*"
+                || hour
+                    .strip_prefix("*/")
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())),
         };
         let epoch = NaiveDate::from_ymd_opt(MIN_YEAR, 1, 1)
             .and_then(|d| d.and_hms_opt(0, 0, 0))
@@ -129,7 +132,8 @@ impl CronExpr {
             return Err(Error::cron(
                 expr,
                 format!(
-                    "can never fire: no date between {MIN_YEAR} and {MAX_YEAR} matches its day, month and year fields (for example day-of-month 30 or 31 in February)"
+                    "can never fire: no date between {MIN_YEAR} and {MAX_YEAR} has day-of-month {dom:?}, month {month:?}, day-of-week {dow:?}{}",
+                    year.map(|y| format!(" and year {y:?}")).unwrap_or_default()
                 ),
             ));
         }
@@ -393,9 +397,22 @@ impl FieldKind {
     fn each_value(&self, item: &str, mut set: impl FnMut(u32)) -> Result<(), String> {
         let (range, step) = match item.split_once('/') {
             Some((r, s)) => {
-                let step = s
-                    .parse::<u32>()
-                    .map_err(|_| format!("{} step {s:?} in {item:?} is not a number", self.name))?;
+                let step = match s.parse::<u32>() {
+                    Ok(step) => step,
+                    Err(_) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+                        return Err(format!(
+                            "{} step {s} in {item:?} is out of range (at most {})",
+                            self.name,
+                            self.max - self.min + 1
+                        ));
+                    }
+                    Err(_) => {
+                        return Err(format!(
+                            "{} step {s:?} in {item:?} is not a number",
+                            self.name
+                        ));
+                    }
+                };
                 if step == 0 {
                     return Err(format!(
                         "{} step 0 in {item:?} would never advance",
@@ -409,7 +426,11 @@ impl FieldKind {
         let (lo, hi) = if range == "*" {
             (self.min, self.max)
         } else if let Some((a, b)) = range.split_once('-') {
-            let (lo, hi) = (self.value(a)?, self.value(b)?);
+            let (lo, mut hi) = (self.value(a)?, self.value(b)?);
+            // `SAT-SUN`, `5-0`: Sunday as the end of a day-of-week range is day 7.
+            if self.name == DAY_OF_WEEK.name && hi == 0 && lo > 0 {
+                hi = 7;
+            }
             if lo > hi {
                 return Err(format!(
                     "{} range {range:?} runs backwards; write it as two items, e.g. {a}-{},{}-{b}",
@@ -596,6 +617,16 @@ mod tests {
                 .is_hour_wildcard()
         );
         assert!(parse_err("@reboot").contains("unknown macro"));
+        assert!(
+            CronExpr::parse("0 */6 * * *")
+                .expect("valid")
+                .is_hour_wildcard()
+        );
+        assert!(
+            !CronExpr::parse("0 */6,3 * * *")
+                .expect("valid")
+                .is_hour_wildcard()
+        );
     }
 
     #[test]
@@ -632,6 +663,17 @@ mod tests {
         assert_eq!(
             nexts("0 0 * * 5-7", "2026-03-02 00:00:00", 3)[2],
             "2026-03-08 00:00:00 Sun"
+        );
+    }
+
+    #[test]
+    fn day_of_week_ranges_may_end_on_sunday() {
+        let weekend = ["2026-03-07 00:00:00 Sat", "2026-03-08 00:00:00 Sun"];
+        assert_eq!(nexts("0 0 * * SAT-SUN", "2026-03-06 12:00:00", 2), weekend);
+        assert_eq!(nexts("0 0 * * 6-0", "2026-03-06 12:00:00", 2), weekend);
+        assert_eq!(
+            nexts("0 0 * * MON-SUN", "2026-03-06 12:00:00", 2)[1],
+            weekend[1]
         );
     }
 
@@ -770,6 +812,7 @@ mod tests {
         assert!(parse_err("0 ? * * *").contains("cannot be \"?\""));
         assert!(parse_err("0 0 * * * * 1969").contains("year 1969 is out of range"));
         assert!(parse_err("0 0 15W * *").contains("not supported"));
+        assert!(parse_err("*/99999999999 * * * *").contains("out of range"));
     }
 
     #[test]
@@ -782,6 +825,11 @@ mod tests {
         ] {
             assert!(parse_err(e).contains("can never fire"), "{e}");
         }
+        let err = parse_err("0 0 31 4,6,9,11 *");
+        assert!(
+            err.contains("day-of-month \"31\", month \"4,6,9,11\""),
+            "{err}"
+        );
         // Possible but rare: accepted.
         assert!(CronExpr::parse("0 0 29 2 *").is_ok());
         assert!(

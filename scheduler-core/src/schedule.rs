@@ -81,11 +81,13 @@ impl CronSchedule {
             }
             let candidate_local = self.expr.next_after(local)?;
             let candidate = (candidate_local - offset).and_utc();
-            if self.offset_at(candidate) == offset {
-                return Some(candidate);
+            match self.first_offset_change(from, candidate, offset) {
+                None => return Some(candidate),
+                Some(change) => {
+                    from = change;
+                    inclusive = true;
+                }
             }
-            from = self.first_offset_change(from, candidate, offset);
-            inclusive = true;
         }
         None
     }
@@ -135,14 +137,29 @@ impl CronSchedule {
         trim_to_second(hi)
     }
 
-    /// The first instant in `(from, to]` whose offset differs from `offset`.
+    /// The first instant in `(from, to]` whose offset differs from `offset`, if any.
+    ///
+    /// Probes a day at a time, then bisects inside the first day whose end has another
+    /// offset. Comparing only the two ends would miss a pair of transitions between them
+    /// (a repeated hour and its return a year apart), and with it a second pass that fires.
     fn first_offset_change(
         &self,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         offset: FixedOffset,
-    ) -> DateTime<Utc> {
-        let (mut lo, mut hi) = (from, to);
+    ) -> Option<DateTime<Utc>> {
+        let mut lo = from;
+        let hi = loop {
+            if lo >= to {
+                return None;
+            }
+            let probe = (lo + Duration::days(1)).min(to);
+            if self.offset_at(probe) != offset {
+                break probe;
+            }
+            lo = probe;
+        };
+        let mut hi = hi;
         while hi - lo > Duration::seconds(1) {
             let mid = lo + (hi - lo) / 2;
             if self.offset_at(mid) == offset {
@@ -151,7 +168,7 @@ impl CronSchedule {
                 hi = mid;
             }
         }
-        trim_to_second(hi)
+        Some(trim_to_second(hi))
     }
 
     fn offset_at(&self, t: DateTime<Utc>) -> FixedOffset {
@@ -442,6 +459,39 @@ mod tests {
                 t = n;
             }
         }
+    }
+
+    /// A repeated hour containing hour 0 or 23, whose next match under the old offset is a
+    /// year away: the second pass must still fire (two transitions lie in between).
+    #[test]
+    fn second_pass_found_when_the_next_match_is_far() {
+        assert_eq!(
+            fires(
+                "30 */24 * 11 SUN#1",
+                "America/Havana",
+                "2025-11-02T04:31:00Z",
+                1
+            ),
+            ["2025-11-02T05:30:00Z"]
+        );
+        assert_eq!(
+            fires(
+                "0 */23 * 4 SAT#1",
+                "America/Santiago",
+                "2026-04-05T02:30:00Z",
+                1
+            ),
+            ["2026-04-05T03:00:00Z"]
+        );
+        assert_eq!(
+            fires(
+                "0 30 */24 2 11 * 2025,2027",
+                "America/Havana",
+                "2025-11-02T04:31:00Z",
+                1
+            ),
+            ["2025-11-02T05:30:00Z"]
+        );
     }
 
     #[test]

@@ -44,27 +44,56 @@ pub enum Trigger {
     },
 }
 
-/// The serde shape of `trigger_json`; validated into [`Trigger`] by `TryFrom`.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+/// The serde shape of `trigger_json` for writing; reading goes through [`Trigger::from_json`],
+/// which deserializes the variant's fields separately so errors can name the field.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
 enum TriggerJson {
-    Cron {
-        expr: String,
-        #[serde(default = "utc_name")]
-        timezone: String,
-        #[serde(default)]
-        start_at: Option<String>,
-        #[serde(default)]
-        end_at: Option<String>,
-    },
-    Date {
-        run_at: String,
-    },
-    Interval {
-        every_secs: u64,
-        #[serde(default)]
-        anchor: Option<String>,
-    },
+    Cron(CronJson),
+    Date(DateJson),
+    Interval(IntervalJson),
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CronJson {
+    expr: String,
+    #[serde(default = "utc_name")]
+    timezone: String,
+    #[serde(default)]
+    start_at: Option<String>,
+    #[serde(default)]
+    end_at: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DateJson {
+    run_at: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IntervalJson {
+    every_secs: u64,
+    #[serde(default)]
+    anchor: Option<String>,
+}
+
+/// Longest interval accepted: a hundred years.
+const MAX_EVERY_SECS: u64 = 100 * 365 * 86_400;
+
+/// Deserializes one variant's fields; an error names the field it is about.
+fn variant<T: serde::de::DeserializeOwned>(fields: serde_json::Value) -> Result<T> {
+    serde_path_to_error::deserialize(fields).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." || path.is_empty() {
+            Error::trigger_json(inner.to_string())
+        } else {
+            Error::trigger_json(format!("field `{path}`: {inner}"))
+        }
+    })
 }
 
 fn utc_name() -> String {
@@ -83,20 +112,37 @@ impl Trigger {
 
     /// Parses `trigger_json`. Errors name the field and the value.
     pub fn from_json(json: &str) -> Result<Self> {
-        let raw: TriggerJson = serde_json::from_str(json).map_err(|e| {
-            let msg = e.to_string();
-            if msg.contains("missing field `type`") {
-                Error::trigger_json(
-                    "missing field `type`: expected \"cron\", \"date\" or \"interval\"".to_owned(),
-                )
-            } else if msg.contains("unknown variant") {
-                Error::trigger_json(format!(
-                    "field `type`: {msg}; a trigger is \"cron\", \"date\" or \"interval\""
-                ))
-            } else {
-                Error::trigger_json(msg)
+        let value: serde_json::Value =
+            serde_json::from_str(json).map_err(|e| Error::trigger_json(e.to_string()))?;
+        let serde_json::Value::Object(mut fields) = value else {
+            return Err(Error::trigger_json(format!(
+                "expected a JSON object such as {{\"type\":\"cron\",\"expr\":\"0 * * * *\"}}, got {value}"
+            )));
+        };
+        let kind = match fields.remove("type") {
+            Some(serde_json::Value::String(kind)) => kind,
+            Some(other) => {
+                return Err(Error::trigger_json(format!(
+                    "field `type`: {other} is not one of \"cron\", \"date\", \"interval\""
+                )));
             }
-        })?;
+            None => {
+                return Err(Error::trigger_json(
+                    "missing field `type`: expected \"cron\", \"date\" or \"interval\"",
+                ));
+            }
+        };
+        let fields = serde_json::Value::Object(fields);
+        let raw = match kind.as_str() {
+            "cron" => TriggerJson::Cron(variant(fields)?),
+            "date" => TriggerJson::Date(variant(fields)?),
+            "interval" => TriggerJson::Interval(variant(fields)?),
+            other => {
+                return Err(Error::trigger_json(format!(
+                    "field `type`: {other:?} is not one of \"cron\", \"date\", \"interval\""
+                )));
+            }
+        };
         Trigger::try_from(raw)
     }
 
@@ -157,12 +203,12 @@ impl TryFrom<TriggerJson> for Trigger {
 
     fn try_from(raw: TriggerJson) -> Result<Self> {
         match raw {
-            TriggerJson::Cron {
+            TriggerJson::Cron(CronJson {
                 expr,
                 timezone,
                 start_at,
                 end_at,
-            } => {
+            }) => {
                 let schedule = CronSchedule::new(CronExpr::parse(&expr)?, parse_zone(&timezone)?);
                 let start_at = start_at
                     .map(|s| parse_instant("start_at", &s))
@@ -183,10 +229,15 @@ impl TryFrom<TriggerJson> for Trigger {
                     end_at,
                 })
             }
-            TriggerJson::Date { run_at } => Ok(Trigger::Date {
+            TriggerJson::Date(DateJson { run_at }) => Ok(Trigger::Date {
                 run_at: parse_instant("run_at", &run_at)?,
             }),
-            TriggerJson::Interval { every_secs, anchor } => {
+            TriggerJson::Interval(IntervalJson { every_secs, anchor }) => {
+                if every_secs > MAX_EVERY_SECS {
+                    return Err(Error::trigger_json(format!(
+                        "field `every_secs`: {every_secs} is more than 100 years ({MAX_EVERY_SECS} s)"
+                    )));
+                }
                 if every_secs == 0 {
                     return Err(Error::trigger_json(
                         "field `every_secs` is 0: an interval must be at least 1 second",
@@ -213,19 +264,19 @@ impl From<&Trigger> for TriggerJson {
                 schedule,
                 start_at,
                 end_at,
-            } => TriggerJson::Cron {
+            } => TriggerJson::Cron(CronJson {
                 expr: schedule.expr().as_str().to_owned(),
                 timezone: schedule.zone().name().to_owned(),
                 start_at: start_at.map(rfc3339),
                 end_at: end_at.map(rfc3339),
-            },
-            Trigger::Date { run_at } => TriggerJson::Date {
+            }),
+            Trigger::Date { run_at } => TriggerJson::Date(DateJson {
                 run_at: rfc3339(*run_at),
-            },
-            Trigger::Interval { every_secs, anchor } => TriggerJson::Interval {
+            }),
+            Trigger::Interval { every_secs, anchor } => TriggerJson::Interval(IntervalJson {
                 every_secs: *every_secs,
                 anchor: Some(rfc3339(*anchor)),
-            },
+            }),
         }
     }
 }
@@ -250,13 +301,20 @@ pub fn rfc3339(t: DateTime<Utc>) -> String {
 }
 
 fn parse_instant(field: &str, value: &str) -> Result<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(value)
+    let t = DateTime::parse_from_rfc3339(value)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| {
             Error::trigger_json(format!(
                 "field `{field}`: {value:?} is not an RFC 3339 instant such as \"2026-12-01T08:00:00Z\" ({e})"
             ))
-        })
+        })?;
+    // Fires are identified by their millisecond; finer instants would be silently rounded.
+    if t.timestamp_subsec_nanos() % 1_000_000 != 0 {
+        return Err(Error::trigger_json(format!(
+            "field `{field}`: {value:?} is more precise than a millisecond"
+        )));
+    }
+    Ok(t)
 }
 
 #[cfg(test)]

@@ -44,18 +44,24 @@ impl HttpArgs {
         let url = reqwest::Url::parse(&self.url)
             .map_err(|e| format!("handler_args for `http`: url {:?}: {e}", self.url))?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(format!("handler_args for `http`: url {:?} must be http:// or https://", self.url));
+            return Err(format!(
+                "handler_args for `http`: url {:?} must be http:// or https://",
+                self.url
+            ));
         }
         if let Some(s) = self.expect_status
             && !(100..=599).contains(&s)
         {
-            return Err(format!("handler_args for `http`: expect_status {s} is not an HTTP status"));
+            return Err(format!(
+                "handler_args for `http`: expect_status {s} is not an HTTP status"
+            ));
         }
         for (k, v) in &self.headers {
             reqwest::header::HeaderName::from_bytes(k.as_bytes())
                 .map_err(|_| format!("handler_args for `http`: header name {k:?} is invalid"))?;
-            reqwest::header::HeaderValue::from_str(v)
-                .map_err(|_| format!("handler_args for `http`: header {k:?} has an invalid value"))?;
+            reqwest::header::HeaderValue::from_str(v).map_err(|_| {
+                format!("handler_args for `http`: header {k:?} has an invalid value")
+            })?;
         }
         Ok(())
     }
@@ -99,7 +105,9 @@ impl TaskHandler for HttpHandler {
             let body = resp.text().await.unwrap_or_default();
             let output = (!body.is_empty()).then(|| {
                 let start = body.len().saturating_sub(OUTPUT_TAIL_BYTES);
-                let start = (start..body.len()).find(|i| body.is_char_boundary(*i)).unwrap_or(body.len());
+                let start = (start..body.len())
+                    .find(|i| body.is_char_boundary(*i))
+                    .unwrap_or(body.len());
                 body[start..].to_owned()
             });
             let ok = match args.expect_status {
@@ -109,8 +117,13 @@ impl TaskHandler for HttpHandler {
             if ok {
                 Ok(TaskOutput { output })
             } else {
-                let expected = args.expect_status.map_or_else(|| "2xx".to_owned(), |s| s.to_string());
-                Err(TaskFailure { message: format!("{} answered {status}, expected {expected}", args.url), output })
+                let expected = args
+                    .expect_status
+                    .map_or_else(|| "2xx".to_owned(), |s| s.to_string());
+                Err(TaskFailure {
+                    message: format!("{} answered {status}, expected {expected}", args.url),
+                    output,
+                })
             }
         })
     }

@@ -50,7 +50,8 @@ pub struct SleepHandler;
 impl TaskHandler for SleepHandler {
     fn run(&self, ctx: TaskContext) -> TaskFuture {
         Box::pin(async move {
-            let args: SleepArgs = parse_args("sleep", ctx.args.as_ref()).map_err(TaskFailure::new)?;
+            let args: SleepArgs =
+                parse_args("sleep", ctx.args.as_ref()).map_err(TaskFailure::new)?;
             tokio::select! {
                 () = tokio::time::sleep(Duration::from_millis(args.ms)) => Ok(TaskOutput::default()),
                 () = ctx.cancel.cancelled() => Err(TaskFailure::new("sleep cancelled")),
@@ -60,7 +61,10 @@ impl TaskHandler for SleepHandler {
 }
 
 /// Parses a handler's arguments, naming the handler and the problem.
-pub(crate) fn parse_args<T: DeserializeOwned>(handler: &str, args: Option<&serde_json::Value>) -> Result<T, String> {
+pub(crate) fn parse_args<T: DeserializeOwned>(
+    handler: &str,
+    args: Option<&serde_json::Value>,
+) -> Result<T, String> {
     // No arguments reads as an empty object, so the error names the missing field.
     let args = args.cloned().unwrap_or_else(|| serde_json::json!({}));
     serde_json::from_value(args.clone())
@@ -115,11 +119,27 @@ mod tests {
     fn bad_args_are_named() {
         let cases = [
             ("shell", None, "missing field `program`"),
-            ("shell", Some(serde_json::json!({"program": "echo", "argz": []})), "unknown field `argz`"),
+            (
+                "shell",
+                Some(serde_json::json!({"program": "echo", "argz": []})),
+                "unknown field `argz`",
+            ),
             ("shell", Some(serde_json::json!({"program": ""})), "program"),
-            ("http", Some(serde_json::json!({"url": "ftp://x"})), "http:// or https://"),
-            ("http", Some(serde_json::json!({"url": "http://x", "method": "FETCH ME"})), "method"),
-            ("sleep", Some(serde_json::json!({"ms": "long"})), "invalid type"),
+            (
+                "http",
+                Some(serde_json::json!({"url": "ftp://x"})),
+                "http:// or https://",
+            ),
+            (
+                "http",
+                Some(serde_json::json!({"url": "http://x", "method": "FETCH ME"})),
+                "method",
+            ),
+            (
+                "sleep",
+                Some(serde_json::json!({"ms": "long"})),
+                "invalid type",
+            ),
             ("noop", Some(serde_json::json!({"x": 1})), "must be empty"),
             ("rsync", None, "unknown handler \"rsync\""),
         ];
@@ -127,7 +147,9 @@ mod tests {
             let err = validate_handler_args(handler, args.as_ref(), &no_code).expect_err(handler);
             assert!(err.contains(expected), "{handler}: {err}");
         }
-        assert!(validate_handler_args("sleep", Some(&serde_json::json!({"ms": 5})), &no_code).is_ok());
+        assert!(
+            validate_handler_args("sleep", Some(&serde_json::json!({"ms": 5})), &no_code).is_ok()
+        );
         assert!(validate_handler_args("my::code", None, &|h| h == "my::code").is_ok());
     }
 }

@@ -46,7 +46,9 @@ impl ShellArgs {
             return Err("handler_args for `shell`: `program` is empty".to_owned());
         }
         if let Some(k) = self.env.keys().find(|k| k.is_empty() || k.contains('=')) {
-            return Err(format!("handler_args for `shell`: env name {k:?} is not a valid variable name"));
+            return Err(format!(
+                "handler_args for `shell`: env name {k:?} is not a valid variable name"
+            ));
         }
         Ok(())
     }
@@ -96,7 +98,8 @@ fn signal_group(pid: Option<u32>, signal: Signal) {
 impl TaskHandler for ShellHandler {
     fn run(&self, ctx: TaskContext) -> TaskFuture {
         Box::pin(async move {
-            let args: ShellArgs = parse_args("shell", ctx.args.as_ref()).map_err(TaskFailure::new)?;
+            let args: ShellArgs =
+                parse_args("shell", ctx.args.as_ref()).map_err(TaskFailure::new)?;
             let mut cmd = Command::new(&args.program);
             cmd.args(&args.args)
                 .envs(&args.env)
@@ -113,14 +116,20 @@ impl TaskHandler for ShellHandler {
             if let Some(dir) = &args.cwd {
                 cmd.current_dir(dir);
             }
-            let mut child = cmd
-                .spawn()
-                .map_err(|e| TaskFailure::new(format!("could not start {:?}: {e}", args.program)))?;
+            let mut child = cmd.spawn().map_err(|e| {
+                TaskFailure::new(format!("could not start {:?}: {e}", args.program))
+            })?;
             let pid = child.id();
             let tail = Tail::default();
             let readers = [
-                child.stdout.take().map(|o| tokio::spawn(drain(o, tail.clone()))),
-                child.stderr.take().map(|e| tokio::spawn(drain(e, tail.clone()))),
+                child
+                    .stdout
+                    .take()
+                    .map(|o| tokio::spawn(drain(o, tail.clone()))),
+                child
+                    .stderr
+                    .take()
+                    .map(|e| tokio::spawn(drain(e, tail.clone()))),
             ];
             let status = tokio::select! {
                 status = child.wait() => status,
@@ -137,11 +146,17 @@ impl TaskHandler for ShellHandler {
             for reader in readers.into_iter().flatten() {
                 let _ = tokio::time::timeout(Duration::from_secs(1), reader).await;
             }
-            let status = status.map_err(|e| TaskFailure::new(format!("waiting for {:?}: {e}", args.program)))?;
+            let status = status
+                .map_err(|e| TaskFailure::new(format!("waiting for {:?}: {e}", args.program)))?;
             if status.success() {
-                Ok(TaskOutput { output: tail.text() })
+                Ok(TaskOutput {
+                    output: tail.text(),
+                })
             } else {
-                Err(TaskFailure { message: format!("{:?} exited with {status}", args.program), output: tail.text() })
+                Err(TaskFailure {
+                    message: format!("{:?} exited with {status}", args.program),
+                    output: tail.text(),
+                })
             }
         })
     }

@@ -25,7 +25,9 @@ pub use tasks::{
     ChangeMark, StoredTask, TaskChange, change_mark, get_task, insert_runtime_task, load_tasks,
     remove_task, request_run_now, set_enabled, set_trigger, sync_code_tasks,
 };
-pub use triggers::{add_trigger_conf, list_trigger_confs, remove_trigger_conf, set_trigger_conf, trigger_confs};
+pub use triggers::{
+    add_trigger_conf, list_trigger_confs, remove_trigger_conf, set_trigger_conf, trigger_confs,
+};
 
 /// Errors of the storage layer: a database error, or a request that makes no sense
 /// (unknown task, conf in use, invalid spec) explained in words.
@@ -63,7 +65,7 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
         .acquire_timeout(Duration::from_secs(10))
         .sqlx_logging(false);
     let db = Database::connect(options).await?;
-    if is_sqlite && !url.contains(":memory:") {
+    if is_sqlite && !url.contains(":memory:") && !url.contains("mode=ro") {
         db.execute_unprepared("PRAGMA journal_mode=WAL").await?;
     }
     Ok(db)
@@ -74,8 +76,13 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     Migrator::up(db, None).await
 }
 
-/// True when the schema has no pending migrations.
+/// True when the schema has no pending migrations. Only reads: a database that was never
+/// migrated is reported as not current, not given a migrations table.
 pub async fn schema_is_current(db: &DatabaseConnection) -> Result<bool, DbErr> {
+    let manager = migration::SchemaManager::new(db);
+    if !manager.has_table("seaql_migrations").await? {
+        return Ok(Migrator::migrations().is_empty());
+    }
     Ok(Migrator::get_pending_migrations(db).await?.is_empty())
 }
 

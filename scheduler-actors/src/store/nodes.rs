@@ -4,7 +4,8 @@ use chrono::{DateTime, Utc};
 use entity::prelude::*;
 use entity::scheduler_node::{self, NodeState};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+    ActiveValue::Set,
+    ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
     sea_query::{Expr, OnConflict},
 };
 
@@ -26,7 +27,11 @@ pub struct NodeInfo {
 }
 
 /// Registers (or re-registers) a node as running.
-pub async fn register_node(db: &DatabaseConnection, node: &NodeInfo, now: DateTime<Utc>) -> Result<(), StoreError> {
+pub async fn register_node(
+    db: &DatabaseConnection,
+    node: &NodeInfo,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
     SchedulerNode::insert(scheduler_node::ActiveModel {
         node_id: Set(node.node_id.clone()),
         host: Set(node.host.clone()),
@@ -56,7 +61,11 @@ pub async fn register_node(db: &DatabaseConnection, node: &NodeInfo, now: DateTi
 }
 
 /// Records that a node is alive.
-pub async fn heartbeat(db: &DatabaseConnection, node_id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+pub async fn heartbeat(
+    db: &DatabaseConnection,
+    node_id: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
     SchedulerNode::update_many()
         .col_expr(scheduler_node::Column::LastHeartbeat, Expr::value(now))
         .filter(scheduler_node::Column::NodeId.eq(node_id))
@@ -66,7 +75,11 @@ pub async fn heartbeat(db: &DatabaseConnection, node_id: &str, now: DateTime<Utc
 }
 
 /// Moves a node to a new state.
-pub async fn set_node_state(db: &DatabaseConnection, node_id: &str, state: NodeState) -> Result<(), StoreError> {
+pub async fn set_node_state(
+    db: &DatabaseConnection,
+    node_id: &str,
+    state: NodeState,
+) -> Result<(), StoreError> {
     SchedulerNode::update_many()
         .col_expr(scheduler_node::Column::State, Expr::value(state.as_str()))
         .filter(scheduler_node::Column::NodeId.eq(node_id))

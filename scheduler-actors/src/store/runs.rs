@@ -2,18 +2,23 @@
 
 use chrono::{DateTime, Utc};
 use entity::prelude::*;
-use entity::task_run::{self, RunStatus};
 use entity::scheduled_task;
+use entity::task_run::{self, RunStatus};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait, sea_query::{Expr, OnConflict},
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait,
+    sea_query::{Expr, OnConflict},
 };
 
 use super::StoreError;
 
 /// Claims a fire: inserts its `running` row unless one exists. `true` = this caller owns the
 /// fire; `false` = someone already claimed it (it must not run).
-pub async fn claim_run(db: &impl ConnectionTrait, run: &task_run::Model) -> Result<bool, StoreError> {
+pub async fn claim_run(
+    db: &impl ConnectionTrait,
+    run: &task_run::Model,
+) -> Result<bool, StoreError> {
     let inserted = TaskRun::insert(task_run::ActiveModel {
         run_id: Set(run.run_id.clone()),
         task_name: Set(run.task_name.clone()),
@@ -61,7 +66,10 @@ pub struct FinishedRun {
 
 /// Writes outcomes in one transaction. Returns how many rows each write changed (0 when the
 /// fence refused it: another attempt owns the fire now).
-pub async fn finish_runs(db: &DatabaseConnection, runs: &[FinishedRun]) -> Result<Vec<u64>, StoreError> {
+pub async fn finish_runs(
+    db: &DatabaseConnection,
+    runs: &[FinishedRun],
+) -> Result<Vec<u64>, StoreError> {
     let txn = db.begin().await?;
     let mut changed = Vec::with_capacity(runs.len());
     for r in runs {
@@ -85,7 +93,10 @@ pub async fn finish_runs(db: &DatabaseConnection, runs: &[FinishedRun]) -> Resul
 
 /// A fire that did not run (`skipped_overlap`, `misfired`): one finished row, unless the
 /// fire already has one.
-pub async fn record_fire_outcome(db: &impl ConnectionTrait, run: &task_run::Model) -> Result<bool, StoreError> {
+pub async fn record_fire_outcome(
+    db: &impl ConnectionTrait,
+    run: &task_run::Model,
+) -> Result<bool, StoreError> {
     claim_run(db, run).await
 }
 
@@ -103,16 +114,24 @@ pub struct TaskState {
 }
 
 /// Writes task status fields; they are not configuration, so `version` does not move.
-pub async fn update_task_states(db: &DatabaseConnection, states: &[TaskState]) -> Result<(), StoreError> {
+pub async fn update_task_states(
+    db: &DatabaseConnection,
+    states: &[TaskState],
+) -> Result<(), StoreError> {
     let txn = db.begin().await?;
     for s in states {
-        let mut update = ScheduledTask::update_many()
-            .col_expr(scheduled_task::Column::NextRunAt, Expr::value(s.next_run_at));
+        let mut update = ScheduledTask::update_many().col_expr(
+            scheduled_task::Column::NextRunAt,
+            Expr::value(s.next_run_at),
+        );
         if let Some(last) = s.last_run_at {
             update = update.col_expr(scheduled_task::Column::LastRunAt, Expr::value(last));
         }
         if let Some(status) = s.last_status {
-            update = update.col_expr(scheduled_task::Column::LastStatus, Expr::value(status.as_str()));
+            update = update.col_expr(
+                scheduled_task::Column::LastStatus,
+                Expr::value(status.as_str()),
+            );
         }
         update
             .filter(scheduled_task::Column::Name.eq(&s.task_name))
@@ -135,7 +154,10 @@ pub struct RunFilter {
 }
 
 /// Runs, newest fire first.
-pub async fn list_runs(db: &DatabaseConnection, filter: &RunFilter) -> Result<Vec<task_run::Model>, StoreError> {
+pub async fn list_runs(
+    db: &DatabaseConnection,
+    filter: &RunFilter,
+) -> Result<Vec<task_run::Model>, StoreError> {
     let mut q = TaskRun::find();
     if let Some(t) = &filter.task {
         q = q.filter(task_run::Column::TaskName.eq(t));
@@ -143,8 +165,7 @@ pub async fn list_runs(db: &DatabaseConnection, filter: &RunFilter) -> Result<Ve
     if let Some(s) = filter.status {
         q = q.filter(task_run::Column::Status.eq(s.as_str()));
     }
-    Ok(q
-        .order_by_desc(task_run::Column::FireTsMs)
+    Ok(q.order_by_desc(task_run::Column::FireTsMs)
         .order_by_desc(task_run::Column::Id)
         .limit(filter.limit.max(1))
         .all(db)

@@ -6,11 +6,11 @@ use std::collections::{BTreeMap, HashSet};
 use chrono::{DateTime, Utc};
 use entity::prelude::*;
 use entity::{scheduled_task, trigger_conf};
+use scheduler_core::{TaskDecl, Trigger, TriggerDecl};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
     EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
 };
-use scheduler_core::{Trigger, TaskDecl, TriggerDecl};
 
 use super::{NEXT_TASK_VERSION, StoreError};
 
@@ -122,7 +122,10 @@ async fn stored_trigger(
             Some(Trigger::cron(expr, timezone).map_err(invalid)?.to_json()),
             None,
         )),
-        TriggerDecl::Json(json) => Ok((Some(Trigger::from_json(json).map_err(invalid)?.to_json()), None)),
+        TriggerDecl::Json(json) => Ok((
+            Some(Trigger::from_json(json).map_err(invalid)?.to_json()),
+            None,
+        )),
         TriggerDecl::Conf(name) => {
             let conf = TriggerConf::find()
                 .filter(trigger_conf::Column::Name.eq(name))
@@ -230,7 +233,10 @@ pub async fn sync_code_tasks(
             ScheduledTask::update_many()
                 .col_expr(scheduled_task::Column::Orphaned, Expr::value(true))
                 .col_expr(scheduled_task::Column::UpdatedAt, Expr::value(now))
-                .col_expr(scheduled_task::Column::Version, Expr::cust(NEXT_TASK_VERSION))
+                .col_expr(
+                    scheduled_task::Column::Version,
+                    Expr::cust(NEXT_TASK_VERSION),
+                )
                 .filter(scheduled_task::Column::Id.eq(row.id))
                 .exec(db)
                 .await?;
@@ -242,7 +248,10 @@ pub async fn sync_code_tasks(
 
 async fn bump_version(db: &impl ConnectionTrait, id: i64) -> Result<(), StoreError> {
     ScheduledTask::update_many()
-        .col_expr(scheduled_task::Column::Version, Expr::cust(NEXT_TASK_VERSION))
+        .col_expr(
+            scheduled_task::Column::Version,
+            Expr::cust(NEXT_TASK_VERSION),
+        )
         .filter(scheduled_task::Column::Id.eq(id))
         .exec(db)
         .await?;
@@ -314,7 +323,11 @@ async fn update_task(
 }
 
 /// Enables or disables a task; the operator's choice then wins over the code default.
-pub async fn set_enabled(db: &DatabaseConnection, name: &str, enabled: bool) -> Result<(), StoreError> {
+pub async fn set_enabled(
+    db: &DatabaseConnection,
+    name: &str,
+    enabled: bool,
+) -> Result<(), StoreError> {
     update_task(db, name, |t| {
         t.enabled = Set(enabled);
         t.schedule_overridden = Set(true);
@@ -323,7 +336,11 @@ pub async fn set_enabled(db: &DatabaseConnection, name: &str, enabled: bool) -> 
 }
 
 /// Gives a task a new trigger; the operator's choice then wins over the code default.
-pub async fn set_trigger(db: &DatabaseConnection, name: &str, trigger: &TriggerDecl) -> Result<(), StoreError> {
+pub async fn set_trigger(
+    db: &DatabaseConnection,
+    name: &str,
+    trigger: &TriggerDecl,
+) -> Result<(), StoreError> {
     let (trigger_json, trigger_conf_id) = stored_trigger(db, trigger).await?;
     update_task(db, name, |t| {
         t.trigger_json = Set(trigger_json);
@@ -334,7 +351,11 @@ pub async fn set_trigger(db: &DatabaseConnection, name: &str, trigger: &TriggerD
 }
 
 /// Asks for one extra run at `at` (its fire time). Runs once cluster-wide like any fire.
-pub async fn request_run_now(db: &DatabaseConnection, name: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+pub async fn request_run_now(
+    db: &DatabaseConnection,
+    name: &str,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
     update_task(db, name, |t| t.run_now_at = Set(Some(at))).await
 }
 

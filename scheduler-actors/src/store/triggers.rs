@@ -3,11 +3,11 @@
 use chrono::Utc;
 use entity::prelude::*;
 use entity::{scheduled_task, trigger_conf};
+use scheduler_core::Trigger;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter,
     QueryOrder, TransactionTrait, sea_query::Expr,
 };
-use scheduler_core::Trigger;
 
 use super::{NEXT_TASK_VERSION, StoreError};
 
@@ -44,7 +44,9 @@ pub async fn add_trigger_conf(
     description: &str,
 ) -> Result<trigger_conf::Model, StoreError> {
     if name.trim().is_empty() {
-        return Err(StoreError::Invalid("a trigger conf needs a name".to_owned()));
+        return Err(StoreError::Invalid(
+            "a trigger conf needs a name".to_owned(),
+        ));
     }
     let trigger_json = canonical(json)?;
     if TriggerConf::find()
@@ -92,7 +94,10 @@ pub async fn set_trigger_conf(
     active.updated_at = Set(Utc::now());
     active.update(&txn).await?;
     let touched = ScheduledTask::update_many()
-        .col_expr(scheduled_task::Column::Version, Expr::cust(NEXT_TASK_VERSION))
+        .col_expr(
+            scheduled_task::Column::Version,
+            Expr::cust(NEXT_TASK_VERSION),
+        )
         .col_expr(scheduled_task::Column::UpdatedAt, Expr::value(Utc::now()))
         .filter(scheduled_task::Column::TriggerConfId.eq(conf_id))
         .exec(&txn)

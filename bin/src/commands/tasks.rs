@@ -1,0 +1,352 @@
+//! `cronmesh tasks ...`: list, inspect, add and steer tasks, straight in the database.
+//! A running node applies a change within about a second (it watches the task versions).
+
+use std::process::ExitCode;
+
+use chrono::Utc;
+use clap::{Args, Subcommand};
+use scheduler_actors::builtin::validate_handler_args;
+use scheduler_actors::store::{self, StoredTask};
+use scheduler_actors::{CodeTasks, known_handlers};
+use scheduler_core::{MisfirePolicy, OverlapPolicy, TaskDecl, Trigger, TriggerDecl};
+
+use super::output::{table, when};
+use super::{open_db, store_error};
+use crate::cli::InvalidInput;
+use crate::settings::Settings;
+
+/// `tasks` subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum TasksCommand {
+    /// List tasks.
+    List {
+        /// Only tasks of this module.
+        #[arg(long)]
+        module: Option<String>,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one task.
+    Show {
+        /// Task name.
+        name: String,
+    },
+    /// Add a runtime task.
+    Add(Box<AddArgs>),
+    /// Remove a task (its run history stays).
+    Remove {
+        /// Task name.
+        name: String,
+    },
+    /// Enable a task (overrides the code default).
+    Enable {
+        /// Task name.
+        name: String,
+    },
+    /// Disable a task (overrides the code default).
+    Disable {
+        /// Task name.
+        name: String,
+    },
+    /// Run a task once now, in addition to its schedule.
+    RunNow {
+        /// Task name.
+        name: String,
+    },
+    /// Give a task a new trigger (overrides the code default).
+    SetTrigger {
+        /// Task name.
+        name: String,
+        #[command(flatten)]
+        trigger: TriggerArgs,
+    },
+}
+
+/// One way to say when a task fires.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub(crate) struct TriggerArgs {
+    /// A cron expression.
+    #[arg(long, value_name = "EXPR")]
+    cron: Option<String>,
+    /// A full trigger JSON.
+    #[arg(long, value_name = "JSON")]
+    trigger_json: Option<String>,
+    /// The name of a shared trigger conf.
+    #[arg(long, value_name = "NAME")]
+    trigger_conf: Option<String>,
+}
+
+/// Arguments of `tasks add`.
+#[derive(Debug, Args)]
+pub(crate) struct AddArgs {
+    /// Dotted name, `module.task`.
+    name: String,
+    #[command(flatten)]
+    trigger: TriggerArgs,
+    /// Zone of a --cron expression.
+    #[arg(long, default_value = "UTC")]
+    tz: String,
+    /// Handler: shell, http, noop, sleep, or a code handler's path.
+    #[arg(long)]
+    handler: String,
+    /// handler_args as a JSON object.
+    #[arg(long, value_name = "JSON")]
+    args: Option<String>,
+    /// Owner.
+    #[arg(long, default_value = "")]
+    owner: String,
+    /// Description.
+    #[arg(long, default_value = "")]
+    description: String,
+    /// Run timeout in seconds.
+    #[arg(long, value_name = "SECS")]
+    timeout: Option<u64>,
+    /// Misfire policy: skip, fire_once or fire_all:N.
+    #[arg(long, default_value = "fire_once")]
+    misfire: String,
+    /// How late (seconds) a fire may start and still count as on time.
+    #[arg(long, value_name = "SECS")]
+    misfire_grace: Option<u64>,
+    /// Overlap policy: forbid or allow.
+    #[arg(long, default_value = "forbid")]
+    overlap: String,
+    /// Re-run a fire whose node died mid-run.
+    #[arg(long)]
+    recover: bool,
+    /// Fire lock ttl in seconds (decimals allowed, at least 0.1).
+    #[arg(long, value_name = "SECS")]
+    lock_ttl: Option<f64>,
+    /// Add it disabled.
+    #[arg(long)]
+    disabled: bool,
+}
+
+impl TriggerArgs {
+    fn decl(&self, tz: &str) -> TriggerDecl {
+        match (&self.cron, &self.trigger_json, &self.trigger_conf) {
+            (Some(expr), _, _) => TriggerDecl::Cron {
+                expr: expr.clone(),
+                timezone: tz.to_owned(),
+            },
+            (_, Some(json), _) => TriggerDecl::Json(json.clone()),
+            (_, _, Some(conf)) => TriggerDecl::Conf(conf.clone()),
+            _ => unreachable!("clap requires exactly one"),
+        }
+    }
+}
+
+fn invalid(msg: String) -> anyhow::Error {
+    anyhow::Error::new(InvalidInput(msg))
+}
+
+impl AddArgs {
+    fn decl(&self) -> anyhow::Result<TaskDecl> {
+        let mut decl = match self.trigger.decl(&self.tz) {
+            TriggerDecl::Cron { expr, timezone } => {
+                TaskDecl::cron(&self.name, &expr).timezone(&timezone)
+            }
+            TriggerDecl::Json(json) => TaskDecl::trigger_json(&self.name, &json),
+            TriggerDecl::Conf(conf) => TaskDecl::trigger_conf(&self.name, &conf),
+        }
+        .handler(&self.handler)
+        .owner(&self.owner)
+        .description(&self.description)
+        .recover(self.recover)
+        .origin("cli");
+        if let Some(args) = &self.args {
+            let value: serde_json::Value = serde_json::from_str(args)
+                .map_err(|e| invalid(format!("--args {args:?} is not valid JSON: {e}")))?;
+            decl = decl.handler_args(value);
+        }
+        decl.timeout_secs = self.timeout;
+        decl.misfire = self
+            .misfire
+            .parse::<MisfirePolicy>()
+            .map_err(|e| invalid(e.to_string()))?;
+        decl.overlap = self
+            .overlap
+            .parse::<OverlapPolicy>()
+            .map_err(|e| invalid(e.to_string()))?;
+        if let Some(grace) = self.misfire_grace {
+            decl.misfire_grace_secs = grace;
+        }
+        if let Some(ttl) = self.lock_ttl {
+            if !ttl.is_finite() || ttl <= 0.0 {
+                return Err(invalid(format!(
+                    "--lock-ttl {ttl} must be a positive number of seconds"
+                )));
+            }
+            decl.lock_ttl_ms = (ttl * 1000.0).round() as u64;
+        }
+        decl.enabled = !self.disabled;
+        Ok(decl)
+    }
+}
+
+fn trigger_text(t: &StoredTask) -> String {
+    match (&t.conf_name, &t.row.trigger_json) {
+        (Some(conf), _) => format!("conf {conf}"),
+        (None, Some(json)) => {
+            Trigger::from_json(json).map_or_else(|e| format!("invalid: {e}"), |t| t.to_string())
+        }
+        (None, None) => "-".to_owned(),
+    }
+}
+
+fn task_json(t: &StoredTask) -> serde_json::Value {
+    let r = &t.row;
+    serde_json::json!({
+        "name": r.name,
+        "module": r.module,
+        "handler": r.handler,
+        "handler_args": r.handler_args,
+        "trigger_conf": t.conf_name,
+        "trigger": r.trigger_json.as_deref().and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok()),
+        "enabled": r.enabled,
+        "owner": r.owner,
+        "description": r.description,
+        "timeout_ms": r.timeout_ms,
+        "misfire": r.misfire,
+        "misfire_grace_ms": r.misfire_grace_ms,
+        "overlap": r.overlap,
+        "recover": r.recover,
+        "lock_ttl_ms": r.lock_ttl_ms,
+        "source": r.source,
+        "orphaned": r.orphaned,
+        "schedule_overridden": r.schedule_overridden,
+        "next_run_at": r.next_run_at.map(scheduler_core::rfc3339),
+        "last_run_at": r.last_run_at.map(scheduler_core::rfc3339),
+        "last_status": r.last_status,
+        "version": r.version,
+    })
+}
+
+pub(crate) async fn run(
+    settings: &Settings,
+    code_tasks: &CodeTasks,
+    cmd: TasksCommand,
+) -> anyhow::Result<ExitCode> {
+    let db = open_db(settings).await?;
+    match cmd {
+        TasksCommand::List { module, json } => {
+            let tasks: Vec<StoredTask> = store::load_tasks(&db)
+                .await
+                .map_err(store_error)?
+                .into_iter()
+                .filter(|t| module.as_ref().is_none_or(|m| &t.row.module == m))
+                .collect();
+            if json {
+                println!(
+                    "{}",
+                    serde_json::Value::Array(tasks.iter().map(task_json).collect())
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            let mut t = table([
+                "NAME",
+                "MODULE",
+                "OWNER",
+                "ENABLED",
+                "TRIGGER",
+                "NEXT RUN",
+                "LAST STATUS",
+            ]);
+            for task in &tasks {
+                let r = &task.row;
+                let enabled = if r.orphaned {
+                    "orphaned".to_owned()
+                } else {
+                    r.enabled.to_string()
+                };
+                t.add_row([
+                    r.name.clone(),
+                    r.module.clone(),
+                    r.owner.clone(),
+                    enabled,
+                    trigger_text(task),
+                    when(r.next_run_at),
+                    r.last_status.clone().unwrap_or_else(|| "-".to_owned()),
+                ]);
+            }
+            println!("{t}");
+        }
+        TasksCommand::Show { name } => {
+            let task = store::get_task(&db, &name).await.map_err(store_error)?;
+            println!("{}", serde_json::to_string_pretty(&task_json(&task))?);
+        }
+        TasksCommand::Add(args) => {
+            let decl = args.decl()?;
+            let handlers = known_handlers(code_tasks, true);
+            let check = |d: &TaskDecl| {
+                validate_handler_args(&d.handler, d.handler_args.as_ref(), &|h| {
+                    handlers.contains_key(h)
+                        && !scheduler_actors::builtin::BUILTIN_HANDLERS.contains(&h)
+                })
+            };
+            let row = store::insert_runtime_task(&db, &decl, &check)
+                .await
+                .map_err(store_error)?;
+            let task = store::get_task(&db, &row.name).await.map_err(store_error)?;
+            let next = task
+                .decl()
+                .validate(|_| None)
+                .ok()
+                .and_then(|s| s.trigger.next_fire_after(Utc::now()));
+            println!(
+                "added task {} ({}; next fire {})",
+                row.name,
+                trigger_text(&task),
+                when(next)
+            );
+        }
+        TasksCommand::Remove { name } => {
+            store::remove_task(&db, &name).await.map_err(store_error)?;
+            println!("removed task {name}");
+        }
+        TasksCommand::Enable { name } => {
+            store::set_enabled(&db, &name, true)
+                .await
+                .map_err(store_error)?;
+            println!("enabled task {name}");
+        }
+        TasksCommand::Disable { name } => {
+            store::set_enabled(&db, &name, false)
+                .await
+                .map_err(store_error)?;
+            println!("disabled task {name}");
+        }
+        TasksCommand::RunNow { name } => {
+            let at = Utc::now();
+            store::request_run_now(&db, &name, at)
+                .await
+                .map_err(store_error)?;
+            println!(
+                "requested a run of {name} at {}",
+                scheduler_core::rfc3339(at)
+            );
+        }
+        TasksCommand::SetTrigger { name, trigger } => {
+            // A bare --cron here is read in the zone of the task's current cron trigger.
+            let current = store::get_task(&db, &name).await.map_err(store_error)?;
+            let zone = current
+                .row
+                .trigger_json
+                .as_deref()
+                .and_then(|j| Trigger::from_json(j).ok())
+                .and_then(|t| match t {
+                    Trigger::Cron { schedule, .. } => Some(schedule.zone().name().to_owned()),
+                    _ => None,
+                })
+                .unwrap_or_else(|| "UTC".to_owned());
+            let decl = trigger.decl(&zone);
+            store::set_trigger(&db, &name, &decl)
+                .await
+                .map_err(store_error)?;
+            let task = store::get_task(&db, &name).await.map_err(store_error)?;
+            println!("task {name} now fires on {}", trigger_text(&task));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

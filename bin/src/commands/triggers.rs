@@ -1,0 +1,99 @@
+//! `cronmesh triggers ...`: shared trigger confs. Changing one reschedules every task that
+//! uses it; one in use cannot be removed.
+
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use scheduler_actors::store;
+use scheduler_core::Trigger;
+
+use super::output::table;
+use super::{open_db, store_error};
+use crate::settings::Settings;
+
+/// `triggers` subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum TriggersCommand {
+    /// List shared trigger confs.
+    List {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a shared trigger conf.
+    Add {
+        /// Name.
+        name: String,
+        /// Trigger JSON.
+        json: String,
+        /// Description.
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// Change a shared trigger conf (reschedules its tasks).
+    Set {
+        /// Name.
+        name: String,
+        /// Trigger JSON.
+        json: String,
+    },
+    /// Remove a shared trigger conf that no task uses.
+    Remove {
+        /// Name.
+        name: String,
+    },
+}
+
+pub(crate) async fn run(settings: &Settings, cmd: TriggersCommand) -> anyhow::Result<ExitCode> {
+    let db = open_db(settings).await?;
+    match cmd {
+        TriggersCommand::List { json } => {
+            let confs = store::list_trigger_confs(&db).await.map_err(store_error)?;
+            if json {
+                let list: Vec<serde_json::Value> = confs
+                    .iter()
+                    .map(|c| {
+                        serde_json::json!({
+                            "name": c.name,
+                            "trigger": serde_json::from_str::<serde_json::Value>(&c.trigger_json).ok(),
+                            "description": c.description,
+                            "version": c.version,
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::Value::Array(list));
+                return Ok(ExitCode::SUCCESS);
+            }
+            let mut t = table(["NAME", "TRIGGER", "DESCRIPTION"]);
+            for c in &confs {
+                let trigger = Trigger::from_json(&c.trigger_json)
+                    .map_or_else(|e| format!("invalid: {e}"), |t| t.to_string());
+                t.add_row([c.name.clone(), trigger, c.description.clone()]);
+            }
+            println!("{t}");
+        }
+        TriggersCommand::Add {
+            name,
+            json,
+            description,
+        } => {
+            store::add_trigger_conf(&db, &name, &json, &description)
+                .await
+                .map_err(store_error)?;
+            println!("added trigger conf {name}");
+        }
+        TriggersCommand::Set { name, json } => {
+            let n = store::set_trigger_conf(&db, &name, &json)
+                .await
+                .map_err(store_error)?;
+            println!("changed trigger conf {name}; {n} task(s) rescheduled");
+        }
+        TriggersCommand::Remove { name } => {
+            store::remove_trigger_conf(&db, &name)
+                .await
+                .map_err(store_error)?;
+            println!("removed trigger conf {name}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

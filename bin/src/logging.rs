@@ -1,0 +1,54 @@
+//! Log output: human lines on stderr by default, JSON lines for log shippers, and an optional
+//! daily-rolling file written by a non-blocking worker. Scheduler events carry the target
+//! `cron_task` and the fields task, run_id, fire_time, node, attempt and status.
+
+use tracing_appender::non_blocking::WorkerGuard;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, fmt};
+
+use crate::settings::{LogFormat, Settings};
+
+/// Keeps the file writer flushing; drop it last.
+pub(crate) struct LogGuard(#[allow(dead_code)] Option<WorkerGuard>);
+
+/// Installs the global subscriber. `RUST_LOG` overrides the default level (`info`).
+pub(crate) fn init(settings: &Settings) -> LogGuard {
+    let filter = || {
+        EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn"))
+    };
+    let json = settings.log_format == LogFormat::Json;
+    let stderr_layer = if json {
+        fmt::layer()
+            .json()
+            .with_current_span(true)
+            .with_writer(std::io::stderr)
+            .with_filter(filter())
+            .boxed()
+    } else {
+        fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_filter(filter())
+            .boxed()
+    };
+    let (file_layer, guard) = match &settings.log_dir {
+        Some(dir) => {
+            let appender = tracing_appender::rolling::daily(dir, "cronmesh.log");
+            let (writer, guard) = tracing_appender::non_blocking(appender);
+            // Files are for machines: always JSON lines.
+            let layer = fmt::layer()
+                .json()
+                .with_writer(writer)
+                .with_filter(filter())
+                .boxed();
+            (Some(layer), Some(guard))
+        }
+        None => (None, None),
+    };
+    let _ = tracing_subscriber::registry()
+        .with(stderr_layer)
+        .with(file_layer)
+        .try_init();
+    LogGuard(guard)
+}
