@@ -9,4 +9,6 @@ mod support;
 
 mod cli_check;
 mod cli_next;
+mod engine;
+mod library;
 mod migrations;

@@ -7,6 +7,7 @@
 //! records the outcome and releases the lock. Nothing a handler does reaches another task.
 
 use std::any::Any;
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -48,6 +49,11 @@ pub struct Fire {
     pub reason: FireReason,
 }
 
+/// A run of this executor's task ended (sent by the run to its executor).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct RunEnded;
+
 /// What executors share: where to lock, where to write, where to run handlers.
 pub struct ExecutorDeps {
     /// This node.
@@ -87,6 +93,9 @@ pub struct ExecutorActor {
     handler: Arc<dyn TaskHandler>,
     deps: Arc<ExecutorDeps>,
     state: Arc<ExecutorState>,
+    /// Catch-up fires waiting for the current run to end (overlap `forbid` runs them one
+    /// after another rather than skipping them: the misfire policy already chose them).
+    queued: VecDeque<Fire>,
 }
 
 impl ExecutorActor {
@@ -102,7 +111,32 @@ impl ExecutorActor {
             handler,
             deps,
             state,
+            queued: VecDeque::new(),
         }
+    }
+
+    /// Starts a fire's run; it reports `RunEnded` back when it is over.
+    fn start(&mut self, fire: Fire, ctx: &mut Context<Self>) {
+        // Counted before the run starts, so the next fire sees it even if it comes at once.
+        self.state.running.fetch_add(1, Ordering::AcqRel);
+        self.deps.running.fetch_add(1, Ordering::AcqRel);
+        let run = FireRun {
+            spec: self.spec.clone(),
+            handler: self.handler.clone(),
+            deps: self.deps.clone(),
+            fire,
+        };
+        let state = self.state.clone();
+        let me = Metered::new(ctx.address(), self.deps.actor_metrics.clone());
+        actix::spawn(async move {
+            run.execute().await;
+            state.running.fetch_sub(1, Ordering::AcqRel);
+            run.deps.running.fetch_sub(1, Ordering::AcqRel);
+            state
+                .last_active_ms
+                .store(Utc::now().timestamp_millis(), Ordering::Relaxed);
+            me.do_send(RunEnded);
+        });
     }
 }
 
@@ -123,7 +157,7 @@ impl Handler<Fire> for ExecutorActor {
 
     /// Starts the fire's run unless a run of the task is still going and overlap is
     /// forbidden, in which case the fire is recorded as `skipped_overlap`.
-    fn handle(&mut self, fire: Fire, _ctx: &mut Self::Context) {
+    fn handle(&mut self, fire: Fire, ctx: &mut Self::Context) {
         let _timing = self.deps.actor_metrics.handling::<Fire>();
         self.state
             .last_active_ms
@@ -131,33 +165,34 @@ impl Handler<Fire> for ExecutorActor {
         if self.spec.overlap == OverlapPolicy::Forbid
             && self.state.running.load(Ordering::Acquire) > 0
         {
-            record_skip(
-                &self.deps,
-                &self.spec,
-                fire.fire_ts_ms,
-                RunStatus::SkippedOverlap,
-                "the previous run of this task is still running (overlap: forbid)".to_owned(),
-            );
+            if fire.reason == FireReason::CatchUp {
+                self.queued.push_back(fire);
+            } else {
+                record_skip(
+                    &self.deps,
+                    &self.spec,
+                    fire.fire_ts_ms,
+                    RunStatus::SkippedOverlap,
+                    "the previous run of this task is still running (overlap: forbid)".to_owned(),
+                );
+            }
             return;
         }
-        // Counted before the run starts, so the next fire sees it even if it comes at once.
-        self.state.running.fetch_add(1, Ordering::AcqRel);
-        self.deps.running.fetch_add(1, Ordering::AcqRel);
-        let run = FireRun {
-            spec: self.spec.clone(),
-            handler: self.handler.clone(),
-            deps: self.deps.clone(),
-            fire,
-        };
-        let state = self.state.clone();
-        actix::spawn(async move {
-            run.execute().await;
-            state.running.fetch_sub(1, Ordering::AcqRel);
-            run.deps.running.fetch_sub(1, Ordering::AcqRel);
-            state
-                .last_active_ms
-                .store(Utc::now().timestamp_millis(), Ordering::Relaxed);
-        });
+        self.start(fire, ctx);
+    }
+}
+
+impl Handler<RunEnded> for ExecutorActor {
+    type Result = ();
+
+    /// Starts the next queued catch-up fire, if any.
+    fn handle(&mut self, _msg: RunEnded, ctx: &mut Self::Context) {
+        let _timing = self.deps.actor_metrics.handling::<RunEnded>();
+        if self.state.running.load(Ordering::Acquire) == 0
+            && let Some(fire) = self.queued.pop_front()
+        {
+            self.start(fire, ctx);
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests.
 
+pub mod node;
 pub mod postgres;
 
 use std::path::Path;

@@ -1,0 +1,3 @@
+//! The orders module of the example application.
+
+mod cron_tasks;
