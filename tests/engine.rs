@@ -637,6 +637,78 @@ fn shared_trigger_confs_reschedule_their_tasks_and_cannot_be_removed_in_use() {
         "{}",
         stderr(&bad)
     );
-    cli_ok(dir.path(), &["tasks", "remove", "report.daily"]);
+    cli_ok(
+        dir.path(),
+        &[
+            "tasks",
+            "set-trigger",
+            "report.daily",
+            "--cron",
+            "0 5 * * *",
+        ],
+    );
+    let task = show(dir.path());
+    assert_eq!(task["trigger_conf"], serde_json::Value::Null);
+    assert_eq!(task["trigger"]["expr"], "0 5 * * *");
+    assert_eq!(task["schedule_overridden"], true);
     cli_ok(dir.path(), &["triggers", "remove", "nightly"]);
+    cli_ok(dir.path(), &["tasks", "remove", "report.daily"]);
+    assert_eq!(
+        cli_ok(dir.path(), &["tasks", "list", "--json"]).trim(),
+        "[]"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_with_shell_disabled_does_not_run_shell_tasks() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = r#"{"program":"touch","args":["ran"]}"#;
+    cli_ok(
+        dir.path(),
+        &[
+            "tasks",
+            "add",
+            "shell.off",
+            "--cron",
+            "* * * * * *",
+            "--handler",
+            "shell",
+            "--args",
+            args,
+        ],
+    );
+    cli_ok(
+        dir.path(),
+        &[
+            "tasks",
+            "add",
+            "noop.on",
+            "--cron",
+            "* * * * * *",
+            "--handler",
+            "noop",
+        ],
+    );
+    let node = NodeProcess::start(
+        dir.path(),
+        &[("CRONMESH__HANDLERS__SHELL_ENABLED", "false")],
+    );
+    let db = node_db(dir.path()).await;
+    wait_for(
+        "the other task to run twice",
+        Duration::from_secs(10),
+        || {
+            let db = db.clone();
+            async move { (runs_of(&db, "noop.on").await.len() >= 2).then_some(()) }
+        },
+    )
+    .await;
+    let log = node.log();
+    assert!(node.stop().success());
+    assert!(runs_of(&db, "shell.off").await.is_empty());
+    assert!(!dir.path().join("ran").exists());
+    assert!(
+        log.contains("handler \"shell\" is not available on this node"),
+        "{log}"
+    );
 }

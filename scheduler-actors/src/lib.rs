@@ -41,11 +41,12 @@ pub use executor::{ExecutorActor, ExecutorDeps, ExecutorState, Fire, FireReason}
 pub use handler::{TaskContext, TaskFailure, TaskFuture, TaskHandler, TaskOutput};
 #[doc(hidden)]
 pub use inventory;
-pub use lock::{LockActor, LockBackend, MemoryLockBackend};
+pub use lock::{LockActor, LockBackend, MemoryLockBackend, RestartLocks};
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use node::{Node, NodeBuilder, NodeConfig, NodeError, known_handlers};
 pub use persistence::{
     ClaimRun, Flush, Heartbeat, PersistenceActor, RecordFinish, RecordSkipped, RecordTaskState,
+    RestartPersistence,
 };
 pub use registration::{CodeTask, CodeTasks};
 pub use scheduler::{

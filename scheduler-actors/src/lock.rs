@@ -290,6 +290,31 @@ impl Actor for LockActor {
     }
 }
 
+impl Supervised for LockActor {
+    /// Held locks are kept (their runs still need them renewed); a renewal that was in flight
+    /// is forgotten and redone at the next tick.
+    fn restarting(&mut self, _ctx: &mut Self::Context) {
+        self.metrics.restarted();
+        self.renewing = false;
+        tracing::warn!(target: "cron_task", held = self.held.len(), "lock actor restarting");
+    }
+}
+
+/// Stop and start again under the supervisor (drops in-flight backend calls, keeps held
+/// locks). What a backend connection failure does; also available to operators and tests.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct RestartLocks;
+
+impl Handler<RestartLocks> for LockActor {
+    type Result = ();
+
+    fn handle(&mut self, _msg: RestartLocks, ctx: &mut Self::Context) {
+        let _timing = self.metrics.handling::<RestartLocks>();
+        ctx.stop();
+    }
+}
+
 impl Handler<Acquire> for LockActor {
     type Result = ResponseActFuture<Self, Result<Option<LockLease>, LockError>>;
 

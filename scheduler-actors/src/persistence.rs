@@ -58,7 +58,7 @@ pub struct Flush {
     pub within: Duration,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum Write {
     Finish(FinishedRun),
     Skipped(task_run::Model),
@@ -80,6 +80,8 @@ pub struct PersistenceActor {
     heartbeat_every: Option<Duration>,
     bound: usize,
     flushing: bool,
+    /// A copy of the batch being written, restored if the actor restarts meanwhile.
+    in_flight: Option<(Vec<Write>, Vec<TaskState>)>,
     backoff: Duration,
     retry_at: Option<Instant>,
     metrics: Arc<Metrics>,
@@ -104,6 +106,7 @@ impl PersistenceActor {
             heartbeat_every: None,
             bound,
             flushing: false,
+            in_flight: None,
             backoff: Duration::ZERO,
             retry_at: None,
             metrics,
@@ -145,6 +148,7 @@ impl PersistenceActor {
         let batch: Vec<Write> = self.queue.drain(..n).collect();
         let states: Vec<TaskState> = std::mem::take(&mut self.states).into_values().collect();
         let heartbeat = std::mem::take(&mut self.heartbeat_due);
+        self.in_flight = Some((batch.clone(), states.clone()));
         let db = self.db.clone();
         let node_id = self.node_id.clone();
         let fut = async move {
@@ -153,6 +157,7 @@ impl PersistenceActor {
         };
         ctx.spawn(fut.into_actor(self).map(|(result, batch, states, heartbeat), act, _ctx| {
             act.flushing = false;
+            act.in_flight = None;
             match result {
                 Ok(()) => {
                     if act.backoff > Duration::ZERO {
@@ -221,7 +226,7 @@ impl Actor for PersistenceActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         self.actor_metrics.instances(1);
-        self.metrics.buffer(0, self.bound);
+        self.metrics.buffer(self.buffered(), self.bound);
         ctx.run_interval(FLUSH_TICK, |act, ctx| act.flush(ctx));
         if let Some(every) = self.heartbeat_every {
             ctx.run_interval(every, |act, _ctx| act.heartbeat_due = true);
@@ -230,6 +235,39 @@ impl Actor for PersistenceActor {
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
         self.actor_metrics.instances(-1);
+    }
+}
+
+impl Supervised for PersistenceActor {
+    /// Buffered writes are kept; a batch that was being written when the actor stopped is
+    /// written again (every write is idempotent: claims and skips do nothing on conflict,
+    /// outcomes are fenced by attempt and status).
+    fn restarting(&mut self, _ctx: &mut Self::Context) {
+        self.actor_metrics.restarted();
+        if let Some((batch, states)) = self.in_flight.take() {
+            for w in batch.into_iter().rev() {
+                self.queue.push_front(w);
+            }
+            for s in states {
+                self.states.entry(s.task_name.clone()).or_insert(s);
+            }
+        }
+        self.flushing = false;
+        tracing::warn!(target: "cron_task", buffered = self.buffered(), "persistence actor restarting");
+    }
+}
+
+/// Stop and start again under the supervisor, keeping every buffered write.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct RestartPersistence;
+
+impl Handler<RestartPersistence> for PersistenceActor {
+    type Result = ();
+
+    fn handle(&mut self, _msg: RestartPersistence, ctx: &mut Self::Context) {
+        let _timing = self.actor_metrics.handling::<RestartPersistence>();
+        ctx.stop();
     }
 }
 

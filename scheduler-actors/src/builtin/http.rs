@@ -128,3 +128,89 @@ impl TaskHandler for HttpHandler {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+
+    /// A one-connection-at-a-time server answering every request with `status` and `body`.
+    fn serve(status: &'static str, body: &'static str, requests: usize) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        std::thread::spawn(move || {
+            for stream in listener.incoming().take(requests) {
+                let Ok(mut stream) = stream else { continue };
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf);
+                let reply = format!(
+                    "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(reply.as_bytes());
+            }
+        });
+        format!("http://{addr}/hook")
+    }
+
+    fn ctx(args: serde_json::Value) -> TaskContext {
+        TaskContext {
+            task: "t.http".into(),
+            run_id: "r1".into(),
+            fire_time: chrono::Utc::now(),
+            attempt: 1,
+            node: "n1".into(),
+            args: Some(args),
+            cancel: CancellationToken::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn success_failure_and_expected_status() {
+        let handler = HttpHandler::new();
+        let ok = serve("200 OK", "all good", 1);
+        let out = handler
+            .run(ctx(
+                serde_json::json!({"url": ok, "method": "post", "body": "x"}),
+            ))
+            .await;
+        assert_eq!(out.map(|o| o.output), Ok(Some("all good".to_owned())));
+
+        let down = serve("503 Service Unavailable", "try later", 1);
+        let err = handler
+            .run(ctx(serde_json::json!({"url": down})))
+            .await
+            .expect_err("503 fails");
+        assert!(
+            err.message.contains("503") && err.message.contains("expected 2xx"),
+            "{}",
+            err.message
+        );
+        assert_eq!(err.output.as_deref(), Some("try later"));
+
+        let created = serve("200 OK", "", 1);
+        let err = handler
+            .run(ctx(
+                serde_json::json!({"url": created, "expect_status": 201}),
+            ))
+            .await
+            .expect_err("200 is not 201");
+        assert!(err.message.contains("expected 201"), "{}", err.message);
+
+        let refused = format!(
+            "http://{}/",
+            TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("addr")
+        );
+        let err = handler
+            .run(ctx(serde_json::json!({"url": refused})))
+            .await
+            .expect_err("nothing listens");
+        assert!(err.message.contains("failed"), "{}", err.message);
+    }
+}
