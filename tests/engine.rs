@@ -46,7 +46,7 @@ async fn every_second_tasks_fire_on_their_times_once_each() {
             ],
         );
     }
-    let node = NodeProcess::start(dir.path(), &[]);
+    let node = NodeProcess::start(dir.path(), &[("CRONMESH__LOG__FORMAT", "json")]);
     let db = node_db(dir.path()).await;
     wait_for("6 runs of each task", Duration::from_secs(20), || {
         let db = db.clone();
@@ -98,9 +98,39 @@ async fn every_second_tasks_fire_on_their_times_once_each() {
         assert!(stdout(&inspect).contains(actor), "{}", stdout(&inspect));
     }
 
-    assert!(node.stop().success());
+    let log_path_node = node;
+    assert!(log_path_node.stop_keeping_log().success());
+    let log = std::fs::read_to_string(dir.path().join("node.log")).unwrap_or_default();
+    let mut started: std::collections::BTreeMap<(String, String), usize> = Default::default();
+    for v in log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+    {
+        if v["fields"]["message"] == "run started" && v["target"] == "cron_task" {
+            let key = (
+                v["fields"]["task"].as_str().unwrap_or("").to_owned(),
+                v["fields"]["fire_time"].as_str().unwrap_or("").to_owned(),
+            );
+            for field in ["run_id", "node", "attempt", "status"] {
+                assert!(
+                    !v["fields"][field].is_null(),
+                    "cron_task event without {field}: {v}"
+                );
+            }
+            *started.entry(key).or_default() += 1;
+        }
+    }
+    assert!(
+        started.values().all(|n| *n == 1),
+        "a fire started twice: {started:?}"
+    );
     for t in ["tick.a", "tick.b"] {
         let runs = runs_of(&db, t).await;
+        assert_eq!(
+            runs.len(),
+            started.keys().filter(|(task, _)| task == t).count(),
+            "every row's handler started once"
+        );
         assert!(runs.len() >= 6);
         for pair in runs.windows(2) {
             assert_eq!(

@@ -229,7 +229,15 @@ fn persistence_buffers_through_a_database_failure_and_a_restart() {
             error: None,
             output: None,
         };
-        assert!(persistence.send(ClaimRun(claim)).await.unwrap().unwrap());
+        let claimed = persistence
+            .send(ClaimRun {
+                run: claim,
+                forbid_overlap: true,
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(claimed, store::ClaimOutcome::Claimed);
 
         // The table goes away: writes fail and must be kept.
         db.execute_unprepared("ALTER TABLE task_run RENAME TO task_run_away")

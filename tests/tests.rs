@@ -9,6 +9,7 @@ mod support;
 
 mod cli_check;
 mod cli_next;
+mod cluster;
 mod engine;
 mod library;
 mod migrations;

@@ -37,6 +37,8 @@ enum Command {
     Runs(commands::runs::RunsArgs),
     /// A running node's actor mailbox metrics.
     Inspect(commands::inspect::InspectArgs),
+    /// Nodes of the cluster: state, last heartbeat, what runs where.
+    Nodes(commands::nodes::NodesArgs),
     /// Print the next fire times of a cron expression or a trigger JSON.
     Next(commands::next::NextArgs),
     /// Print every registered task and every registry problem; exit 1 on any problem.
@@ -90,6 +92,7 @@ fn dispatch(cli: Cli, tasks: CodeTasks) -> anyhow::Result<ExitCode> {
         Command::Triggers(cmd) => block_on(commands::triggers::run(&settings, cmd)),
         Command::Runs(args) => block_on(commands::runs::run(&settings, args)),
         Command::Inspect(args) => block_on(commands::inspect::run(&settings, args)),
+        Command::Nodes(args) => block_on(commands::nodes::run(&settings, args)),
     }
 }
 

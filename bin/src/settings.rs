@@ -164,7 +164,9 @@ impl Settings {
         scheduler_actors::NodeConfig {
             database_url: self.database.url.clone(),
             node_id: self.node_id.clone(),
+            redis_url: self.redis_url.clone(),
             lock_prefix: self.redis_prefix.clone(),
+            node_timeout: self.node_timeout,
             http_bind: self.http_bind,
             shutdown_grace: self.shutdown_grace,
             heartbeat_interval: self.heartbeat_interval,
@@ -259,9 +261,12 @@ impl TryFrom<RawSettings> for Settings {
             ));
         }
         let secs = |key: &str, v: Option<u64>, default: u64, min: u64| {
+            const MAX: u64 = 86_400;
             let v = v.unwrap_or(default);
             if v < min {
                 Err(bad(key, format!("{v} is below the minimum of {min}")))
+            } else if v > MAX {
+                Err(bad(key, format!("{v} is more than a day ({MAX} s)")))
             } else {
                 Ok(Duration::from_secs(v))
             }
@@ -279,6 +284,12 @@ impl TryFrom<RawSettings> for Settings {
             ));
         }
         let retention_days = raw.runs.retention_days.unwrap_or(30);
+        if retention_days > 36_500 {
+            return Err(bad(
+                "runs.retention_days",
+                format!("{retention_days} is more than a hundred years"),
+            ));
+        }
         if retention_days == 0 {
             return Err(bad(
                 "runs.retention_days",
@@ -366,6 +377,7 @@ mod tests {
             ("[node]\ntimeout_secs = 1", "`node.timeout_secs`"),
             ("[log]\nformat = \"xml\"", "`log.format`"),
             ("[runs]\nretention_days = 0", "`runs.retention_days`"),
+            ("[node]\nheartbeat_secs = 99999999", "`node.heartbeat_secs`"),
             ("[http]\nbnd = \"x\"", "unknown field `bnd`"),
             ("[nodes]\nid = \"x\"", "unknown field `nodes`"),
             (

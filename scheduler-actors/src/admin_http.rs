@@ -5,16 +5,15 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use actix::Addr;
 use actix_web::dev::ServerHandle;
 use actix_web::{App, HttpResponse, HttpServer, web};
 
-use crate::metrics::Metrics;
+use crate::metrics::{Metered, Metrics};
 use crate::scheduler::{ListScheduled, SchedulerActor};
 
 struct AdminState {
     metrics: Arc<Metrics>,
-    scheduler: Addr<SchedulerActor>,
+    scheduler: Metered<SchedulerActor>,
     node_id: String,
 }
 
@@ -22,7 +21,7 @@ struct AdminState {
 pub(crate) fn start(
     addr: SocketAddr,
     metrics: Arc<Metrics>,
-    scheduler: Addr<SchedulerActor>,
+    scheduler: Metered<SchedulerActor>,
     node_id: String,
 ) -> std::io::Result<(SocketAddr, ServerHandle)> {
     let state = web::Data::new(AdminState {

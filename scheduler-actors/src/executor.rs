@@ -19,12 +19,12 @@ use scheduler_core::{OverlapPolicy, TaskSpec, rfc3339};
 use tokio_util::sync::CancellationToken;
 
 use crate::handler::{TaskContext, TaskHandler};
-use crate::lock::{Acquire, LockActor, Release, fire_key};
+use crate::lock::{Acquire, LockActor, LockLease, Release, fire_key};
 use crate::metrics::{ActorMetrics, Metered, Metrics};
 use crate::persistence::{
     ClaimRun, PersistenceActor, RecordFinish, RecordSkipped, RecordTaskState,
 };
-use crate::store::FinishedRun;
+use crate::store::{ClaimOutcome, FinishedRun};
 
 /// Why a fire happens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +35,8 @@ pub enum FireReason {
     CatchUp,
     /// An operator asked (`tasks run-now`, `TriggerNow`).
     Manual,
+    /// A fire whose node died or was shut down mid-run, re-run here (`recover`).
+    Recovery,
 }
 
 /// Run one fire of this executor's task.
@@ -47,6 +49,8 @@ pub struct Fire {
     pub attempt: i32,
     /// Why.
     pub reason: FireReason,
+    /// Set for a recovered fire whose row this node already took over (as `attempt`).
+    pub preclaimed_run_id: Option<String>,
 }
 
 /// A run of this executor's task ended (sent by the run to its executor).
@@ -66,6 +70,8 @@ pub struct ExecutorDeps {
     pub persistence: Metered<PersistenceActor>,
     /// Where handlers run.
     pub handler_runtime: tokio::runtime::Handle,
+    /// Cancelled when a shutdown begins: no new run starts.
+    pub stopping: CancellationToken,
     /// Cancelled when a shutdown's grace period is over: running handlers are interrupted.
     pub interrupt: CancellationToken,
     /// Runs in progress on this node, all tasks together.
@@ -159,13 +165,18 @@ impl Handler<Fire> for ExecutorActor {
     /// forbidden, in which case the fire is recorded as `skipped_overlap`.
     fn handle(&mut self, fire: Fire, ctx: &mut Self::Context) {
         let _timing = self.deps.actor_metrics.handling::<Fire>();
+        if self.deps.stopping.is_cancelled() {
+            tracing::info!(target: "cron_task", task = %self.spec.name, fire_time = %rfc3339(fire_time(fire.fire_ts_ms)), node = %self.deps.node_id, attempt = fire.attempt, "fire not started: the node is shutting down");
+            return;
+        }
         self.state
             .last_active_ms
             .store(Utc::now().timestamp_millis(), Ordering::Relaxed);
         if self.spec.overlap == OverlapPolicy::Forbid
             && self.state.running.load(Ordering::Acquire) > 0
         {
-            if fire.reason == FireReason::CatchUp {
+            // Fires already decided on (catch-up, recovery) wait their turn instead.
+            if matches!(fire.reason, FireReason::CatchUp | FireReason::Recovery) {
                 self.queued.push_back(fire);
             } else {
                 record_skip(
@@ -188,6 +199,11 @@ impl Handler<RunEnded> for ExecutorActor {
     /// Starts the next queued catch-up fire, if any.
     fn handle(&mut self, _msg: RunEnded, ctx: &mut Self::Context) {
         let _timing = self.deps.actor_metrics.handling::<RunEnded>();
+        if self.deps.stopping.is_cancelled() {
+            // Left for the misfire policy of the next start (or a peer's schedule).
+            self.queued.clear();
+            return;
+        }
         if self.state.running.load(Ordering::Acquire) == 0
             && let Some(fire) = self.queued.pop_front()
         {
@@ -250,76 +266,102 @@ impl FireRun {
         let fire_at = fire_time(fire_ts_ms);
         let key = fire_key(&deps.lock_prefix, &spec.name, fire_ts_ms);
 
-        let lease = match deps
-            .lock
-            .send(Acquire {
-                key: key.clone(),
-                ttl: spec.lock_ttl,
-            })
-            .await
-        {
-            Ok(Ok(Some(lease))) => lease,
-            Ok(Ok(None)) => {
-                tracing::debug!(target: "cron_task", task = %spec.name, fire_time = %rfc3339(fire_at), "fire locked by another node");
-                return;
-            }
-            Ok(Err(e)) => {
-                tracing::error!(target: "cron_task", task = %spec.name, fire_time = %rfc3339(fire_at), error = %e, "could not take the fire lock; fire not run");
-                return;
-            }
-            Err(e) => {
-                tracing::error!(target: "cron_task", task = %spec.name, error = %e, "lock actor unavailable; fire not run");
-                return;
+        let lease = if self.fire.preclaimed_run_id.is_some() {
+            self.take_lock_of_recovered_fire(&key, fire_at).await
+        } else {
+            match deps
+                .lock
+                .send(Acquire {
+                    key: key.clone(),
+                    ttl: spec.lock_ttl,
+                })
+                .await
+            {
+                Ok(Ok(Some(lease))) => lease,
+                Ok(Ok(None)) => {
+                    tracing::debug!(target: "cron_task", task = %spec.name, fire_time = %rfc3339(fire_at), "fire locked by another node");
+                    return;
+                }
+                Ok(Err(e)) => {
+                    tracing::error!(target: "cron_task", task = %spec.name, fire_time = %rfc3339(fire_at), error = %e, "could not take the fire lock; fire not run");
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(target: "cron_task", task = %spec.name, error = %e, "lock actor unavailable; fire not run");
+                    return;
+                }
             }
         };
 
-        let run_id = uuid::Uuid::new_v4().to_string();
-        let started_at = Utc::now();
-        let claim = task_run::Model {
-            id: 0,
-            run_id: run_id.clone(),
-            task_name: spec.name.clone(),
-            fire_ts_ms,
-            attempt: self.fire.attempt,
-            node_id: deps.node_id.clone(),
-            status: RunStatus::Running,
-            started_at,
-            finished_at: None,
-            duration_ms: None,
-            error: None,
-            output: None,
+        let run_id = match &self.fire.preclaimed_run_id {
+            // A recovered fire's row was already taken over for this attempt.
+            Some(id) => id.clone(),
+            None => {
+                let run_id = uuid::Uuid::new_v4().to_string();
+                let claim = task_run::Model {
+                    id: 0,
+                    run_id: run_id.clone(),
+                    task_name: spec.name.clone(),
+                    fire_ts_ms,
+                    attempt: self.fire.attempt,
+                    node_id: deps.node_id.clone(),
+                    status: RunStatus::Running,
+                    started_at: Utc::now(),
+                    finished_at: None,
+                    duration_ms: None,
+                    error: None,
+                    output: None,
+                };
+                let forbid = spec.overlap == OverlapPolicy::Forbid;
+                match deps
+                    .persistence
+                    .send(ClaimRun {
+                        run: claim,
+                        forbid_overlap: forbid,
+                    })
+                    .await
+                {
+                    Ok(Ok(ClaimOutcome::Claimed)) => run_id,
+                    Ok(Ok(ClaimOutcome::Taken)) => {
+                        tracing::debug!(target: "cron_task", task = %spec.name, fire_time = %rfc3339(fire_at), "fire already claimed");
+                        release(deps, lease, Some(deps.lock_keep));
+                        return;
+                    }
+                    Ok(Ok(ClaimOutcome::Overlap)) => {
+                        tracing::info!(target: "cron_task", task = %spec.name, fire_time = %rfc3339(fire_at), node = %deps.node_id, status = "skipped_overlap", "a run of this task is still running elsewhere (overlap: forbid)");
+                        deps.metrics
+                            .run_finished(RunStatus::SkippedOverlap.as_str());
+                        deps.persistence.do_send(RecordTaskState {
+                            task: spec.name.clone(),
+                            last: Some((fire_at, RunStatus::SkippedOverlap)),
+                            next: None,
+                        });
+                        release(deps, lease, Some(deps.lock_keep));
+                        return;
+                    }
+                    Ok(Err(e)) => {
+                        tracing::error!(target: "cron_task", task = %spec.name, run_id = %run_id, fire_time = %rfc3339(fire_at), node = %deps.node_id, attempt = self.fire.attempt, status = "misfired", error = %e, "could not claim the fire in the database; fire not run");
+                        // Recorded once the database is back (a peer's claim of the fire wins).
+                        record_skip(
+                            deps,
+                            spec,
+                            fire_ts_ms,
+                            RunStatus::Misfired,
+                            format!(
+                                "not run: the database was unreachable when the fire was due ({e})"
+                            ),
+                        );
+                        release(deps, lease, None);
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::error!(target: "cron_task", task = %spec.name, error = %e, "persistence actor unavailable; fire not run");
+                        release(deps, lease, None);
+                        return;
+                    }
+                }
+            }
         };
-        let claimed = deps.persistence.send(ClaimRun(claim)).await;
-        match claimed {
-            Ok(Ok(true)) => {}
-            Ok(Ok(false)) => {
-                tracing::debug!(target: "cron_task", task = %spec.name, fire_time = %rfc3339(fire_at), "fire already claimed");
-                deps.lock.do_send(Release {
-                    key,
-                    value: lease.value,
-                    keep_for: Some(deps.lock_keep),
-                });
-                return;
-            }
-            Ok(Err(e)) => {
-                tracing::error!(target: "cron_task", task = %spec.name, fire_time = %rfc3339(fire_at), error = %e, "could not claim the fire in the database; fire not run");
-                deps.lock.do_send(Release {
-                    key,
-                    value: lease.value,
-                    keep_for: None,
-                });
-                return;
-            }
-            Err(e) => {
-                tracing::error!(target: "cron_task", task = %spec.name, error = %e, "persistence actor unavailable; fire not run");
-                deps.lock.do_send(Release {
-                    key,
-                    value: lease.value,
-                    keep_for: None,
-                });
-                return;
-            }
-        }
 
         let cancel = CancellationToken::new();
         let ctx = TaskContext {
@@ -390,17 +432,52 @@ impl FireRun {
             RunStatus::Interrupted | RunStatus::LockLost => None,
             _ => Some(deps.lock_keep),
         };
-        deps.lock.do_send(Release {
-            key,
-            value: lease.value,
-            keep_for,
-        });
+        release(deps, lease, keep_for);
 
         let level_ok = status == RunStatus::Succeeded;
         if level_ok {
             tracing::info!(target: "cron_task", task = %spec.name, run_id = %run_id, fire_time = %rfc3339(fire_at), node = %deps.node_id, attempt = self.fire.attempt, status = status.as_str(), duration_ms = duration.as_millis() as u64, "run finished");
         } else {
             tracing::warn!(target: "cron_task", task = %spec.name, run_id = %run_id, fire_time = %rfc3339(fire_at), node = %deps.node_id, attempt = self.fire.attempt, status = status.as_str(), duration_ms = duration.as_millis() as u64, error = error.as_deref().unwrap_or(""), "run finished");
+        }
+    }
+}
+
+/// Gives a lease back (a degraded one has no key to give back).
+fn release(deps: &ExecutorDeps, lease: LockLease, keep_for: Option<Duration>) {
+    if !lease.degraded {
+        deps.lock.do_send(Release {
+            key: lease.key,
+            value: lease.value,
+            keep_for,
+        });
+    }
+}
+
+impl FireRun {
+    /// A recovered fire waits for the old holder's lock to expire (it is no longer renewed),
+    /// up to one ttl. If it is still held then, the run goes ahead on its database claim,
+    /// which already fences the old attempt off.
+    async fn take_lock_of_recovered_fire(&self, key: &str, fire_at: DateTime<Utc>) -> LockLease {
+        let deadline = Instant::now() + self.spec.lock_ttl + Duration::from_millis(500);
+        loop {
+            let acquire = Acquire {
+                key: key.to_owned(),
+                ttl: self.spec.lock_ttl,
+            };
+            if let Ok(Ok(Some(lease))) = self.deps.lock.send(acquire).await {
+                return lease;
+            }
+            if Instant::now() >= deadline {
+                tracing::warn!(target: "cron_task", task = %self.spec.name, fire_time = %rfc3339(fire_at), "old holder's lock still present; running the recovered fire on its database claim");
+                return LockLease {
+                    key: key.to_owned(),
+                    value: String::new(),
+                    lost: CancellationToken::new(),
+                    degraded: true,
+                };
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 }
@@ -412,5 +489,22 @@ fn panic_message(payload: Box<dyn Any + Send>) -> String {
         s.clone()
     } else {
         "(non-text panic payload)".to_owned()
+    }
+}
+
+impl Handler<crate::metrics::GetMetrics> for ExecutorActor {
+    type Result = actix::MessageResult<crate::metrics::GetMetrics>;
+
+    /// The node's metrics.
+    fn handle(
+        &mut self,
+        _msg: crate::metrics::GetMetrics,
+        _ctx: &mut Self::Context,
+    ) -> Self::Result {
+        let _timing = self
+            .deps
+            .actor_metrics
+            .handling::<crate::metrics::GetMetrics>();
+        actix::MessageResult(self.deps.metrics.snapshot())
     }
 }

@@ -32,7 +32,9 @@ mod handler;
 pub mod lock;
 pub mod metrics;
 mod node;
+pub mod notices;
 mod persistence;
+mod redis_lock;
 mod registration;
 mod scheduler;
 pub mod store;
@@ -42,12 +44,13 @@ pub use handler::{TaskContext, TaskFailure, TaskFuture, TaskHandler, TaskOutput}
 #[doc(hidden)]
 pub use inventory;
 pub use lock::{LockActor, LockBackend, MemoryLockBackend, RestartLocks};
-pub use metrics::{Metrics, MetricsSnapshot};
+pub use metrics::{GetMetrics, Metered, Metrics, MetricsSnapshot};
 pub use node::{Node, NodeBuilder, NodeConfig, NodeError, known_handlers};
 pub use persistence::{
     ClaimRun, Flush, Heartbeat, PersistenceActor, RecordFinish, RecordSkipped, RecordTaskState,
     RestartPersistence,
 };
+pub use redis_lock::RedisLockBackend;
 pub use registration::{CodeTask, CodeTasks};
 pub use scheduler::{
     ListScheduled, Pause, Reload, Resume, ScheduledTaskView, SchedulerActor, Shutdown, TriggerNow,

@@ -18,7 +18,7 @@ use actix::prelude::*;
 use futures_util::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics::ActorMetrics;
+use crate::metrics::{ActorMetrics, Metrics};
 
 /// A lock backend failed (not "the lock is taken", which is a normal answer).
 #[derive(Debug, Clone, thiserror::Error)]
@@ -159,6 +159,9 @@ pub struct LockLease {
     pub value: String,
     /// Fires when the lock is lost.
     pub lost: CancellationToken,
+    /// The backend was unreachable: no key was set, and the run is guarded by its database
+    /// claim alone. Nothing to renew or release.
+    pub degraded: bool,
 }
 
 /// Take the lock of one fire.
@@ -204,28 +207,47 @@ pub struct LockActor {
     node_id: String,
     held: HashMap<String, Held>,
     renewing: bool,
+    degraded: bool,
+    node_metrics: Arc<Metrics>,
     metrics: Arc<ActorMetrics>,
 }
 
 /// How often the actor looks for locks due for renewal.
 const RENEW_TICK: Duration = Duration::from_millis(25);
+/// A renewal batch that takes longer than this counts as failed.
+const RENEW_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl LockActor {
     /// A lock actor over `backend`, tagging lock values with `node_id`.
-    pub fn new(backend: Arc<dyn LockBackend>, node_id: String, metrics: Arc<ActorMetrics>) -> Self {
+    pub fn new(backend: Arc<dyn LockBackend>, node_id: String, node_metrics: Arc<Metrics>) -> Self {
         LockActor {
             backend,
             node_id,
             held: HashMap::new(),
             renewing: false,
-            metrics,
+            degraded: false,
+            metrics: node_metrics.actor("LockActor"),
+            node_metrics,
+        }
+    }
+
+    fn set_degraded(&mut self, degraded: bool, why: Option<&LockError>) {
+        if degraded == self.degraded {
+            return;
+        }
+        self.degraded = degraded;
+        self.node_metrics.set_degraded(degraded);
+        match why {
+            Some(e) if degraded => {
+                tracing::warn!(target: "cron_task", backend = self.backend.name(), error = %e, "lock backend unreachable: running degraded, fires are guarded by their database claim alone")
+            }
+            _ => {
+                tracing::info!(target: "cron_task", backend = self.backend.name(), "lock backend reachable again")
+            }
         }
     }
 
     fn renew_due(&mut self, ctx: &mut Context<Self>) {
-        if self.renewing {
-            return;
-        }
         let now = Instant::now();
         let mut lost = Vec::new();
         let mut due = Vec::new();
@@ -246,19 +268,25 @@ impl LockActor {
                 h.lost.cancel();
             }
         }
-        if due.is_empty() {
+        // Deadlines are checked above even while a renewal hangs, so a stuck backend still
+        // ends in a lost lock rather than a run that believes it holds one.
+        if due.is_empty() || self.renewing {
             return;
         }
         self.renewing = true;
         let started = Instant::now();
-        let fut = self.backend.renew(due.clone());
+        let fut = tokio::time::timeout(RENEW_TIMEOUT, self.backend.renew(due.clone()));
         ctx.spawn(fut.into_actor(self).map(move |answer, act, _ctx| {
             act.renewing = false;
+            let answer = answer.unwrap_or_else(|_| {
+                Err(LockError { backend: "lock", message: format!("renewal took longer than {RENEW_TIMEOUT:?}") })
+            });
             match answer {
                 Ok(answers) => {
                     for (item, kept) in due.iter().zip(answers) {
-                        let Some(h) = act.held.get_mut(&item.key) else {
-                            continue; // released meanwhile
+                        // Released (or released and taken again) meanwhile: not this answer's lock.
+                        let Some(h) = act.held.get_mut(&item.key).filter(|h| h.value == item.value) else {
+                            continue;
                         };
                         if kept {
                             h.deadline = started + h.ttl;
@@ -327,7 +355,23 @@ impl Handler<Acquire> for LockActor {
             .backend
             .acquire(msg.key.clone(), value.clone(), msg.ttl);
         Box::pin(fut.into_actor(self).map(move |res, act, _ctx| {
-            if !res? {
+            let got = match res {
+                Ok(got) => {
+                    act.set_degraded(false, None);
+                    got
+                }
+                Err(e) => {
+                    // The database claim still keeps the fire to one run; keep scheduling.
+                    act.set_degraded(true, Some(&e));
+                    return Ok(Some(LockLease {
+                        key: msg.key,
+                        value,
+                        lost: CancellationToken::new(),
+                        degraded: true,
+                    }));
+                }
+            };
+            if !got {
                 return Ok(None);
             }
             let lost = CancellationToken::new();
@@ -345,6 +389,7 @@ impl Handler<Acquire> for LockActor {
                 key: msg.key,
                 value,
                 lost,
+                degraded: false,
             }))
         }))
     }
@@ -356,7 +401,13 @@ impl Handler<Release> for LockActor {
     /// Stops renewing, then releases in the backend.
     fn handle(&mut self, msg: Release, ctx: &mut Self::Context) {
         let _timing = self.metrics.handling::<Release>();
-        self.held.remove(&msg.key);
+        if self
+            .held
+            .get(&msg.key)
+            .is_some_and(|h| h.value == msg.value)
+        {
+            self.held.remove(&msg.key);
+        }
         let fut = self
             .backend
             .release(msg.key.clone(), msg.value, msg.keep_for);
@@ -381,6 +432,20 @@ impl Handler<HeldLocks> for LockActor {
 /// The lock key of one fire.
 pub fn fire_key(prefix: &str, task: &str, fire_ts_ms: i64) -> String {
     format!("{prefix}:{{{task}}}:fire:{fire_ts_ms}")
+}
+
+impl Handler<crate::metrics::GetMetrics> for LockActor {
+    type Result = actix::MessageResult<crate::metrics::GetMetrics>;
+
+    /// The node's metrics.
+    fn handle(
+        &mut self,
+        _msg: crate::metrics::GetMetrics,
+        _ctx: &mut Self::Context,
+    ) -> Self::Result {
+        let _timing = self.metrics.handling::<crate::metrics::GetMetrics>();
+        actix::MessageResult(self.node_metrics.snapshot())
+    }
 }
 
 #[cfg(test)]
@@ -470,8 +535,7 @@ mod tests {
     async fn actor_renews_held_locks_past_their_ttl() {
         let backend = Arc::new(MemoryLockBackend::new());
         let metrics = crate::metrics::Metrics::new();
-        let actor =
-            LockActor::new(backend.clone(), "n1".into(), metrics.actor("LockActor")).start();
+        let actor = LockActor::new(backend.clone(), "n1".into(), metrics.clone()).start();
         let ttl = Duration::from_millis(150);
         let lease = actor
             .send(Acquire {
@@ -513,8 +577,7 @@ mod tests {
     async fn refused_renewal_fires_the_lost_token() {
         let backend = Arc::new(MemoryLockBackend::new());
         let metrics = crate::metrics::Metrics::new();
-        let actor =
-            LockActor::new(backend.clone(), "n1".into(), metrics.actor("LockActor")).start();
+        let actor = LockActor::new(backend.clone(), "n1".into(), metrics.clone()).start();
         let ttl = Duration::from_millis(150);
         let lease = actor
             .send(Acquire {

@@ -16,6 +16,11 @@ use actix::dev::ToEnvelope;
 use actix::{Actor, Addr, Handler, MailboxError, Message};
 use serde::Serialize;
 
+/// Every actor answers it with the node's metrics (its own mailbox among them).
+#[derive(Debug, actix::Message)]
+#[rtype(result = "MetricsSnapshot")]
+pub struct GetMetrics;
+
 /// Upper bounds (seconds) of the handling-time buckets.
 const HANDLING_BUCKETS: [f64; 14] = [
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0,
@@ -262,6 +267,8 @@ pub struct Metrics {
     buffer_bound: AtomicI64,
     dropped_writes: AtomicU64,
     degraded: AtomicI64,
+    /// Since when (UTC epoch ms) database writes have been succeeding; 0 while they fail.
+    database_ok_since_ms: AtomicI64,
 }
 
 impl Default for Metrics {
@@ -275,6 +282,7 @@ impl Default for Metrics {
             buffer_bound: AtomicI64::new(0),
             dropped_writes: AtomicU64::new(0),
             degraded: AtomicI64::new(0),
+            database_ok_since_ms: AtomicI64::new(chrono::Utc::now().timestamp_millis()),
         }
     }
 }
@@ -327,6 +335,26 @@ impl Metrics {
     /// Counts writes given up because the buffer was full.
     pub fn dropped_writes(&self, n: u64) {
         self.dropped_writes.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Records whether the last database write succeeded.
+    pub fn database_ok(&self, ok: bool) {
+        if !ok {
+            self.database_ok_since_ms.store(0, Ordering::Relaxed);
+        } else if self.database_ok_since_ms.load(Ordering::Relaxed) == 0 {
+            self.database_ok_since_ms
+                .store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
+        }
+    }
+
+    /// How long database writes have been succeeding without a failure (zero while failing).
+    pub fn database_ok_for(&self) -> Duration {
+        match self.database_ok_since_ms.load(Ordering::Relaxed) {
+            0 => Duration::ZERO,
+            since => {
+                Duration::from_millis((chrono::Utc::now().timestamp_millis() - since).max(0) as u64)
+            }
+        }
     }
 
     /// Marks the node degraded (a backend is down) or not.

@@ -33,6 +33,7 @@ use crate::handler::{TaskContext, TaskFailure, TaskHandler};
 use crate::lock::{LockActor, LockBackend, MemoryLockBackend};
 use crate::metrics::{Metered, Metrics};
 use crate::persistence::{Flush, PersistenceActor};
+use crate::redis_lock::RedisLockBackend;
 use crate::registration::CodeTasks;
 use crate::scheduler::{InitialTasks, SchedulerActor, Shutdown};
 use crate::store::{self, NodeInfo, StoreError};
@@ -59,6 +60,9 @@ pub enum NodeError {
         /// The error.
         source: std::io::Error,
     },
+    /// The lock backend could not be set up.
+    #[error("{0}")]
+    Lock(crate::lock::LockError),
     /// The handler runtime could not start.
     #[error("handler runtime: {0}")]
     Runtime(std::io::Error),
@@ -74,8 +78,13 @@ pub struct NodeConfig {
     pub database_url: String,
     /// Node id; `None` = host name and pid.
     pub node_id: Option<String>,
+    /// Redis URL for cluster locks; `None` = in-process locks (a single node).
+    pub redis_url: Option<String>,
     /// Prefix of lock keys.
     pub lock_prefix: String,
+    /// A node whose heartbeat is older than this is dead: its running fires are abandoned, or
+    /// re-run elsewhere where the task has `recover`.
+    pub node_timeout: Duration,
     /// Admin HTTP address; `None` = no server.
     pub http_bind: Option<SocketAddr>,
     /// How long running fires may finish at shutdown before they are interrupted.
@@ -101,7 +110,9 @@ impl Default for NodeConfig {
         NodeConfig {
             database_url: "sqlite://cronmesh.db".to_owned(),
             node_id: None,
+            redis_url: None,
             lock_prefix: "cronmesh".to_owned(),
+            node_timeout: Duration::from_secs(10),
             http_bind: Some(SocketAddr::from(([127, 0, 0, 1], 8080))),
             shutdown_grace: Duration::from_secs(30),
             heartbeat_interval: Duration::from_secs(2),
@@ -126,8 +137,8 @@ pub struct NodeBuilder {
 pub struct Node {
     /// This node's id.
     pub node_id: String,
-    /// The scheduler.
-    pub scheduler: Addr<SchedulerActor>,
+    /// The scheduler (its address counts what it is sent, for the mailbox metrics).
+    pub scheduler: Metered<SchedulerActor>,
     /// The lock actor.
     pub lock: Addr<LockActor>,
     /// The persistence actor.
@@ -140,6 +151,7 @@ pub struct Node {
     pub http_addr: Option<SocketAddr>,
     config: NodeConfig,
     running: Arc<AtomicUsize>,
+    stopping: CancellationToken,
     interrupt: CancellationToken,
     handler_runtime: Option<tokio::runtime::Runtime>,
     http: Option<actix_web::dev::ServerHandle>,
@@ -276,27 +288,43 @@ impl NodeBuilder {
             .build()
             .map_err(NodeError::Runtime)?;
 
-        let lock_backend = self
-            .lock_backend
-            .unwrap_or_else(|| Arc::new(MemoryLockBackend::new()));
+        let lock_backend: Arc<dyn LockBackend> = match (self.lock_backend, &config.redis_url) {
+            (Some(backend), _) => backend,
+            (None, Some(url)) => Arc::new(
+                RedisLockBackend::connect(url, Duration::from_secs(2), Duration::from_secs(2))
+                    .map_err(NodeError::Lock)?,
+            ),
+            (None, None) => Arc::new(MemoryLockBackend::new()),
+        };
         let lock_metrics = metrics.actor("LockActor");
-        let lock = LockActor::new(lock_backend, node_id.clone(), lock_metrics.clone()).start();
-        let persistence = PersistenceActor::new(
-            db.clone(),
-            node_id.clone(),
-            config.persistence_buffer,
-            metrics.clone(),
-        )
-        .with_heartbeat(config.heartbeat_interval)
-        .start();
+        // The actors that own connections run under supervisors: stopped, they come back
+        // with their held locks and buffered writes.
+        let lock = {
+            let (backend, id, m) = (lock_backend, node_id.clone(), metrics.clone());
+            Supervisor::start(move |_| LockActor::new(backend, id, m))
+        };
+        let persistence = {
+            let (db, id, bound, m) = (
+                db.clone(),
+                node_id.clone(),
+                config.persistence_buffer,
+                metrics.clone(),
+            );
+            let every = config.heartbeat_interval;
+            Supervisor::start(move |_| {
+                PersistenceActor::new(db, id, bound, m).with_heartbeat(every)
+            })
+        };
         let running = Arc::new(AtomicUsize::new(0));
         let interrupt = CancellationToken::new();
+        let stopping = CancellationToken::new();
         let deps = Arc::new(ExecutorDeps {
             node_id: node_id.clone(),
             lock_prefix: config.lock_prefix.clone(),
             lock: Metered::new(lock.clone(), lock_metrics),
             persistence: Metered::new(persistence.clone(), metrics.actor("PersistenceActor")),
             handler_runtime: handler_runtime.handle().clone(),
+            stopping: stopping.clone(),
             interrupt: interrupt.clone(),
             running: running.clone(),
             lock_keep: config.lock_keep,
@@ -309,27 +337,38 @@ impl NodeBuilder {
             rows: store::load_tasks(&db).await.map_err(db_err)?,
             confs: store::trigger_confs(&db).await.map_err(db_err)?,
         };
-        let scheduler = SchedulerActor::new(
+        let mut scheduler = SchedulerActor::new(
             db.clone(),
             handlers,
             deps,
             initial,
+            config.node_timeout,
             metrics.actor("SchedulerActor"),
-        )
-        .start();
+        );
+        if let Some(url) = &config.redis_url {
+            let channel = crate::notices::changes_channel(&config.lock_prefix);
+            scheduler = scheduler.with_change_notices(url.clone(), channel);
+        }
+        let scheduler = scheduler.start();
         let (http_addr, http) = match config.http_bind {
             None => (None, None),
             Some(addr) => {
                 let (bound, handle) = crate::admin_http::start(
                     addr,
                     metrics.clone(),
-                    scheduler.clone(),
+                    Metered::new(scheduler.clone(), metrics.actor("SchedulerActor")),
                     node_id.clone(),
                 )
                 .map_err(|source| NodeError::Http { addr, source })?;
                 (Some(bound), Some(handle))
             }
         };
+        let settled = store::settle_previous_runs(&db, &node_id, Utc::now())
+            .await
+            .map_err(db_err)?;
+        if settled > 0 {
+            tracing::warn!(target: "cron_task", node = %node_id, runs = settled, "runs left running by an earlier process of this node were settled (interrupted or abandoned)");
+        }
         store::register_node(
             &db,
             &NodeInfo {
@@ -347,7 +386,7 @@ impl NodeBuilder {
         tracing::info!(target: "cron_task", node = %node_id, database = %url, http = ?http_addr, "node started");
         Ok(Node {
             node_id,
-            scheduler,
+            scheduler: Metered::new(scheduler, metrics.actor("SchedulerActor")),
             lock,
             persistence,
             metrics,
@@ -355,6 +394,7 @@ impl NodeBuilder {
             http_addr,
             config,
             running,
+            stopping,
             interrupt,
             handler_runtime: Some(handler_runtime),
             http,
@@ -373,8 +413,11 @@ impl Node {
     /// everything buffered, and mark the node stopped.
     pub async fn shutdown(mut self) -> Result<(), NodeError> {
         tracing::info!(target: "cron_task", node = %self.node_id, running = self.running(), grace_secs = self.config.shutdown_grace.as_secs(), "shutting down");
+        self.stopping.cancel();
         self.scheduler.send(Shutdown).await?;
-        let _ = store::set_node_state(&self.db, &self.node_id, NodeState::Draining).await;
+        if let Err(e) = store::set_node_state(&self.db, &self.node_id, NodeState::Draining).await {
+            tracing::warn!(target: "cron_task", node = %self.node_id, error = %e, "could not mark the node draining");
+        }
         let deadline = Instant::now() + self.config.shutdown_grace;
         while self.running() > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -16,12 +16,17 @@ use entity::task_run::{self, RunStatus};
 use sea_orm::DatabaseConnection;
 
 use crate::metrics::{ActorMetrics, Metrics};
-use crate::store::{self, FinishedRun, StoreError, TaskState};
+use crate::store::{self, ClaimOutcome, FinishedRun, StoreError, TaskState};
 
-/// Insert a fire's `running` row; `true` if this node now owns the fire.
+/// Insert a fire's `running` row; says whether this node now owns the fire.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<bool, StoreError>")]
-pub struct ClaimRun(pub task_run::Model);
+#[rtype(result = "Result<ClaimOutcome, StoreError>")]
+pub struct ClaimRun {
+    /// The row to insert.
+    pub run: task_run::Model,
+    /// Refuse (as `skipped_overlap`) while another fire of the task runs anywhere.
+    pub forbid_overlap: bool,
+}
 
 /// A run ended (written only while the row is still this attempt's).
 #[derive(Debug, Message)]
@@ -121,7 +126,11 @@ impl PersistenceActor {
     }
 
     fn buffered(&self) -> usize {
-        self.queue.len() + self.states.len()
+        let in_flight = self
+            .in_flight
+            .as_ref()
+            .map_or(0, |(b, s)| b.len() + s.len());
+        self.queue.len() + self.states.len() + in_flight
     }
 
     fn push(&mut self, write: Write) {
@@ -160,6 +169,7 @@ impl PersistenceActor {
             act.in_flight = None;
             match result {
                 Ok(()) => {
+                    act.metrics.database_ok(true);
                     if act.backoff > Duration::ZERO {
                         tracing::info!(target: "cron_task", "database reachable again; buffered writes are being written");
                     }
@@ -167,6 +177,7 @@ impl PersistenceActor {
                     act.retry_at = None;
                 }
                 Err(e) => {
+                    act.metrics.database_ok(false);
                     // Put everything back in front, oldest first, then newer states win.
                     for w in batch.into_iter().rev() {
                         act.queue.push_front(w);
@@ -272,13 +283,13 @@ impl Handler<RestartPersistence> for PersistenceActor {
 }
 
 impl Handler<ClaimRun> for PersistenceActor {
-    type Result = ResponseFuture<Result<bool, StoreError>>;
+    type Result = ResponseFuture<Result<ClaimOutcome, StoreError>>;
 
     /// Claims at once, outside the batch: the run waits for this answer.
     fn handle(&mut self, msg: ClaimRun, _ctx: &mut Self::Context) -> Self::Result {
         let _timing = self.actor_metrics.handling::<ClaimRun>();
         let db = self.db.clone();
-        Box::pin(async move { store::claim_run(&db, &msg.0).await })
+        Box::pin(async move { store::claim_fire(&db, &msg.run, msg.forbid_overlap).await })
     }
 }
 
@@ -324,7 +335,7 @@ impl Handler<RecordTaskState> for PersistenceActor {
             state.last_status = Some(status);
         }
         if let Some(next) = msg.next {
-            state.next_run_at = next;
+            state.next_run_at = Some(next);
         }
     }
 }
@@ -364,4 +375,18 @@ fn flush_until(
             .into_actor(act)
             .then(move |(), act, ctx| flush_until(act, ctx, deadline)),
     )
+}
+
+impl Handler<crate::metrics::GetMetrics> for PersistenceActor {
+    type Result = actix::MessageResult<crate::metrics::GetMetrics>;
+
+    /// The node's metrics.
+    fn handle(
+        &mut self,
+        _msg: crate::metrics::GetMetrics,
+        _ctx: &mut Self::Context,
+    ) -> Self::Result {
+        let _timing = self.actor_metrics.handling::<crate::metrics::GetMetrics>();
+        actix::MessageResult(self.metrics.snapshot())
+    }
 }

@@ -23,7 +23,7 @@ use crate::executor::{ExecutorActor, ExecutorDeps, ExecutorState, Fire, FireReas
 use crate::handler::TaskHandler;
 use crate::metrics::{ActorMetrics, Metered};
 use crate::persistence::{RecordSkipped, RecordTaskState};
-use crate::store::{self, ChangeMark, StoreError, StoredTask};
+use crate::store::{self, ChangeMark, OrphanRun, StoreError, StoredTask};
 
 /// Re-read the tasks from the database now.
 #[derive(Debug, Message)]
@@ -69,8 +69,17 @@ pub struct ScheduledTaskView {
     pub running: usize,
 }
 
+/// A change notice arrived over Redis pub/sub.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+struct ChangeNotice;
+
 /// Executors idle this long are stopped.
 const EXECUTOR_IDLE: Duration = Duration::from_secs(30);
+/// A run-now request older than this when a node starts is history, not a request.
+const RUN_NOW_WINDOW: chrono::Duration = chrono::Duration::minutes(10);
+/// The least lateness treated as a stall (and put through the misfire policy).
+const MIN_STALL: Duration = Duration::from_secs(1);
 /// How often the database is asked whether tasks changed.
 const RECONCILE_EVERY: Duration = Duration::from_secs(1);
 
@@ -78,6 +87,7 @@ struct Entry {
     spec: Arc<TaskSpec>,
     handler: Arc<dyn TaskHandler>,
     version: i64,
+    row_id: i64,
     generation: u64,
     next: Option<i64>,
     run_now_seen: Option<DateTime<Utc>>,
@@ -98,6 +108,11 @@ pub struct SchedulerActor {
     stopped: bool,
     mark: ChangeMark,
     reconciling: bool,
+    reload_pending: bool,
+    reaping: bool,
+    node_timeout: Duration,
+    /// Redis URL and channel of change notices, when the cluster has Redis.
+    notices: Option<(String, String)>,
     initial: Option<InitialTasks>,
     pending_catch_up: Vec<(Arc<str>, i64)>,
     metrics: Arc<ActorMetrics>,
@@ -172,6 +187,7 @@ impl SchedulerActor {
         handlers: Arc<HashMap<String, Arc<dyn TaskHandler>>>,
         deps: Arc<ExecutorDeps>,
         initial: InitialTasks,
+        node_timeout: Duration,
         metrics: Arc<ActorMetrics>,
     ) -> Self {
         SchedulerActor {
@@ -186,10 +202,45 @@ impl SchedulerActor {
             stopped: false,
             mark: ChangeMark::default(),
             reconciling: false,
+            reload_pending: false,
+            reaping: false,
+            node_timeout,
+            notices: None,
             initial: Some(initial),
             pending_catch_up: Vec::new(),
             metrics,
         }
+    }
+
+    /// Listens for change notices on `channel` of the Redis at `url`.
+    pub fn with_change_notices(mut self, url: String, channel: String) -> Self {
+        self.notices = Some((url, channel));
+        self
+    }
+
+    /// (Re)subscribes to change notices; on failure tries again in a second.
+    fn subscribe(&mut self, ctx: &mut Context<Self>) {
+        let Some((url, channel)) = self.notices.clone() else {
+            return;
+        };
+        if self.stopped {
+            return;
+        }
+        let fut = async move {
+            let client = redis::Client::open(url)?;
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(&channel).await?;
+            Ok::<_, redis::RedisError>(pubsub.into_on_message())
+        };
+        ctx.spawn(fut.into_actor(self).map(|res, _act, ctx| match res {
+            Ok(stream) => {
+                ctx.add_stream(futures_util::StreamExt::map(stream, |_| ChangeNotice));
+            }
+            Err(e) => {
+                tracing::debug!(target: "cron_task", error = %e, "change notices unavailable; relying on the reconcile");
+                ctx.run_later(Duration::from_secs(1), |act, ctx| act.subscribe(ctx));
+            }
+        }));
     }
 
     /// Applies the database's view of the tasks: new and changed tasks are (re)scheduled,
@@ -203,6 +254,9 @@ impl SchedulerActor {
         catch_up: bool,
         ctx: &mut Context<Self>,
     ) {
+        if self.stopped {
+            return;
+        }
         let now = Utc::now();
         let Runnable {
             tasks: runnable,
@@ -218,10 +272,11 @@ impl SchedulerActor {
             let name: Arc<str> = Arc::from(spec.name.as_str());
             seen.insert(name.clone(), ());
             let run_now_at = row.row.run_now_at;
+            // Row id too: a task removed and added again may get its old version back.
             let unchanged = self
                 .tasks
                 .get(&name)
-                .is_some_and(|e| e.version == row.row.version);
+                .is_some_and(|e| e.version == row.row.version && e.row_id == row.row.id);
             if !unchanged {
                 let generation = self.next_generation;
                 self.next_generation += 1;
@@ -229,6 +284,20 @@ impl SchedulerActor {
                 let Some(handler) = handler else { continue };
                 let previous = self.tasks.remove(&name);
                 let spec = Arc::new(spec);
+                // A change that leaves the schedule alone (owner, description, run-now) keeps
+                // the pending fire, so one due this very moment is not lost.
+                let kept_next = previous.as_ref().and_then(|p| {
+                    (p.spec.trigger == spec.trigger
+                        && p.spec.enabled == spec.enabled
+                        && spec.enabled)
+                        .then_some(p.next)
+                });
+                let run_now_seen = match &previous {
+                    Some(p) => p.run_now_seen,
+                    // At start-up a request younger than the run-now window is honoured: it may
+                    // have come while no node ran. Its claim keeps it to one run.
+                    None => run_now_at.filter(|at| now - *at > RUN_NOW_WINDOW),
+                };
                 let (executor, state) = match previous {
                     // Keep a running executor only if its spec did not change in substance.
                     Some(p) if *p.spec == *spec => (p.executor, p.state),
@@ -237,6 +306,8 @@ impl SchedulerActor {
                 };
                 let next = if !spec.enabled {
                     None
+                } else if let Some(next) = kept_next {
+                    next
                 } else if catch_up {
                     let last = row.row.last_run_at;
                     self.catch_up(&spec, last, now)
@@ -245,17 +316,13 @@ impl SchedulerActor {
                         .next_fire_after(now)
                         .map(|t| t.timestamp_millis())
                 };
-                let run_now_seen = if catch_up {
-                    run_now_at
-                } else {
-                    self.tasks.get(&name).and_then(|e| e.run_now_seen)
-                };
                 self.tasks.insert(
                     name.clone(),
                     Entry {
                         spec,
                         handler,
                         version: row.row.version,
+                        row_id: row.row.id,
                         generation,
                         next,
                         run_now_seen,
@@ -349,14 +416,112 @@ impl SchedulerActor {
     }
 
     fn fire(&mut self, name: &Arc<str>, fire_ts_ms: i64, reason: FireReason) {
-        if let Some(executor) = self.executor(name) {
-            self.deps.metrics.fired();
-            executor.do_send(Fire {
+        self.send_fire(
+            name,
+            Fire {
                 fire_ts_ms,
                 attempt: 1,
                 reason,
-            });
+                preclaimed_run_id: None,
+            },
+        );
+    }
+
+    fn send_fire(&mut self, name: &Arc<str>, fire: Fire) {
+        if let Some(executor) = self.executor(name) {
+            self.deps.metrics.fired();
+            executor.do_send(fire);
         }
+    }
+
+    /// Declares nodes with stale heartbeats dead and settles the runs they left: `abandoned`,
+    /// or re-run here as the next attempt when the task has `recover` (also for first
+    /// attempts `interrupted` by a shutdown, so a peer picks them up at once).
+    fn reap(&mut self, ctx: &mut Context<Self>) {
+        if self.reaping || self.stopped {
+            return;
+        }
+        // Right after this node's own database outage every peer looks dead (none could
+        // write heartbeats); wait until they have had time to write one.
+        let fresh_for = self.deps.metrics.database_ok_for();
+        if fresh_for < self.node_timeout + Duration::from_secs(1) {
+            return;
+        }
+        self.reaping = true;
+        let db = self.db.clone();
+        let me = self.deps.node_id.clone();
+        let cutoff = Utc::now()
+            - chrono::Duration::from_std(self.node_timeout).unwrap_or(chrono::Duration::MAX);
+        let fut = async move {
+            let dead = store::mark_dead_nodes(&db, cutoff, &me).await?;
+            let orphans = store::orphan_runs(&db).await?;
+            Ok::<_, StoreError>((dead, orphans))
+        };
+        ctx.spawn(fut.into_actor(self).map(|res, act, ctx| match res {
+            Ok((dead, orphans)) => {
+                for node in &dead {
+                    tracing::warn!(target: "cron_task", dead_node = %node, node = %act.deps.node_id, "node declared dead: no heartbeat within the node timeout");
+                }
+                act.settle_orphans(orphans, ctx);
+            }
+            Err(e) => {
+                act.reaping = false;
+                tracing::warn!(target: "cron_task", error = %e, "could not look for dead nodes; retrying");
+            }
+        }));
+    }
+
+    fn settle_orphans(&mut self, orphans: Vec<OrphanRun>, ctx: &mut Context<Self>) {
+        let mut abandon = Vec::new();
+        let mut take = Vec::new();
+        for o in orphans {
+            let rerun = o.recover && o.attempt == 1;
+            if rerun && self.tasks.contains_key(o.task_name.as_str()) {
+                take.push(o);
+            } else if !rerun && o.status == RunStatus::Running.as_str() {
+                abandon.push(o);
+            }
+        }
+        if abandon.is_empty() && take.is_empty() {
+            self.reaping = false;
+            return;
+        }
+        let db = self.db.clone();
+        let me = self.deps.node_id.clone();
+        let fut = async move {
+            let now = Utc::now();
+            for o in &abandon {
+                if store::abandon_run(&db, o, now).await? {
+                    tracing::warn!(target: "cron_task", task = %o.task_name, fire_ts_ms = o.fire_ts_ms, attempt = o.attempt, node = %o.node_id, status = "abandoned", "run abandoned: its node died");
+                }
+            }
+            let mut won = Vec::new();
+            for o in take {
+                let run_id = uuid::Uuid::new_v4().to_string();
+                if store::take_over_run(&db, &o, &me, &run_id, now).await? {
+                    won.push((o, run_id));
+                }
+            }
+            Ok::<_, StoreError>(won)
+        };
+        ctx.spawn(fut.into_actor(self).map(|res, act, _ctx| {
+            act.reaping = false;
+            match res {
+                Ok(won) => {
+                    for (o, run_id) in won {
+                        tracing::info!(target: "cron_task", task = %o.task_name, fire_ts_ms = o.fire_ts_ms, attempt = o.attempt + 1, node = %act.deps.node_id, "re-running a fire whose attempt {} was {} on node {}", o.attempt, o.status, o.node_id);
+                        let name: Arc<str> = Arc::from(o.task_name.as_str());
+                        act.send_fire(&name, Fire {
+                            fire_ts_ms: o.fire_ts_ms,
+                            attempt: o.attempt + 1,
+                            reason: FireReason::Recovery,
+                            preclaimed_run_id: Some(run_id),
+                        });
+                    }
+                }
+                Err(e) => tracing::warn!(target: "cron_task", error = %e, "could not settle runs of dead nodes; retrying"),
+            }
+        }));
     }
 
     fn record_next(&self, name: &Arc<str>) {
@@ -387,14 +552,30 @@ impl SchedulerActor {
             if entry.generation != generation || entry.next != Some(at) {
                 continue; // stale: the task changed since this entry was pushed
             }
-            let next = DateTime::from_timestamp_millis(at)
-                .and_then(|t| entry.spec.trigger.next_fire_after(t))
-                .map(|t| t.timestamp_millis());
-            entry.next = next;
+            // Timer jitter is not a stall: lateness counts only past the grace and a second.
+            let stall = entry.spec.misfire_grace.max(MIN_STALL);
+            let late = now_ms - at > stall.as_millis() as i64;
+            let next = if late {
+                // A stall (or a suspended process): what is owed goes through the misfire
+                // policy, like after downtime, instead of every missed fire at once.
+                let spec = entry.spec.clone();
+                let last = DateTime::from_timestamp_millis(at - 1);
+                let now = DateTime::from_timestamp_millis(now_ms).unwrap_or_else(Utc::now);
+                self.catch_up(&spec, last, now)
+            } else {
+                DateTime::from_timestamp_millis(at)
+                    .and_then(|t| entry.spec.trigger.next_fire_after(t))
+                    .map(|t| t.timestamp_millis())
+            };
+            if let Some(entry) = self.tasks.get_mut(&name) {
+                entry.next = next;
+            }
             if let Some(n) = next {
                 self.heap.push(Reverse((n, generation, name.clone())));
             }
-            self.fire(&name, at, FireReason::Scheduled);
+            if !late {
+                self.fire(&name, at, FireReason::Scheduled);
+            }
             self.record_next(&name);
         }
         self.arm(ctx);
@@ -441,7 +622,12 @@ impl SchedulerActor {
     }
 
     fn reconcile(&mut self, force: bool, ctx: &mut Context<Self>) {
-        if self.reconciling || self.stopped {
+        if self.stopped {
+            return;
+        }
+        if self.reconciling {
+            // Asked again while reading: read once more when this round ends.
+            self.reload_pending |= force;
             return;
         }
         self.reconciling = true;
@@ -458,6 +644,9 @@ impl SchedulerActor {
         };
         ctx.spawn(fut.into_actor(self).map(|res, act, ctx| {
             act.reconciling = false;
+            if std::mem::take(&mut act.reload_pending) {
+                act.reconcile(true, ctx);
+            }
             match res {
                 Ok(Some((rows, confs, mark))) => act.apply(rows, confs, mark, false, ctx),
                 Ok(None) => {}
@@ -489,7 +678,11 @@ impl Actor for SchedulerActor {
         if let Some(initial) = self.initial.take() {
             self.apply(initial.rows, initial.confs, initial.mark, true, ctx);
         }
-        ctx.run_interval(RECONCILE_EVERY, |act, ctx| act.reconcile(false, ctx));
+        self.subscribe(ctx);
+        ctx.run_interval(RECONCILE_EVERY, |act, ctx| {
+            act.reconcile(false, ctx);
+            act.reap(ctx);
+        });
         ctx.run_interval(EXECUTOR_IDLE / 3, |act, _ctx| act.stop_idle_executors());
     }
 
@@ -571,6 +764,9 @@ impl Handler<TriggerNow> for SchedulerActor {
     /// Fires the task once at the current instant.
     fn handle(&mut self, msg: TriggerNow, _ctx: &mut Self::Context) -> Self::Result {
         let _timing = self.metrics.handling::<TriggerNow>();
+        if self.stopped {
+            return Err("the scheduler is shutting down".to_owned());
+        }
         let name: Arc<str> = Arc::from(msg.task.as_str());
         if !self.tasks.contains_key(&name) {
             return Err(format!(
@@ -611,5 +807,32 @@ impl Handler<ListScheduled> for SchedulerActor {
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
         out
+    }
+}
+
+impl StreamHandler<ChangeNotice> for SchedulerActor {
+    /// Something changed somewhere: reload now.
+    fn handle(&mut self, _msg: ChangeNotice, ctx: &mut Self::Context) {
+        let _timing = self.metrics.handling::<ChangeNotice>();
+        self.reconcile(true, ctx);
+    }
+
+    /// The subscription ended (Redis went away): subscribe again, keep running.
+    fn finished(&mut self, ctx: &mut Self::Context) {
+        ctx.run_later(Duration::from_secs(1), |act, ctx| act.subscribe(ctx));
+    }
+}
+
+impl Handler<crate::metrics::GetMetrics> for SchedulerActor {
+    type Result = actix::MessageResult<crate::metrics::GetMetrics>;
+
+    /// The node's metrics.
+    fn handle(
+        &mut self,
+        _msg: crate::metrics::GetMetrics,
+        _ctx: &mut Self::Context,
+    ) -> Self::Result {
+        let _timing = self.metrics.handling::<crate::metrics::GetMetrics>();
+        actix::MessageResult(self.deps.metrics.snapshot())
     }
 }

@@ -31,7 +31,7 @@ pub use misfire::{CatchUp, SkippedFires, plan_catch_up};
 pub use registry::{Problem, Registry};
 pub use schedule::{CronSchedule, parse_zone};
 pub use task::{
-    DEFAULT_LOCK_TTL, DEFAULT_MISFIRE_GRACE, MIN_LOCK_TTL, MisfirePolicy, OverlapPolicy, TaskDecl,
-    TaskSpec, TriggerDecl, validate_name,
+    DEFAULT_LOCK_TTL, DEFAULT_MISFIRE_GRACE, MAX_LOCK_TTL, MIN_LOCK_TTL, MisfirePolicy,
+    OverlapPolicy, TaskDecl, TaskSpec, TriggerDecl, validate_name,
 };
 pub use trigger::{Trigger, rfc3339};

@@ -14,6 +14,10 @@ use crate::trigger::Trigger;
 /// Shortest lock time-to-live a task may ask for; renewals every ttl/3 below this would be
 /// dominated by network jitter.
 pub const MIN_LOCK_TTL: Duration = Duration::from_millis(100);
+/// Longest lock time-to-live a task may ask for.
+pub const MAX_LOCK_TTL: Duration = Duration::from_secs(86_400);
+/// Longest timeout or misfire grace, in seconds (a year).
+const MAX_SECS: u64 = 365 * 86_400;
 /// Lock time-to-live when a task does not set one.
 pub const DEFAULT_LOCK_TTL: Duration = Duration::from_secs(30);
 /// How late a fire may start and still count as on time when a task does not set it.
@@ -290,6 +294,24 @@ impl TaskDecl {
         if self.handler.trim().is_empty() {
             problem("field `handler` is empty: name the handler that runs this task".to_owned());
         }
+        if let Some(t) = self.timeout_secs.filter(|t| *t > MAX_SECS) {
+            problem(format!(
+                "field `timeout` is {t} s, more than a year ({MAX_SECS} s)"
+            ));
+        }
+        if self.misfire_grace_secs > MAX_SECS {
+            problem(format!(
+                "field `misfire_grace` is {} s, more than a year ({MAX_SECS} s)",
+                self.misfire_grace_secs
+            ));
+        }
+        if self.lock_ttl_ms > MAX_LOCK_TTL.as_millis() as u64 {
+            problem(format!(
+                "field `lock_ttl` is {} ms, more than a day ({} ms)",
+                self.lock_ttl_ms,
+                MAX_LOCK_TTL.as_millis()
+            ));
+        }
         if self.timeout_secs == Some(0) {
             problem("field `timeout` is 0: give a positive number of seconds or leave it unset for no limit".to_owned());
         }
@@ -449,6 +471,18 @@ mod tests {
         assert!(text.iter().any(|p| p.contains("`timeout` is 0")));
         assert!(text.iter().any(|p| p.contains("below the floor of 100 ms")));
         assert!(text.iter().any(|p| p.contains("day-of-month 32")));
+    }
+
+    #[test]
+    fn huge_values_are_refused() {
+        let problems = TaskDecl::cron("a.b", "@daily")
+            .handler("h")
+            .timeout_secs(u64::MAX)
+            .misfire_grace_secs(u64::MAX)
+            .lock_ttl_ms(u64::MAX)
+            .validate(no_confs)
+            .expect_err("too big");
+        assert_eq!(problems.len(), 3, "{problems:?}");
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! Helpers shared by the integration tests.
 
+pub mod history;
 pub mod node;
 pub mod postgres;
+pub mod proxy;
+pub mod redis;
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -116,6 +116,16 @@ impl NodeProcess {
         self.signal(Signal::SIGTERM);
         self.wait_exit(Duration::from_secs(30))
     }
+
+    /// Like [`NodeProcess::stop`], and copies the log to `node.log` in the log's directory.
+    pub fn stop_keeping_log(self) -> ExitStatus {
+        let log = self.log.clone();
+        let status = self.stop();
+        if let Some(dir) = log.parent() {
+            let _ = std::fs::copy(&log, dir.join("node.log"));
+        }
+        status
+    }
 }
 
 fn reqwest_blocking_ok(url: &str) -> bool {

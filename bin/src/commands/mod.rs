@@ -4,6 +4,7 @@ pub(crate) mod check;
 pub(crate) mod inspect;
 pub(crate) mod migrate;
 pub(crate) mod next;
+pub(crate) mod nodes;
 mod output;
 pub(crate) mod run;
 pub(crate) mod runs;
@@ -35,5 +36,18 @@ pub(crate) fn store_error(e: StoreError) -> anyhow::Error {
     match e {
         StoreError::Db(_) => anyhow::Error::new(e),
         other => anyhow::Error::new(InvalidInput(other.to_string())),
+    }
+}
+
+/// Tells running nodes a change was written, when the cluster has Redis. Best effort: the
+/// nodes' reconcile picks the change up within a second anyway.
+pub(crate) async fn notify_nodes(settings: &Settings, what: &str) {
+    if let Some(url) = &settings.redis_url
+        && let Err(e) =
+            scheduler_actors::notices::publish_change(url, &settings.redis_prefix, what).await
+    {
+        eprintln!(
+            "note: could not notify nodes over Redis ({e}); they will see the change within a second"
+        );
     }
 }

@@ -229,6 +229,7 @@ pub(crate) async fn run(
     cmd: TasksCommand,
 ) -> anyhow::Result<ExitCode> {
     let db = open_db(settings).await?;
+    let changed = !matches!(cmd, TasksCommand::List { .. } | TasksCommand::Show { .. });
     match cmd {
         TasksCommand::List { module, json } => {
             let tasks: Vec<StoredTask> = store::load_tasks(&db)
@@ -347,6 +348,9 @@ pub(crate) async fn run(
             let task = store::get_task(&db, &name).await.map_err(store_error)?;
             println!("task {name} now fires on {}", trigger_text(&task));
         }
+    }
+    if changed {
+        super::notify_nodes(settings, "tasks").await;
     }
     Ok(ExitCode::SUCCESS)
 }

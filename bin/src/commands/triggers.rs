@@ -46,6 +46,7 @@ pub(crate) enum TriggersCommand {
 
 pub(crate) async fn run(settings: &Settings, cmd: TriggersCommand) -> anyhow::Result<ExitCode> {
     let db = open_db(settings).await?;
+    let changed = !matches!(cmd, TriggersCommand::List { .. });
     match cmd {
         TriggersCommand::List { json } => {
             let confs = store::list_trigger_confs(&db).await.map_err(store_error)?;
@@ -94,6 +95,9 @@ pub(crate) async fn run(settings: &Settings, cmd: TriggersCommand) -> anyhow::Re
                 .map_err(store_error)?;
             println!("removed trigger conf {name}");
         }
+    }
+    if changed {
+        super::notify_nodes(settings, "triggers").await;
     }
     Ok(ExitCode::SUCCESS)
 }

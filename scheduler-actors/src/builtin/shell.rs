@@ -135,9 +135,10 @@ impl TaskHandler for ShellHandler {
                 status = child.wait() => status,
                 () = ctx.cancel.cancelled() => {
                     signal_group(pid, Signal::SIGTERM);
-                    if tokio::time::timeout(Duration::from_secs(1), child.wait()).await.is_err() {
-                        signal_group(pid, Signal::SIGKILL);
-                    }
+                    let _ = tokio::time::timeout(Duration::from_secs(1), child.wait()).await;
+                    // Whatever is left of the group (a child that ignored SIGTERM while the
+                    // leader exited) goes now.
+                    signal_group(pid, Signal::SIGKILL);
                     let _ = child.wait().await;
                     return Err(TaskFailure { message: "process group killed: run cancelled".to_owned(), output: tail.text() });
                 }

@@ -16,10 +16,11 @@ use std::time::Duration;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
 
-pub use nodes::{NodeInfo, heartbeat, list_nodes, register_node, set_node_state};
+pub use nodes::{NodeInfo, heartbeat, list_nodes, mark_dead_nodes, register_node, set_node_state};
 pub use runs::{
-    FinishedRun, RunFilter, TaskState, claim_run, finish_runs, list_runs, prune_runs,
-    record_fire_outcome, update_task_states,
+    ClaimOutcome, FinishedRun, OrphanRun, RunFilter, TaskState, abandon_run, claim_fire, claim_run,
+    finish_runs, list_runs, orphan_runs, prune_runs, record_fire_outcome, settle_previous_runs,
+    take_over_run, update_task_states,
 };
 pub use tasks::{
     ChangeMark, StoredTask, TaskChange, change_mark, get_task, insert_runtime_task, load_tasks,

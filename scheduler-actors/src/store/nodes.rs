@@ -60,6 +60,41 @@ pub async fn register_node(
     Ok(())
 }
 
+/// Declares dead every running or draining node whose heartbeat is older than `cutoff`
+/// (except `me`). Returns the nodes this call declared dead.
+pub async fn mark_dead_nodes(
+    db: &DatabaseConnection,
+    cutoff: DateTime<Utc>,
+    me: &str,
+) -> Result<Vec<String>, StoreError> {
+    let stale = SchedulerNode::find()
+        .filter(
+            scheduler_node::Column::State
+                .is_in([NodeState::Running.as_str(), NodeState::Draining.as_str()]),
+        )
+        .filter(scheduler_node::Column::LastHeartbeat.lt(cutoff))
+        .filter(scheduler_node::Column::NodeId.ne(me))
+        .all(db)
+        .await?;
+    let mut dead = Vec::new();
+    for node in stale {
+        // Conditional on what we saw, so a heartbeat that lands meanwhile wins.
+        let res = SchedulerNode::update_many()
+            .col_expr(
+                scheduler_node::Column::State,
+                Expr::value(NodeState::Dead.as_str()),
+            )
+            .filter(scheduler_node::Column::NodeId.eq(&node.node_id))
+            .filter(scheduler_node::Column::LastHeartbeat.eq(node.last_heartbeat))
+            .exec(db)
+            .await?;
+        if res.rows_affected == 1 {
+            dead.push(node.node_id);
+        }
+    }
+    Ok(dead)
+}
+
 /// Records that a node is alive.
 pub async fn heartbeat(
     db: &DatabaseConnection,
@@ -69,6 +104,17 @@ pub async fn heartbeat(
     SchedulerNode::update_many()
         .col_expr(scheduler_node::Column::LastHeartbeat, Expr::value(now))
         .filter(scheduler_node::Column::NodeId.eq(node_id))
+        .exec(db)
+        .await?;
+    // A node declared dead while it was only stalled is alive again (its runs were already
+    // handed over; its late writes are fenced off by attempt).
+    SchedulerNode::update_many()
+        .col_expr(
+            scheduler_node::Column::State,
+            Expr::value(NodeState::Running.as_str()),
+        )
+        .filter(scheduler_node::Column::NodeId.eq(node_id))
+        .filter(scheduler_node::Column::State.eq(NodeState::Dead.as_str()))
         .exec(db)
         .await?;
     Ok(())

@@ -6,15 +6,117 @@ use entity::scheduled_task;
 use entity::task_run::{self, RunStatus};
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, FromQueryResult, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
     sea_query::{Expr, OnConflict},
 };
 
 use super::StoreError;
 
-/// Claims a fire: inserts its `running` row unless one exists. `true` = this caller owns the
-/// fire; `false` = someone already claimed it (it must not run).
+/// What a claim found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    /// The fire is ours to run.
+    Claimed,
+    /// Someone already claimed this fire; it must not run again.
+    Taken,
+    /// Overlap is forbidden and another fire of the task is running somewhere in the
+    /// cluster; the fire was recorded `skipped_overlap`.
+    Overlap,
+}
+
+/// Claims a fire for `run.node_id`. With `forbid_overlap`, a fire of the same task still
+/// `running` anywhere makes this one `skipped_overlap` instead. Each step is one statement
+/// (no read-then-write transaction, which SQLite would refuse under concurrent writers).
+pub async fn claim_fire(
+    db: &DatabaseConnection,
+    run: &task_run::Model,
+    forbid_overlap: bool,
+) -> Result<ClaimOutcome, StoreError> {
+    if !forbid_overlap {
+        return Ok(if claim_run(db, run).await? {
+            ClaimOutcome::Claimed
+        } else {
+            ClaimOutcome::Taken
+        });
+    }
+    if claim_unless_running(db, run).await? {
+        return Ok(ClaimOutcome::Claimed);
+    }
+    // Not inserted: the fire already has a row, or another fire of the task is running.
+    let now = chrono::Utc::now();
+    let skipped = task_run::Model {
+        status: RunStatus::SkippedOverlap,
+        finished_at: Some(now),
+        duration_ms: Some(0),
+        error: Some(
+            "another run of this task is still running in the cluster (overlap: forbid)".to_owned(),
+        ),
+        ..run.clone()
+    };
+    Ok(if claim_run(db, &skipped).await? {
+        ClaimOutcome::Overlap
+    } else {
+        ClaimOutcome::Taken
+    })
+}
+
+/// `INSERT .. SELECT .. WHERE NOT EXISTS (a running row of another fire) ON CONFLICT DO NOTHING`.
+async fn claim_unless_running(
+    db: &DatabaseConnection,
+    run: &task_run::Model,
+) -> Result<bool, StoreError> {
+    use sea_orm::ExprTrait;
+    use sea_orm::sea_query::{Alias, Query, SimpleExpr};
+    use task_run::Column as C;
+    let busy = Query::select()
+        .expr(Expr::val(1))
+        .from(task_run::Entity)
+        .and_where(Expr::col(C::TaskName).eq(run.task_name.as_str()))
+        .and_where(Expr::col(C::Status).eq(RunStatus::Running.as_str()))
+        .and_where(Expr::col(C::FireTsMs).ne(run.fire_ts_ms))
+        // This node's own runs are ruled on by its executor, which knows when they end
+        // before the buffered outcome reaches the database.
+        .and_where(Expr::col(C::NodeId).ne(run.node_id.as_str()))
+        .to_owned();
+    let values: Vec<SimpleExpr> = vec![
+        Expr::val(run.run_id.as_str()).into(),
+        Expr::val(run.task_name.as_str()).into(),
+        Expr::val(run.fire_ts_ms).into(),
+        Expr::val(run.attempt).into(),
+        Expr::val(run.node_id.as_str()).into(),
+        Expr::val(run.status.as_str()).into(),
+        Expr::val(run.started_at).into(),
+    ];
+    let select = Query::select()
+        .exprs(values)
+        .and_where(Expr::exists(busy).not())
+        .to_owned();
+    let insert = Query::insert()
+        .into_table(Alias::new("task_run"))
+        .columns([
+            C::RunId,
+            C::TaskName,
+            C::FireTsMs,
+            C::Attempt,
+            C::NodeId,
+            C::Status,
+            C::StartedAt,
+        ])
+        .select_from(select)
+        .map_err(|e| StoreError::Invalid(format!("building the claim: {e}")))?
+        .on_conflict(
+            OnConflict::columns([C::TaskName, C::FireTsMs])
+                .do_nothing()
+                .to_owned(),
+        )
+        .to_owned();
+    let stmt = db.get_database_backend().build(&insert);
+    Ok(db.execute_raw(stmt).await?.rows_affected() == 1)
+}
+
+/// Inserts a fire's row unless one exists. `true` = inserted (a `running` row: this caller
+/// owns the fire); `false` = the fire already has a row (it must not run).
 pub async fn claim_run(
     db: &impl ConnectionTrait,
     run: &task_run::Model,
@@ -109,8 +211,8 @@ pub struct TaskState {
     pub last_run_at: Option<DateTime<Utc>>,
     /// Its status.
     pub last_status: Option<RunStatus>,
-    /// The next fire.
-    pub next_run_at: Option<DateTime<Utc>>,
+    /// The next fire, when it changed (`Some(None)`: there is none).
+    pub next_run_at: Option<Option<DateTime<Utc>>>,
 }
 
 /// Writes task status fields; they are not configuration, so `version` does not move.
@@ -120,10 +222,13 @@ pub async fn update_task_states(
 ) -> Result<(), StoreError> {
     let txn = db.begin().await?;
     for s in states {
-        let mut update = ScheduledTask::update_many().col_expr(
-            scheduled_task::Column::NextRunAt,
-            Expr::value(s.next_run_at),
-        );
+        if s.next_run_at.is_none() && s.last_run_at.is_none() && s.last_status.is_none() {
+            continue;
+        }
+        let mut update = ScheduledTask::update_many();
+        if let Some(next) = s.next_run_at {
+            update = update.col_expr(scheduled_task::Column::NextRunAt, Expr::value(next));
+        }
         if let Some(last) = s.last_run_at {
             update = update.col_expr(scheduled_task::Column::LastRunAt, Expr::value(last));
         }
@@ -181,4 +286,155 @@ pub async fn prune_runs(db: &DatabaseConnection, before: DateTime<Utc>) -> Resul
         .exec(db)
         .await?
         .rows_affected)
+}
+
+/// A run that lost its node: `running` on a node declared dead, or `interrupted` by a
+/// shutdown, of a task that may be recovered.
+#[derive(Debug, Clone, PartialEq, Eq, sea_orm::FromQueryResult)]
+pub struct OrphanRun {
+    /// Row id.
+    pub id: i64,
+    /// Task.
+    pub task_name: String,
+    /// Fire.
+    pub fire_ts_ms: i64,
+    /// The attempt that was running.
+    pub attempt: i32,
+    /// Its node.
+    pub node_id: String,
+    /// `running` or `interrupted`.
+    pub status: String,
+    /// Whether the task wants a re-run.
+    pub recover: bool,
+}
+
+/// Runs that need a decision: `running` on dead nodes, and first attempts `interrupted` by a
+/// shutdown whose task has `recover`.
+pub async fn orphan_runs(db: &DatabaseConnection) -> Result<Vec<OrphanRun>, StoreError> {
+    let sql = "SELECT r.id, r.task_name, r.fire_ts_ms, r.attempt, r.node_id, r.status, \
+               COALESCE(t.recover, FALSE) AS recover \
+               FROM task_run r \
+               LEFT JOIN scheduled_task t ON t.name = r.task_name \
+               LEFT JOIN scheduler_node n ON n.node_id = r.node_id \
+               WHERE (r.status = 'running' AND n.state = 'dead') \
+                  OR (r.status = 'interrupted' AND r.attempt = 1 AND t.recover = TRUE)";
+    Ok(
+        OrphanRun::find_by_statement(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            sql,
+        ))
+        .all(db)
+        .await?,
+    )
+}
+
+/// Records a dead node's run as `abandoned`, if it is still that attempt's and running.
+pub async fn abandon_run(
+    db: &DatabaseConnection,
+    run: &OrphanRun,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let res = TaskRun::update_many()
+        .col_expr(
+            task_run::Column::Status,
+            Expr::value(RunStatus::Abandoned.as_str()),
+        )
+        .col_expr(task_run::Column::FinishedAt, Expr::value(now))
+        .col_expr(
+            task_run::Column::Error,
+            Expr::value(format!("node {} died while this ran", run.node_id)),
+        )
+        .filter(task_run::Column::Id.eq(run.id))
+        .filter(task_run::Column::Attempt.eq(run.attempt))
+        .filter(task_run::Column::Status.eq(RunStatus::Running.as_str()))
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected == 1)
+}
+
+/// Takes an orphaned fire over as the next attempt on `node_id`: the row becomes `running`
+/// again with attempt + 1, so the old attempt's late writes change nothing. `true` if this
+/// caller won it.
+pub async fn take_over_run(
+    db: &DatabaseConnection,
+    run: &OrphanRun,
+    node_id: &str,
+    run_id: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let res = TaskRun::update_many()
+        .col_expr(
+            task_run::Column::Status,
+            Expr::value(RunStatus::Running.as_str()),
+        )
+        .col_expr(task_run::Column::Attempt, Expr::value(run.attempt + 1))
+        .col_expr(task_run::Column::NodeId, Expr::value(node_id))
+        .col_expr(task_run::Column::RunId, Expr::value(run_id))
+        .col_expr(task_run::Column::StartedAt, Expr::value(now))
+        .col_expr(
+            task_run::Column::FinishedAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(
+            task_run::Column::DurationMs,
+            Expr::value(Option::<i64>::None),
+        )
+        .col_expr(
+            task_run::Column::Error,
+            Expr::value(format!(
+                "attempt {} on node {} was {}",
+                run.attempt, run.node_id, run.status
+            )),
+        )
+        .filter(task_run::Column::Id.eq(run.id))
+        .filter(task_run::Column::Attempt.eq(run.attempt))
+        .filter(task_run::Column::Status.eq(run.status.as_str()))
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected == 1)
+}
+
+/// Settles the runs a previous process with this node id left `running` (it crashed or was
+/// killed): `interrupted` where the task has `recover` (so a node re-runs it), `abandoned`
+/// otherwise. Called before the node registers as running.
+pub async fn settle_previous_runs(
+    db: &DatabaseConnection,
+    node_id: &str,
+    now: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    use sea_orm::ExprTrait;
+    use sea_orm::sea_query::Query;
+    let recoverable = || {
+        Query::select()
+            .column(scheduled_task::Column::Name)
+            .from(scheduled_task::Entity)
+            .and_where(Expr::col(scheduled_task::Column::Recover).eq(true))
+            .to_owned()
+    };
+    let mut settled = 0;
+    for (status, in_recoverable) in [
+        (RunStatus::Interrupted, true),
+        (RunStatus::Abandoned, false),
+    ] {
+        let column = Expr::col(task_run::Column::TaskName);
+        let which = if in_recoverable {
+            column.in_subquery(recoverable())
+        } else {
+            column.not_in_subquery(recoverable())
+        };
+        settled += TaskRun::update_many()
+            .col_expr(task_run::Column::Status, Expr::value(status.as_str()))
+            .col_expr(task_run::Column::FinishedAt, Expr::value(now))
+            .col_expr(
+                task_run::Column::Error,
+                Expr::value(format!("node {node_id} restarted while this ran")),
+            )
+            .filter(task_run::Column::NodeId.eq(node_id))
+            .filter(task_run::Column::Status.eq(RunStatus::Running.as_str()))
+            .filter(which)
+            .exec(db)
+            .await?
+            .rows_affected;
+    }
+    Ok(settled)
 }
