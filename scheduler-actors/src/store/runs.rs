@@ -67,7 +67,7 @@ async fn claim_unless_running(
     run: &task_run::Model,
 ) -> Result<bool, StoreError> {
     use sea_orm::ExprTrait;
-    use sea_orm::sea_query::{Alias, Query, SimpleExpr};
+    use sea_orm::sea_query::{Alias, Query};
     use task_run::Column as C;
     let busy = Query::select()
         .expr(Expr::val(1))
@@ -79,14 +79,14 @@ async fn claim_unless_running(
         // before the buffered outcome reaches the database.
         .and_where(Expr::col(C::NodeId).ne(run.node_id.as_str()))
         .to_owned();
-    let values: Vec<SimpleExpr> = vec![
-        Expr::val(run.run_id.as_str()).into(),
-        Expr::val(run.task_name.as_str()).into(),
-        Expr::val(run.fire_ts_ms).into(),
-        Expr::val(run.attempt).into(),
-        Expr::val(run.node_id.as_str()).into(),
-        Expr::val(run.status.as_str()).into(),
-        Expr::val(run.started_at).into(),
+    let values: Vec<Expr> = vec![
+        Expr::val(run.run_id.as_str()),
+        Expr::val(run.task_name.as_str()),
+        Expr::val(run.fire_ts_ms),
+        Expr::val(run.attempt),
+        Expr::val(run.node_id.as_str()),
+        Expr::val(run.status.as_str()),
+        Expr::val(run.started_at),
     ];
     let select = Query::select()
         .exprs(values)
