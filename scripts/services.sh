@@ -23,6 +23,12 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
     --dir /var/lib/redis --logfile /var/log/redis/ci.log
 fi
 
+# faketime runs a node with its clock behind in the clock-skew test.
+if ! command -v faketime >/dev/null 2>&1; then
+  echo "services: installing faketime"
+  apt_install faketime
+fi
+
 if ! command -v pg_ctlcluster >/dev/null 2>&1; then
   echo "services: installing postgresql"
   apt_install postgresql

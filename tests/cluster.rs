@@ -557,3 +557,73 @@ async fn postgres_cut_for_ten_seconds_loses_nothing() {
         "fires during the cut cannot be claimed and do not run"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_whose_clock_is_two_seconds_behind_runs_no_fire_twice() {
+    let c = Cluster::new().await;
+    let args = logging_shell_args(&c.exec_log(), 0);
+    let names: Vec<String> = (0..5).map(|i| format!("skew.t{i}")).collect();
+    for name in &names {
+        c.cli(&[
+            "tasks",
+            "add",
+            name,
+            "--cron",
+            "* * * * * *",
+            "--handler",
+            "shell",
+            "--args",
+            &args,
+        ]);
+    }
+    let on_time = c.node("n-on-time", &[]);
+    // libfaketime preloaded into the node itself (the `faketime` wrapper would fork, and
+    // signals would not reach the node).
+    let lib = faketime_library();
+    let probe = cronmesh(
+        c.dir(),
+        &["next", "* * * * * *", "-n", "1", "--json"],
+        &[("LD_PRELOAD", lib.as_str()), ("FAKETIME", "-2s")],
+    );
+    let next: serde_json::Value = serde_json::from_slice(&probe.stdout).unwrap();
+    let next = DateTime::parse_from_rfc3339(next["fires"][0].as_str().unwrap()).unwrap();
+    assert!(
+        Utc::now() - next.with_timezone(&Utc) >= chrono::Duration::milliseconds(900),
+        "the preloaded clock is behind"
+    );
+    let behind = c.node(
+        "n-behind",
+        &[("LD_PRELOAD", lib.as_str()), ("FAKETIME", "-2s")],
+    );
+    let from = Utc::now() + chrono::Duration::seconds(3);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let until = Utc::now() - chrono::Duration::seconds(3);
+    let behind_log = behind.log();
+    assert!(on_time.stop().success());
+    assert!(behind.stop().success());
+    assert!(behind_log.contains("node started"), "{behind_log}");
+    let every_second = scheduler_core::Trigger::cron("* * * * * *", "UTC").unwrap();
+    let expected: Vec<(String, String)> = names
+        .iter()
+        .flat_map(|n| {
+            every_second
+                .fires_between(from, until)
+                .map(move |t| (n.clone(), rfc(t)))
+        })
+        .collect();
+    assert_exactly_once(&c.exec_log(), &c.runs().await, &expected);
+}
+
+/// The libfaketime shared object (Debian's `faketime` package, installed by scripts/services.sh).
+fn faketime_library() -> String {
+    let candidates = [
+        "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1",
+        "/usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1",
+        "/usr/lib/faketime/libfaketimeMT.so.1",
+    ];
+    candidates
+        .iter()
+        .find(|p| Path::new(p).exists())
+        .map(|p| (*p).to_owned())
+        .expect("libfaketime is installed (scripts/services.sh installs the faketime package)")
+}

@@ -516,6 +516,37 @@ async fn disable_and_enable_take_effect_within_two_seconds() {
     .await;
     assert!(run.started_at.timestamp_millis() - asked <= 2000);
     assert_eq!(runs_of(&db, "manual.only").await.len(), 1);
+
+    // Removed and added again (same name, new schedule): the node follows.
+    cli_ok(dir.path(), &["tasks", "remove", "manual.only"]);
+    cli_ok(
+        dir.path(),
+        &[
+            "tasks",
+            "add",
+            "manual.only",
+            "--cron",
+            "* * * * * *",
+            "--handler",
+            "noop",
+        ],
+    );
+    let re_added = Utc::now().timestamp_millis();
+    wait_for(
+        "the re-added task to fire on its new schedule",
+        Duration::from_secs(4),
+        || {
+            let db = db.clone();
+            async move {
+                runs_of(&db, "manual.only")
+                    .await
+                    .iter()
+                    .any(|r| r.fire_ts_ms > re_added && r.fire_ts_ms % 1000 == 0)
+                    .then_some(())
+            }
+        },
+    )
+    .await;
     assert!(node.stop().success());
 }
 

@@ -59,6 +59,9 @@ pub struct ChangeMark {
     pub count: i64,
     /// Highest version.
     pub max_version: i64,
+    /// Highest row id: a task removed and added again moves it (ids are never reused), even
+    /// when the count and the highest version come out the same.
+    pub max_id: i64,
 }
 
 /// The current change mark.
@@ -67,6 +70,7 @@ pub async fn change_mark(db: &DatabaseConnection) -> Result<ChangeMark, StoreErr
         .select_only()
         .column_as(Expr::cust("COUNT(*)"), "count")
         .column_as(Expr::cust("COALESCE(MAX(version), 0)"), "max_version")
+        .column_as(Expr::cust("COALESCE(MAX(id), 0)"), "max_id")
         .into_model::<ChangeMark>()
         .one(db)
         .await?;
