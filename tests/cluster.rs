@@ -188,7 +188,7 @@ async fn two_nodes_and_a_long_run(
         "--lock-ttl",
         lock_ttl,
     ];
-    let trigger = date_trigger(second_from_now(2));
+    let trigger = date_trigger(second_from_now(4));
     add.extend(["--trigger-json", &trigger]);
     if recover {
         add.push("--recover");
@@ -300,7 +300,7 @@ async fn a_long_run_keeps_a_short_lock_alive() {
     let c = Cluster::new().await;
     let args = logging_shell_args(&c.exec_log(), 10);
     let nodes = [c.node("n1", &[]), c.node("n2", &[])];
-    let at = second_from_now(2);
+    let at = second_from_now(4);
     c.cli(&[
         "tasks",
         "add",
@@ -479,7 +479,7 @@ async fn postgres_cut_for_ten_seconds_loses_nothing() {
     ]);
     let env = [("CRONMESH__DATABASE__URL", via_proxy.as_str())];
     let nodes = [c.node("n1", &env), c.node("n2", &env)];
-    let at = second_from_now(2);
+    let at = second_from_now(4);
     c.cli(&[
         "tasks",
         "add",

@@ -165,7 +165,7 @@ async fn shell_task_over_its_timeout_is_killed_with_its_children() {
             "add",
             "shell.slow",
             "--trigger-json",
-            &date_in(2),
+            &date_in(4),
             "--handler",
             "shell",
             "--args",
@@ -217,7 +217,7 @@ async fn shell_task_gets_its_environment_and_keeps_its_output() {
     let script = "env | grep ^CRONMESH_ | sort; echo oops >&2; exit 3";
     let args = serde_json::json!({"program": "sh", "args": ["-c", script], "env": {"EXTRA": "1"}})
         .to_string();
-    let trigger = date_in(2);
+    let trigger = date_in(4);
     cli_ok(
         dir.path(),
         &[
@@ -278,7 +278,7 @@ async fn sigterm_lets_a_running_task_finish_within_the_grace() {
             "add",
             "slow.three",
             "--trigger-json",
-            &date_in(2),
+            &date_in(4),
             "--handler",
             "sleep",
             "--args",
@@ -316,7 +316,7 @@ async fn sigterm_interrupts_what_outlives_the_grace() {
             "add",
             "slow.ten",
             "--trigger-json",
-            &date_in(2),
+            &date_in(4),
             "--handler",
             "sleep",
             "--args",

@@ -247,6 +247,7 @@ fn persistence_buffers_through_a_database_failure_and_a_restart() {
             task_name: "p.task".into(),
             fire_ts_ms: 1_000,
             attempt: 1,
+            run_id: "run-1".into(),
             status: RunStatus::Succeeded,
             finished_at: chrono::Utc::now(),
             duration_ms: 5,

@@ -121,6 +121,24 @@ impl ExecutorActor {
         }
     }
 
+    /// A fire that arrives while the node shuts down is not started. One whose row this node
+    /// already took over is recorded `interrupted`, so a peer recovers it.
+    fn not_started(&self, fire: &Fire) {
+        match &fire.preclaimed_run_id {
+            Some(run_id) => give_up_preclaimed(
+                &self.deps,
+                &self.spec,
+                fire,
+                run_id,
+                RunStatus::Interrupted,
+                "not started: the node is shutting down".to_owned(),
+            ),
+            None => {
+                tracing::info!(target: "cron_task", task = %self.spec.name, fire_time = %rfc3339(fire_time(fire.fire_ts_ms)), node = %self.deps.node_id, attempt = fire.attempt, "fire not started: the node is shutting down")
+            }
+        }
+    }
+
     /// Starts a fire's run; it reports `RunEnded` back when it is over.
     fn start(&mut self, fire: Fire, ctx: &mut Context<Self>) {
         // Counted before the run starts, so the next fire sees it even if it comes at once.
@@ -166,7 +184,7 @@ impl Handler<Fire> for ExecutorActor {
     fn handle(&mut self, fire: Fire, ctx: &mut Self::Context) {
         let _timing = self.deps.actor_metrics.handling::<Fire>();
         if self.deps.stopping.is_cancelled() {
-            tracing::info!(target: "cron_task", task = %self.spec.name, fire_time = %rfc3339(fire_time(fire.fire_ts_ms)), node = %self.deps.node_id, attempt = fire.attempt, "fire not started: the node is shutting down");
+            self.not_started(&fire);
             return;
         }
         self.state
@@ -201,7 +219,9 @@ impl Handler<RunEnded> for ExecutorActor {
         let _timing = self.deps.actor_metrics.handling::<RunEnded>();
         if self.deps.stopping.is_cancelled() {
             // Left for the misfire policy of the next start (or a peer's schedule).
-            self.queued.clear();
+            for fire in std::mem::take(&mut self.queued) {
+                self.not_started(&fire);
+            }
             return;
         }
         if self.state.running.load(Ordering::Acquire) == 0
@@ -266,8 +286,27 @@ impl FireRun {
         let fire_at = fire_time(fire_ts_ms);
         let key = fire_key(&deps.lock_prefix, &spec.name, fire_ts_ms);
 
-        let lease = if self.fire.preclaimed_run_id.is_some() {
-            self.take_lock_of_recovered_fire(&key, fire_at).await
+        if self.fire.preclaimed_run_id.is_none() && deps.metrics.database_ok_for().is_zero() {
+            // Taking the lock now would only keep healthier peers from running the fire.
+            tracing::warn!(target: "cron_task", task = %spec.name, fire_time = %rfc3339(fire_at), node = %deps.node_id, "database writes are failing on this node; leaving the fire to peers");
+            return;
+        }
+        let lease = if let Some(run_id) = &self.fire.preclaimed_run_id {
+            match self.take_lock_of_recovered_fire(&key, fire_at).await {
+                Some(lease) => lease,
+                None => {
+                    let why = "the previous holder still holds the fire lock, so it may still be running; not run again";
+                    give_up_preclaimed(
+                        deps,
+                        spec,
+                        &self.fire,
+                        run_id,
+                        RunStatus::Abandoned,
+                        why.to_owned(),
+                    );
+                    return;
+                }
+            }
         } else {
             match deps
                 .lock
@@ -341,16 +380,23 @@ impl FireRun {
                     }
                     Ok(Err(e)) => {
                         tracing::error!(target: "cron_task", task = %spec.name, run_id = %run_id, fire_time = %rfc3339(fire_at), node = %deps.node_id, attempt = self.fire.attempt, status = "misfired", error = %e, "could not claim the fire in the database; fire not run");
-                        // Recorded once the database is back (a peer's claim of the fire wins).
-                        record_skip(
-                            deps,
-                            spec,
-                            fire_ts_ms,
-                            RunStatus::Misfired,
-                            format!(
-                                "not run: the database was unreachable when the fire was due ({e})"
-                            ),
+                        let why = format!(
+                            "not run: the database was unreachable when the fire was due ({e})"
                         );
+                        // The claim may have committed with its answer lost: settle our own row
+                        // if it exists, else record the miss (a peer's claim of the fire wins).
+                        deps.persistence.do_send(RecordFinish(FinishedRun {
+                            task_name: spec.name.clone(),
+                            fire_ts_ms,
+                            attempt: self.fire.attempt,
+                            run_id: run_id.clone(),
+                            status: RunStatus::Misfired,
+                            finished_at: Utc::now(),
+                            duration_ms: 0,
+                            error: Some(why.clone()),
+                            output: None,
+                        }));
+                        record_skip(deps, spec, fire_ts_ms, RunStatus::Misfired, why);
                         release(deps, lease, None);
                         return;
                     }
@@ -414,6 +460,7 @@ impl FireRun {
             task_name: spec.name.clone(),
             fire_ts_ms,
             attempt: self.fire.attempt,
+            run_id: run_id.clone(),
             status,
             finished_at,
             duration_ms: duration.as_millis() as i64,
@@ -455,31 +502,58 @@ fn release(deps: &ExecutorDeps, lease: LockLease, keep_for: Option<Duration>) {
 }
 
 impl FireRun {
-    /// A recovered fire waits for the old holder's lock to expire (it is no longer renewed),
-    /// up to one ttl. If it is still held then, the run goes ahead on its database claim,
-    /// which already fences the old attempt off.
-    async fn take_lock_of_recovered_fire(&self, key: &str, fire_at: DateTime<Utc>) -> LockLease {
-        let deadline = Instant::now() + self.spec.lock_ttl + Duration::from_millis(500);
+    /// A recovered fire waits for the old holder's lock to expire: a dead holder no longer
+    /// renews it, so it goes within one ttl. A lock that outlives a ttl and the keep period
+    /// belongs to a holder that is alive after all: the fire is not run a second time.
+    /// (With the lock backend unreachable the lease comes back degraded at once, and the
+    /// database claim taken over for this attempt is the guard.)
+    async fn take_lock_of_recovered_fire(
+        &self,
+        key: &str,
+        fire_at: DateTime<Utc>,
+    ) -> Option<LockLease> {
+        let deadline =
+            Instant::now() + self.spec.lock_ttl + self.deps.lock_keep + Duration::from_secs(1);
         loop {
             let acquire = Acquire {
                 key: key.to_owned(),
                 ttl: self.spec.lock_ttl,
             };
             if let Ok(Ok(Some(lease))) = self.deps.lock.send(acquire).await {
-                return lease;
+                return Some(lease);
             }
-            if Instant::now() >= deadline {
-                tracing::warn!(target: "cron_task", task = %self.spec.name, fire_time = %rfc3339(fire_at), "old holder's lock still present; running the recovered fire on its database claim");
-                return LockLease {
-                    key: key.to_owned(),
-                    value: String::new(),
-                    lost: CancellationToken::new(),
-                    degraded: true,
-                };
+            if Instant::now() >= deadline || self.deps.stopping.is_cancelled() {
+                tracing::warn!(target: "cron_task", task = %self.spec.name, fire_time = %rfc3339(fire_at), "the previous holder still holds the fire lock; the recovered fire is not run");
+                return None;
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
+}
+
+/// Settles the row of a preclaimed (recovered) fire that is not run after all, so it does not
+/// stay `running` with nobody behind it.
+fn give_up_preclaimed(
+    deps: &ExecutorDeps,
+    spec: &TaskSpec,
+    fire: &Fire,
+    run_id: &str,
+    status: RunStatus,
+    why: String,
+) {
+    tracing::warn!(target: "cron_task", task = %spec.name, run_id = %run_id, fire_time = %rfc3339(fire_time(fire.fire_ts_ms)), node = %deps.node_id, attempt = fire.attempt, status = status.as_str(), "{why}");
+    deps.persistence.do_send(RecordFinish(FinishedRun {
+        task_name: spec.name.clone(),
+        fire_ts_ms: fire.fire_ts_ms,
+        attempt: fire.attempt,
+        run_id: run_id.to_owned(),
+        status,
+        finished_at: Utc::now(),
+        duration_ms: 0,
+        error: Some(why),
+        output: None,
+    }));
+    deps.metrics.run_finished(status.as_str());
 }
 
 fn panic_message(payload: Box<dyn Any + Send>) -> String {

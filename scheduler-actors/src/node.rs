@@ -157,6 +157,16 @@ pub struct Node {
     http: Option<actix_web::dev::ServerHandle>,
 }
 
+fn node_info(node_id: &str, admin: Option<SocketAddr>) -> NodeInfo {
+    NodeInfo {
+        node_id: node_id.to_owned(),
+        host: gethostname::gethostname().to_string_lossy().into_owned(),
+        pid: std::process::id(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        admin_url: admin.map(|a| format!("http://{a}")),
+    }
+}
+
 fn node_id_default() -> String {
     format!(
         "{}-{}",
@@ -332,6 +342,18 @@ impl NodeBuilder {
             actor_metrics: metrics.actor("ExecutorActor"),
         });
 
+        // Settle what an earlier process of this node left running and register as running
+        // before the scheduler can claim anything.
+        let settled = store::settle_previous_runs(&db, &node_id, Utc::now())
+            .await
+            .map_err(db_err)?;
+        if settled > 0 {
+            tracing::warn!(target: "cron_task", node = %node_id, runs = settled, "runs left running by an earlier process of this node were settled (interrupted or abandoned)");
+        }
+        store::register_node(&db, &node_info(&node_id, config.http_bind), Utc::now())
+            .await
+            .map_err(db_err)?;
+
         let initial = InitialTasks {
             mark: store::change_mark(&db).await.map_err(db_err)?,
             rows: store::load_tasks(&db).await.map_err(db_err)?,
@@ -363,25 +385,12 @@ impl NodeBuilder {
                 (Some(bound), Some(handle))
             }
         };
-        let settled = store::settle_previous_runs(&db, &node_id, Utc::now())
-            .await
-            .map_err(db_err)?;
-        if settled > 0 {
-            tracing::warn!(target: "cron_task", node = %node_id, runs = settled, "runs left running by an earlier process of this node were settled (interrupted or abandoned)");
+        if http_addr.is_some() && http_addr != config.http_bind {
+            // Bound to port 0: record the port actually taken.
+            store::register_node(&db, &node_info(&node_id, http_addr), Utc::now())
+                .await
+                .map_err(db_err)?;
         }
-        store::register_node(
-            &db,
-            &NodeInfo {
-                node_id: node_id.clone(),
-                host: gethostname::gethostname().to_string_lossy().into_owned(),
-                pid: std::process::id(),
-                version: env!("CARGO_PKG_VERSION").to_owned(),
-                admin_url: http_addr.map(|a| format!("http://{a}")),
-            },
-            Utc::now(),
-        )
-        .await
-        .map_err(db_err)?;
 
         tracing::info!(target: "cron_task", node = %node_id, database = %url, http = ?http_addr, "node started");
         Ok(Node {

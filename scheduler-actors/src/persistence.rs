@@ -73,7 +73,7 @@ enum Write {
 const BATCH: usize = 512;
 /// How often the queue is looked at.
 const FLUSH_TICK: Duration = Duration::from_millis(20);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// Owns the database connection for writes.
 pub struct PersistenceActor {

@@ -312,9 +312,11 @@ impl SchedulerActor {
                     let last = row.row.last_run_at;
                     self.catch_up(&spec, last, now)
                 } else {
-                    spec.trigger
-                        .next_fire_after(now)
-                        .map(|t| t.timestamp_millis())
+                    // Added or rescheduled while running: fires since the change (a date
+                    // trigger due a moment after it was added) are owed like any others.
+                    let since = row.row.updated_at - chrono::Duration::milliseconds(1);
+                    let last = row.row.last_run_at.map_or(since, |l| l.max(since));
+                    self.catch_up(&spec, Some(last), now)
                 };
                 self.tasks.insert(
                     name.clone(),
@@ -450,10 +452,9 @@ impl SchedulerActor {
         self.reaping = true;
         let db = self.db.clone();
         let me = self.deps.node_id.clone();
-        let cutoff = Utc::now()
-            - chrono::Duration::from_std(self.node_timeout).unwrap_or(chrono::Duration::MAX);
+        let timeout = self.node_timeout;
         let fut = async move {
-            let dead = store::mark_dead_nodes(&db, cutoff, &me).await?;
+            let dead = store::mark_dead_nodes(&db, timeout, &me).await?;
             let orphans = store::orphan_runs(&db).await?;
             Ok::<_, StoreError>((dead, orphans))
         };

@@ -5,7 +5,7 @@ use entity::prelude::*;
 use entity::scheduler_node::{self, NodeState};
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+    ColumnTrait, DatabaseConnection, DbBackend, EntityTrait, ExprTrait, QueryFilter, QueryOrder,
     sea_query::{Expr, OnConflict},
 };
 
@@ -60,19 +60,30 @@ pub async fn register_node(
     Ok(())
 }
 
-/// Declares dead every running or draining node whose heartbeat is older than `cutoff`
-/// (except `me`). Returns the nodes this call declared dead.
+/// Declares dead every running or draining node whose heartbeat is older than `timeout`
+/// (except `me`). Returns the nodes this call declared dead. On Postgres both the heartbeat
+/// and this comparison use the database's clock, so skew between nodes cannot make a live
+/// node look dead; SQLite serves a single node, whose own clock is the only one.
 pub async fn mark_dead_nodes(
     db: &DatabaseConnection,
-    cutoff: DateTime<Utc>,
+    timeout: std::time::Duration,
     me: &str,
 ) -> Result<Vec<String>, StoreError> {
+    let timeout_ms = timeout.as_millis() as i64;
+    let stale_condition = if db.get_database_backend() == DbBackend::Postgres {
+        Expr::cust(format!(
+            "last_heartbeat < CURRENT_TIMESTAMP - interval '{timeout_ms} milliseconds'"
+        ))
+    } else {
+        let cutoff = Utc::now() - chrono::Duration::milliseconds(timeout_ms);
+        Expr::col(scheduler_node::Column::LastHeartbeat).lt(cutoff)
+    };
     let stale = SchedulerNode::find()
         .filter(
             scheduler_node::Column::State
                 .is_in([NodeState::Running.as_str(), NodeState::Draining.as_str()]),
         )
-        .filter(scheduler_node::Column::LastHeartbeat.lt(cutoff))
+        .filter(stale_condition)
         .filter(scheduler_node::Column::NodeId.ne(me))
         .all(db)
         .await?;
@@ -101,8 +112,13 @@ pub async fn heartbeat(
     node_id: &str,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
+    let at = if db.get_database_backend() == DbBackend::Postgres {
+        Expr::cust("CURRENT_TIMESTAMP")
+    } else {
+        Expr::value(now)
+    };
     SchedulerNode::update_many()
-        .col_expr(scheduler_node::Column::LastHeartbeat, Expr::value(now))
+        .col_expr(scheduler_node::Column::LastHeartbeat, at)
         .filter(scheduler_node::Column::NodeId.eq(node_id))
         .exec(db)
         .await?;

@@ -152,8 +152,11 @@ pub struct FinishedRun {
     pub task_name: String,
     /// Fire.
     pub fire_ts_ms: i64,
-    /// The writer's attempt: the fencing token.
+    /// The writer's attempt.
     pub attempt: i32,
+    /// The writer's claim (`task_run.run_id`): the fencing token. A take-over gives the row a
+    /// new run id, so an older claim's writes match nothing.
+    pub run_id: String,
     /// Outcome.
     pub status: RunStatus,
     /// When it ended.
@@ -184,6 +187,7 @@ pub async fn finish_runs(
             .filter(task_run::Column::TaskName.eq(&r.task_name))
             .filter(task_run::Column::FireTsMs.eq(r.fire_ts_ms))
             .filter(task_run::Column::Attempt.eq(r.attempt))
+            .filter(task_run::Column::RunId.eq(&r.run_id))
             .filter(task_run::Column::Status.eq(RunStatus::Running.as_str()))
             .exec(&txn)
             .await?;
@@ -308,15 +312,15 @@ pub struct OrphanRun {
     pub recover: bool,
 }
 
-/// Runs that need a decision: `running` on dead nodes, and first attempts `interrupted` by a
-/// shutdown whose task has `recover`.
+/// Runs that need a decision: `running` on dead or stopped nodes (nobody is behind them), and
+/// first attempts `interrupted` by a shutdown whose task has `recover`.
 pub async fn orphan_runs(db: &DatabaseConnection) -> Result<Vec<OrphanRun>, StoreError> {
     let sql = "SELECT r.id, r.task_name, r.fire_ts_ms, r.attempt, r.node_id, r.status, \
                COALESCE(t.recover, FALSE) AS recover \
                FROM task_run r \
                LEFT JOIN scheduled_task t ON t.name = r.task_name \
                LEFT JOIN scheduler_node n ON n.node_id = r.node_id \
-               WHERE (r.status = 'running' AND n.state = 'dead') \
+               WHERE (r.status = 'running' AND n.state IN ('dead', 'stopped')) \
                   OR (r.status = 'interrupted' AND r.attempt = 1 AND t.recover = TRUE)";
     Ok(
         OrphanRun::find_by_statement(sea_orm::Statement::from_string(
