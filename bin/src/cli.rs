@@ -39,6 +39,8 @@ enum Command {
     Inspect(commands::inspect::InspectArgs),
     /// Nodes of the cluster: state, last heartbeat, what runs where.
     Nodes(commands::nodes::NodesArgs),
+    /// Measure: a node in this process, N tasks every second, lateness and throughput.
+    Bench(commands::bench::BenchArgs),
     /// Print the next fire times of a cron expression or a trigger JSON.
     Next(commands::next::NextArgs),
     /// Print every registered task and every registry problem; exit 1 on any problem.
@@ -76,15 +78,17 @@ pub fn run(tasks: CodeTasks) -> ExitCode {
 }
 
 fn dispatch(cli: Cli, tasks: CodeTasks) -> anyhow::Result<ExitCode> {
-    if let Command::Next(args) = &cli.command {
-        return commands::next::run(args);
+    match &cli.command {
+        Command::Next(args) => return commands::next::run(args),
+        Command::Bench(args) => return commands::bench::run(args),
+        _ => {}
     }
     let mut settings = crate::settings::Settings::load(cli.config.as_deref())?;
     if let Some(format) = &cli.log_format {
         settings.log_format = format.parse().map_err(InvalidInput)?;
     }
     match cli.command {
-        Command::Next(_) => unreachable!("handled above"),
+        Command::Next(_) | Command::Bench(_) => unreachable!("handled above"),
         Command::Run => commands::run::run(&settings, tasks),
         Command::Check => block_on(commands::check::run(&settings, &tasks)),
         Command::Migrate => block_on(commands::migrate::run(&settings)),

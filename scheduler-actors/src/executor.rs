@@ -70,6 +70,9 @@ pub struct ExecutorDeps {
     pub persistence: Metered<PersistenceActor>,
     /// Where handlers run.
     pub handler_runtime: tokio::runtime::Handle,
+    /// Other nodes share the schedule (a cluster lock backend): a node whose database writes
+    /// fail leaves fires to them.
+    pub has_peers: bool,
     /// Cancelled when a shutdown begins: no new run starts.
     pub stopping: CancellationToken,
     /// Cancelled when a shutdown's grace period is over: running handlers are interrupted.
@@ -286,7 +289,10 @@ impl FireRun {
         let fire_at = fire_time(fire_ts_ms);
         let key = fire_key(&deps.lock_prefix, &spec.name, fire_ts_ms);
 
-        if self.fire.preclaimed_run_id.is_none() && deps.metrics.database_ok_for().is_zero() {
+        if deps.has_peers
+            && self.fire.preclaimed_run_id.is_none()
+            && deps.metrics.database_ok_for().is_zero()
+        {
             // Taking the lock now would only keep healthier peers from running the fire.
             tracing::warn!(target: "cron_task", task = %spec.name, fire_time = %rfc3339(fire_at), node = %deps.node_id, "database writes are failing on this node; leaving the fire to peers");
             return;

@@ -130,6 +130,7 @@ impl Default for NodeConfig {
 pub struct NodeBuilder {
     config: NodeConfig,
     code_tasks: CodeTasks,
+    extra_handlers: Vec<(String, Arc<dyn TaskHandler>)>,
     lock_backend: Option<Arc<dyn LockBackend>>,
 }
 
@@ -224,6 +225,7 @@ impl NodeBuilder {
         NodeBuilder {
             config,
             code_tasks: CodeTasks::new(),
+            extra_handlers: Vec::new(),
             lock_backend: None,
         }
     }
@@ -231,6 +233,13 @@ impl NodeBuilder {
     /// The code tasks this node runs (e.g. [`CodeTasks::from_inventory`]).
     pub fn code_tasks(mut self, tasks: CodeTasks) -> Self {
         self.code_tasks = tasks;
+        self
+    }
+
+    /// A handler for runtime tasks (tasks added with the CLI that name `name` as handler),
+    /// besides the built-ins and the code tasks' own.
+    pub fn handler(mut self, name: &str, handler: Arc<dyn TaskHandler>) -> Self {
+        self.extra_handlers.push((name.to_owned(), handler));
         self
     }
 
@@ -257,6 +266,7 @@ impl NodeBuilder {
         // Handlers: built-ins, then maintenance and code tasks (which win on a name clash).
         let maintenance = maintenance_tasks(&db, &config);
         let mut handlers = builtin_handlers(config.shell_enabled);
+        handlers.extend(self.extra_handlers);
         let mut decls: Vec<TaskDecl> = Vec::new();
         for tasks in [&maintenance, &self.code_tasks] {
             for decl in tasks.decls() {
@@ -306,6 +316,7 @@ impl NodeBuilder {
             ),
             (None, None) => Arc::new(MemoryLockBackend::new()),
         };
+        let has_peers = lock_backend.name() != "memory";
         let lock_metrics = metrics.actor("LockActor");
         // The actors that own connections run under supervisors: stopped, they come back
         // with their held locks and buffered writes.
@@ -334,6 +345,7 @@ impl NodeBuilder {
             lock: Metered::new(lock.clone(), lock_metrics),
             persistence: Metered::new(persistence.clone(), metrics.actor("PersistenceActor")),
             handler_runtime: handler_runtime.handle().clone(),
+            has_peers,
             stopping: stopping.clone(),
             interrupt: interrupt.clone(),
             running: running.clone(),

@@ -69,6 +69,20 @@ enum Write {
     Skipped(task_run::Model),
 }
 
+/// Claims written in one statement at most.
+const CLAIM_BATCH: usize = 500;
+/// How long a claim may wait for others to share its statement.
+const CLAIM_LINGER: Duration = Duration::from_millis(1);
+/// Claim statements in flight at once.
+const CLAIMS_IN_FLIGHT: usize = 4;
+
+type ClaimReply = tokio::sync::oneshot::Sender<Result<ClaimOutcome, StoreError>>;
+
+/// How often task status fields (last run, next run) are written. They are for operators;
+/// writing them on every fire would cost a row update per fire. A restart that reads a
+/// last run a little stale re-claims a fire or two, and the claim turns those away.
+const STATE_EVERY: Duration = Duration::from_secs(2);
+
 /// Writes queued per flush at most.
 const BATCH: usize = 512;
 /// How often the queue is looked at.
@@ -83,6 +97,13 @@ pub struct PersistenceActor {
     states: BTreeMap<String, TaskState>,
     heartbeat_due: bool,
     heartbeat_every: Option<Duration>,
+    states_written: Instant,
+    /// Flushing for shutdown: write everything now.
+    draining: bool,
+    /// Claims waiting to share one insert (fires due in the same instant).
+    claims: Vec<(task_run::Model, ClaimReply)>,
+    claim_timer: bool,
+    claims_in_flight: usize,
     bound: usize,
     flushing: bool,
     /// A copy of the batch being written, restored if the actor restarts meanwhile.
@@ -109,6 +130,11 @@ impl PersistenceActor {
             states: BTreeMap::new(),
             heartbeat_due: false,
             heartbeat_every: None,
+            states_written: Instant::now(),
+            draining: false,
+            claims: Vec::new(),
+            claim_timer: false,
+            claims_in_flight: 0,
             bound,
             flushing: false,
             in_flight: None,
@@ -119,10 +145,76 @@ impl PersistenceActor {
         }
     }
 
+    /// Sends the waiting claims as one insert (or waits for a free slot).
+    fn flush_claims(&mut self, ctx: &mut Context<Self>) {
+        self.claim_timer = false;
+        if self.claims.is_empty() {
+            return;
+        }
+        // SQLite has one writer: concurrent claim statements only queue on its lock.
+        let slots = if self.db.get_database_backend() == sea_orm::DbBackend::Sqlite {
+            1
+        } else {
+            CLAIMS_IN_FLIGHT
+        };
+        if self.claims_in_flight >= slots {
+            self.arm_claims(ctx);
+            return;
+        }
+        let n = self.claims.len().min(CLAIM_BATCH);
+        let batch: Vec<(task_run::Model, ClaimReply)> = self.claims.drain(..n).collect();
+        self.claims_in_flight += 1;
+        let db = self.db.clone();
+        let fut = async move {
+            let rows: Vec<task_run::Model> = batch.iter().map(|(r, _)| r.clone()).collect();
+            match store::claim_runs(&db, &rows).await {
+                Ok(inserted) => {
+                    for (row, reply) in batch {
+                        let outcome = if inserted.contains(&row.run_id) {
+                            ClaimOutcome::Claimed
+                        } else {
+                            ClaimOutcome::Taken
+                        };
+                        let _ = reply.send(Ok(outcome));
+                    }
+                }
+                Err(e) => {
+                    let message = e.to_string();
+                    for (_, reply) in batch {
+                        let _ = reply.send(Err(StoreError::Invalid(message.clone())));
+                    }
+                }
+            }
+        };
+        ctx.spawn(fut.into_actor(self).map(|(), act, ctx| {
+            act.claims_in_flight -= 1;
+            if !act.claims.is_empty() {
+                act.flush_claims(ctx);
+            }
+        }));
+        if !self.claims.is_empty() {
+            self.flush_claims(ctx);
+        }
+    }
+
+    fn arm_claims(&mut self, ctx: &mut Context<Self>) {
+        if !self.claim_timer {
+            self.claim_timer = true;
+            ctx.run_later(CLAIM_LINGER, |act, ctx| act.flush_claims(ctx));
+        }
+    }
+
     /// Writes this node's heartbeat every `every`.
     pub fn with_heartbeat(mut self, every: Duration) -> Self {
         self.heartbeat_every = Some(every);
         self
+    }
+
+    /// Run records waiting (what the buffer metric shows; status fields are not records and
+    /// wait for their own cadence).
+    fn buffered_records(&self) -> usize {
+        let in_flight = self.in_flight.as_ref().map_or(0, |(b, _)| b.len());
+        self.queue.len() + in_flight
     }
 
     fn buffered(&self) -> usize {
@@ -140,13 +232,14 @@ impl PersistenceActor {
             return;
         }
         self.queue.push_back(write);
-        self.metrics.buffer(self.buffered(), self.bound);
+        self.metrics.buffer(self.buffered_records(), self.bound);
     }
 
     /// Starts one batch write unless one is running or a retry is not due yet.
     fn flush(&mut self, ctx: &mut Context<Self>) {
-        if self.flushing || (self.queue.is_empty() && self.states.is_empty() && !self.heartbeat_due)
-        {
+        let states_due = !self.states.is_empty()
+            && (self.draining || self.states_written.elapsed() >= STATE_EVERY);
+        if self.flushing || (self.queue.is_empty() && !states_due && !self.heartbeat_due) {
             return;
         }
         if self.retry_at.is_some_and(|t| Instant::now() < t) {
@@ -155,7 +248,12 @@ impl PersistenceActor {
         self.flushing = true;
         let n = self.queue.len().min(BATCH);
         let batch: Vec<Write> = self.queue.drain(..n).collect();
-        let states: Vec<TaskState> = std::mem::take(&mut self.states).into_values().collect();
+        let states: Vec<TaskState> = if states_due {
+            self.states_written = Instant::now();
+            std::mem::take(&mut self.states).into_values().collect()
+        } else {
+            Vec::new()
+        };
         let heartbeat = std::mem::take(&mut self.heartbeat_due);
         self.in_flight = Some((batch.clone(), states.clone()));
         let db = self.db.clone();
@@ -164,9 +262,10 @@ impl PersistenceActor {
             let result = write_batch(&db, &node_id, &batch, &states, heartbeat).await;
             (result, batch, states, heartbeat)
         };
-        ctx.spawn(fut.into_actor(self).map(|(result, batch, states, heartbeat), act, _ctx| {
+        ctx.spawn(fut.into_actor(self).map(|(result, batch, states, heartbeat), act, ctx| {
             act.flushing = false;
             act.in_flight = None;
+            let more = result.is_ok() && act.queue.len() >= BATCH;
             match result {
                 Ok(()) => {
                     act.metrics.database_ok(true);
@@ -191,7 +290,11 @@ impl PersistenceActor {
                     tracing::warn!(target: "cron_task", error = %e, buffered = act.buffered(), bound = act.bound, retry_in_ms = act.backoff.as_millis() as u64, "database write failed; keeping writes buffered");
                 }
             }
-            act.metrics.buffer(act.buffered(), act.bound);
+            act.metrics.buffer(act.buffered_records(), act.bound);
+            // A backlog is written batch after batch, not one batch per tick.
+            if more {
+                act.flush(ctx);
+            }
         }));
     }
 }
@@ -217,10 +320,9 @@ async fn write_batch(
     }
     if !finishes.is_empty() {
         let changed = store::finish_runs(db, &finishes).await?;
-        for (f, n) in finishes.iter().zip(changed) {
-            if n == 0 {
-                tracing::warn!(target: "cron_task", task = %f.task_name, fire_ts_ms = f.fire_ts_ms, attempt = f.attempt, status = f.status.as_str(), "outcome not written: the run row belongs to another attempt now");
-            }
+        if changed < finishes.len() as u64 {
+            let refused = finishes.len() as u64 - changed;
+            tracing::warn!(target: "cron_task", refused, tasks = ?finishes.iter().map(|f| f.task_name.as_str()).collect::<std::collections::BTreeSet<_>>(), "outcome not written for {refused} run(s): their rows belong to another claim now (taken over, or settled by a peer)");
         }
     }
     if !states.is_empty() {
@@ -237,7 +339,7 @@ impl Actor for PersistenceActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         self.actor_metrics.instances(1);
-        self.metrics.buffer(self.buffered(), self.bound);
+        self.metrics.buffer(self.buffered_records(), self.bound);
         ctx.run_interval(FLUSH_TICK, |act, ctx| act.flush(ctx));
         if let Some(every) = self.heartbeat_every {
             ctx.run_interval(every, |act, _ctx| act.heartbeat_due = true);
@@ -285,11 +387,29 @@ impl Handler<RestartPersistence> for PersistenceActor {
 impl Handler<ClaimRun> for PersistenceActor {
     type Result = ResponseFuture<Result<ClaimOutcome, StoreError>>;
 
-    /// Claims at once, outside the batch: the run waits for this answer.
-    fn handle(&mut self, msg: ClaimRun, _ctx: &mut Self::Context) -> Self::Result {
+    /// Claims at once, outside the write batch: the run waits for this answer. Claims that
+    /// arrive together (fires due in the same instant) share one insert.
+    fn handle(&mut self, msg: ClaimRun, ctx: &mut Self::Context) -> Self::Result {
         let _timing = self.actor_metrics.handling::<ClaimRun>();
-        let db = self.db.clone();
-        Box::pin(async move { store::claim_fire(&db, &msg.run, msg.forbid_overlap).await })
+        if msg.forbid_overlap {
+            // Checked against the running rows in its own statement.
+            let db = self.db.clone();
+            return Box::pin(async move { store::claim_fire(&db, &msg.run, true).await });
+        }
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.claims.push((msg.run, reply));
+        if self.claims.len() >= CLAIM_BATCH {
+            self.flush_claims(ctx);
+        } else {
+            self.arm_claims(ctx);
+        }
+        Box::pin(async move {
+            answer.await.unwrap_or_else(|_| {
+                Err(StoreError::Invalid(
+                    "the persistence actor restarted before the claim was written".to_owned(),
+                ))
+            })
+        })
     }
 }
 
@@ -356,6 +476,7 @@ impl Handler<Flush> for PersistenceActor {
     /// Writes until the queue is empty or time is up.
     fn handle(&mut self, msg: Flush, ctx: &mut Self::Context) -> Self::Result {
         let _timing = self.actor_metrics.handling::<Flush>();
+        self.draining = true;
         flush_until(self, ctx, Instant::now() + msg.within)
     }
 }
