@@ -241,6 +241,7 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
             window_end,
         ))
     })?;
+    crate::commands::run::drop_system(system);
     let (created, startup, rss_started, peak_rss, cpu, recorded, window_start, window_end) = report;
 
     let seen = std::mem::take(&mut *seen.lock().unwrap_or_else(PoisonError::into_inner));

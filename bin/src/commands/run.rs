@@ -22,8 +22,24 @@ pub(crate) fn run(settings: &Settings, tasks: CodeTasks) -> anyhow::Result<ExitC
         node.shutdown().await?;
         Ok::<_, anyhow::Error>(())
     });
+    drop_system(system);
     result.context("running the node")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Drops an actix System whose actors may still hold database pools. A pooled connection
+/// needs a Tokio context to be dropped, and the System's own runtime is gone by then.
+pub(crate) fn drop_system(system: actix::SystemRunner) {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => {
+            let _context = rt.enter();
+            drop(system);
+        }
+        Err(_) => drop(system),
+    }
 }
 
 async fn wait_for_stop_signal() -> anyhow::Result<()> {
