@@ -68,6 +68,27 @@ impl Cluster {
         NodeProcess::start(self.dir(), &env)
     }
 
+    /// Adds `n` tasks named `<prefix><i>` firing every second, each appending to the
+    /// execution log.
+    fn add_every_second_tasks(&self, prefix: &str, n: usize) -> Vec<String> {
+        let args = logging_shell_args(&self.exec_log(), 0);
+        let names: Vec<String> = (0..n).map(|i| format!("{prefix}{i:02}")).collect();
+        for name in &names {
+            self.cli(&[
+                "tasks",
+                "add",
+                name,
+                "--cron",
+                "* * * * * *",
+                "--handler",
+                "shell",
+                "--args",
+                &args,
+            ]);
+        }
+        names
+    }
+
     async fn runs(&self) -> Vec<task_run::Model> {
         store::list_runs(
             &self.db,
@@ -96,6 +117,23 @@ fn second_from_now(secs: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(t.timestamp() + 1, 0).unwrap()
 }
 
+/// Every (task, fire) an every-second task owes in `[from, until]`.
+fn every_second_fires(
+    names: &[String],
+    from: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Vec<(String, String)> {
+    let every_second = scheduler_core::Trigger::cron("* * * * * *", "UTC").unwrap();
+    names
+        .iter()
+        .flat_map(|n| {
+            every_second
+                .fires_between(from, until)
+                .map(move |t| (n.clone(), rfc(t)))
+        })
+        .collect()
+}
+
 fn date_trigger(at: DateTime<Utc>) -> String {
     format!(r#"{{"type":"date","run_at":"{}"}}"#, rfc(at))
 }
@@ -103,21 +141,8 @@ fn date_trigger(at: DateTime<Utc>) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn three_nodes_run_every_fire_exactly_once() {
     let c = Cluster::new().await;
+    let names = c.add_every_second_tasks("load.t", 20);
     let args = logging_shell_args(&c.exec_log(), 0);
-    let names: Vec<String> = (0..20).map(|i| format!("load.t{i:02}")).collect();
-    for name in &names {
-        c.cli(&[
-            "tasks",
-            "add",
-            name,
-            "--cron",
-            "* * * * * *",
-            "--handler",
-            "shell",
-            "--args",
-            &args,
-        ]);
-    }
     let burst_at = second_from_now(12);
     let once: Vec<String> = (0..30).map(|i| format!("burst.d{i:02}")).collect();
     for name in &once {
@@ -144,13 +169,7 @@ async fn three_nodes_run_every_fire_exactly_once() {
         assert!(n.stop().success());
     }
 
-    let mut expected = Vec::new();
-    let every_second = scheduler_core::Trigger::cron("* * * * * *", "UTC").unwrap();
-    for name in &names {
-        for t in every_second.fires_between(from, until) {
-            expected.push((name.clone(), rfc(t)));
-        }
-    }
+    let mut expected = every_second_fires(&names, from, until);
     for name in &once {
         expected.push((name.clone(), rfc(burst_at)));
     }
@@ -352,21 +371,7 @@ async fn a_long_run_keeps_a_short_lock_alive() {
 #[tokio::test(flavor = "multi_thread")]
 async fn redis_restarted_empty_mid_schedule() {
     let mut c = Cluster::new().await;
-    let args = logging_shell_args(&c.exec_log(), 0);
-    let names: Vec<String> = (0..5).map(|i| format!("steady.t{i}")).collect();
-    for name in &names {
-        c.cli(&[
-            "tasks",
-            "add",
-            name,
-            "--cron",
-            "* * * * * *",
-            "--handler",
-            "shell",
-            "--args",
-            &args,
-        ]);
-    }
+    let names = c.add_every_second_tasks("steady.t", 5);
     let nodes = [c.node("n1", &[]), c.node("n2", &[]), c.node("n3", &[])];
     let from = Utc::now() + chrono::Duration::seconds(2);
     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -393,15 +398,7 @@ async fn redis_restarted_empty_mid_schedule() {
     for n in nodes {
         assert!(n.stop().success());
     }
-    let every_second = scheduler_core::Trigger::cron("* * * * * *", "UTC").unwrap();
-    let expected: Vec<(String, String)> = names
-        .iter()
-        .flat_map(|n| {
-            every_second
-                .fires_between(from, until)
-                .map(move |t| (n.clone(), rfc(t)))
-        })
-        .collect();
+    let expected = every_second_fires(&names, from, until);
     assert_exactly_once(&c.exec_log(), &c.runs().await, &expected);
 }
 
@@ -561,21 +558,7 @@ async fn postgres_cut_for_ten_seconds_loses_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_node_whose_clock_is_two_seconds_behind_runs_no_fire_twice() {
     let c = Cluster::new().await;
-    let args = logging_shell_args(&c.exec_log(), 0);
-    let names: Vec<String> = (0..5).map(|i| format!("skew.t{i}")).collect();
-    for name in &names {
-        c.cli(&[
-            "tasks",
-            "add",
-            name,
-            "--cron",
-            "* * * * * *",
-            "--handler",
-            "shell",
-            "--args",
-            &args,
-        ]);
-    }
+    let names = c.add_every_second_tasks("skew.t", 5);
     let on_time = c.node("n-on-time", &[]);
     // libfaketime preloaded into the node itself (the `faketime` wrapper would fork, and
     // signals would not reach the node).
@@ -602,15 +585,7 @@ async fn a_node_whose_clock_is_two_seconds_behind_runs_no_fire_twice() {
     assert!(on_time.stop().success());
     assert!(behind.stop().success());
     assert!(behind_log.contains("node started"), "{behind_log}");
-    let every_second = scheduler_core::Trigger::cron("* * * * * *", "UTC").unwrap();
-    let expected: Vec<(String, String)> = names
-        .iter()
-        .flat_map(|n| {
-            every_second
-                .fires_between(from, until)
-                .map(move |t| (n.clone(), rfc(t)))
-        })
-        .collect();
+    let expected = every_second_fires(&names, from, until);
     assert_exactly_once(&c.exec_log(), &c.runs().await, &expected);
 }
 
