@@ -239,6 +239,31 @@ fn fire_time(fire_ts_ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(fire_ts_ms).unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
+/// The finished row of a fire that did not run (`skipped_overlap`, `misfired`).
+pub(crate) fn not_run_row(
+    task: &str,
+    fire_ts_ms: i64,
+    node_id: &str,
+    status: RunStatus,
+    why: String,
+) -> task_run::Model {
+    let now = Utc::now();
+    task_run::Model {
+        id: 0,
+        run_id: uuid::Uuid::new_v4().to_string(),
+        task_name: task.to_owned(),
+        fire_ts_ms,
+        attempt: 1,
+        node_id: node_id.to_owned(),
+        status,
+        started_at: now,
+        finished_at: Some(now),
+        duration_ms: Some(0),
+        error: Some(why),
+        output: None,
+    }
+}
+
 fn record_skip(
     deps: &ExecutorDeps,
     spec: &TaskSpec,
@@ -246,22 +271,14 @@ fn record_skip(
     status: RunStatus,
     why: String,
 ) {
-    let now = Utc::now();
     tracing::info!(target: "cron_task", task = %spec.name, fire_time = %rfc3339(fire_time(fire_ts_ms)), node = %deps.node_id, status = status.as_str(), "{why}");
-    deps.persistence.do_send(RecordSkipped(task_run::Model {
-        id: 0,
-        run_id: uuid::Uuid::new_v4().to_string(),
-        task_name: spec.name.clone(),
+    deps.persistence.do_send(RecordSkipped(not_run_row(
+        &spec.name,
         fire_ts_ms,
-        attempt: 1,
-        node_id: deps.node_id.clone(),
+        &deps.node_id,
         status,
-        started_at: now,
-        finished_at: Some(now),
-        duration_ms: Some(0),
-        error: Some(why),
-        output: None,
-    }));
+        why,
+    )));
     deps.persistence.do_send(RecordTaskState {
         task: spec.name.clone(),
         last: Some((fire_time(fire_ts_ms), status)),

@@ -253,7 +253,7 @@ impl NodeBuilder {
     /// `System`.
     pub async fn start(self) -> Result<Node, NodeError> {
         let config = self.config;
-        let url = redact(&config.database_url);
+        let url = store::redact_url(&config.database_url);
         let db_err = |source: StoreError| NodeError::Database {
             url: url.clone(),
             source,
@@ -480,19 +480,6 @@ impl Drop for Node {
         if let Some(rt) = self.handler_runtime.take() {
             rt.shutdown_background();
         }
-    }
-}
-
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let userinfo = &url[s + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
     }
 }
 

@@ -15,11 +15,11 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
-use entity::task_run::{self, RunStatus};
+use entity::task_run::RunStatus;
 use scheduler_core::{TaskSpec, Trigger, plan_catch_up, rfc3339};
 use sea_orm::DatabaseConnection;
 
-use crate::executor::{ExecutorActor, ExecutorDeps, ExecutorState, Fire, FireReason};
+use crate::executor::{ExecutorActor, ExecutorDeps, ExecutorState, Fire, FireReason, not_run_row};
 use crate::handler::TaskHandler;
 use crate::metrics::{ActorMetrics, Metered};
 use crate::persistence::{RecordSkipped, RecordTaskState};
@@ -374,22 +374,13 @@ impl SchedulerActor {
                 rfc3339(latest),
             );
             tracing::info!(target: "cron_task", task = %spec.name, status = "misfired", "{why}");
-            self.deps
-                .persistence
-                .do_send(RecordSkipped(task_run::Model {
-                    id: 0,
-                    run_id: uuid::Uuid::new_v4().to_string(),
-                    task_name: spec.name.clone(),
-                    fire_ts_ms: latest.timestamp_millis(),
-                    attempt: 1,
-                    node_id: self.deps.node_id.clone(),
-                    status: RunStatus::Misfired,
-                    started_at: now,
-                    finished_at: Some(now),
-                    duration_ms: Some(0),
-                    error: Some(why),
-                    output: None,
-                }));
+            self.deps.persistence.do_send(RecordSkipped(not_run_row(
+                &spec.name,
+                latest.timestamp_millis(),
+                &self.deps.node_id,
+                RunStatus::Misfired,
+                why,
+            )));
         }
         for fire in &plan.run {
             let name: Arc<str> = Arc::from(spec.name.as_str());
