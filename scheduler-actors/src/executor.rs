@@ -490,11 +490,7 @@ impl FireRun {
             error: error.clone(),
             output,
         }));
-        deps.persistence.do_send(RecordTaskState {
-            task: spec.name.clone(),
-            last: Some((fire_at, status)),
-            next: None,
-        });
+        // The outcome also sets the task's last run and status (in the persistence actor).
         deps.metrics.run_finished(status.as_str());
         // A fire that ended is kept locked for a while so a node whose clock is behind cannot
         // take it again; an interrupted or lost one is freed at once for a peer to recover.

@@ -366,11 +366,7 @@ impl NodeBuilder {
             .await
             .map_err(db_err)?;
 
-        let initial = InitialTasks {
-            mark: store::change_mark(&db).await.map_err(db_err)?,
-            rows: store::load_tasks(&db).await.map_err(db_err)?,
-            confs: store::trigger_confs(&db).await.map_err(db_err)?,
-        };
+        let initial = InitialTasks::read(&db, &handlers).await.map_err(db_err)?;
         let mut scheduler = SchedulerActor::new(
             db.clone(),
             handlers,

@@ -50,6 +50,12 @@ pub struct RecordTaskState {
     pub next: Option<Option<DateTime<Utc>>>,
 }
 
+/// The next fires the scheduler computed, several tasks in one message (a fire, a start-up,
+/// a reload); pending values for the same task are replaced.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct RecordNextFires(pub Vec<(Arc<str>, Option<DateTime<Utc>>)>);
+
 /// This node is alive.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
@@ -61,6 +67,16 @@ pub struct Heartbeat;
 pub struct Flush {
     /// Give up after this long.
     pub within: Duration,
+}
+
+/// A batch being written: outcomes and skips, and status fields. Shared with the write
+/// future, not copied.
+type InFlight = (Arc<Vec<Write>>, Arc<Vec<TaskState>>);
+
+/// A task's name as a message carries it.
+enum TaskName<'a> {
+    Shared(Arc<str>),
+    Borrowed(&'a str),
 }
 
 #[derive(Debug, Clone)]
@@ -94,7 +110,8 @@ pub struct PersistenceActor {
     db: DatabaseConnection,
     node_id: String,
     queue: VecDeque<Write>,
-    states: BTreeMap<String, TaskState>,
+    /// Pending status fields by task (the name shared with the scheduler's).
+    states: BTreeMap<Arc<str>, TaskState>,
     heartbeat_due: bool,
     heartbeat_every: Option<Duration>,
     states_written: Instant,
@@ -107,7 +124,7 @@ pub struct PersistenceActor {
     bound: usize,
     flushing: bool,
     /// A copy of the batch being written, restored if the actor restarts meanwhile.
-    in_flight: Option<(Vec<Write>, Vec<TaskState>)>,
+    in_flight: Option<InFlight>,
     backoff: Duration,
     retry_at: Option<Instant>,
     metrics: Arc<Metrics>,
@@ -235,6 +252,54 @@ impl PersistenceActor {
         self.metrics.buffer(self.buffered_records(), self.bound);
     }
 
+    /// Merges status fields into the task's pending state (written every `STATE_EVERY`).
+    fn note_state(
+        &mut self,
+        task: TaskName<'_>,
+        last: Option<(DateTime<Utc>, RunStatus)>,
+        next: Option<Option<DateTime<Utc>>>,
+    ) {
+        let name: &str = match &task {
+            TaskName::Shared(a) => a,
+            TaskName::Borrowed(s) => s,
+        };
+        let state = match self.states.get_mut(name) {
+            Some(state) => state,
+            None => {
+                let name: Arc<str> = match task {
+                    TaskName::Shared(a) => a,
+                    TaskName::Borrowed(s) => Arc::from(s),
+                };
+                self.states.entry(name.clone()).or_insert(TaskState {
+                    task_name: name,
+                    last_run_at: None,
+                    last_status: None,
+                    next_run_at: None,
+                })
+            }
+        };
+        if let Some((at, status)) = last
+            && state.last_run_at.is_none_or(|prev| at >= prev)
+        {
+            state.last_run_at = Some(at);
+            state.last_status = Some(status);
+        }
+        if let Some(next) = next {
+            state.next_run_at = Some(next);
+        }
+    }
+
+    /// Puts a batch that was not written back in front, oldest first; states noted since
+    /// it was taken are newer and win.
+    fn requeue(&mut self, batch: Arc<Vec<Write>>, states: Arc<Vec<TaskState>>) {
+        for w in Arc::unwrap_or_clone(batch).into_iter().rev() {
+            self.queue.push_front(w);
+        }
+        for s in Arc::unwrap_or_clone(states) {
+            self.states.entry(s.task_name.clone()).or_insert(s);
+        }
+    }
+
     /// Starts one batch write unless one is running or a retry is not due yet.
     fn flush(&mut self, ctx: &mut Context<Self>) {
         let states_due = !self.states.is_empty()
@@ -247,14 +312,15 @@ impl PersistenceActor {
         }
         self.flushing = true;
         let n = self.queue.len().min(BATCH);
-        let batch: Vec<Write> = self.queue.drain(..n).collect();
-        let states: Vec<TaskState> = if states_due {
+        let batch: Arc<Vec<Write>> = Arc::new(self.queue.drain(..n).collect());
+        let states: Arc<Vec<TaskState>> = if states_due {
             self.states_written = Instant::now();
-            std::mem::take(&mut self.states).into_values().collect()
+            Arc::new(std::mem::take(&mut self.states).into_values().collect())
         } else {
-            Vec::new()
+            Arc::default()
         };
         let heartbeat = std::mem::take(&mut self.heartbeat_due);
+        // Shared, not copied: a first start may flush a million next fires at once.
         self.in_flight = Some((batch.clone(), states.clone()));
         let db = self.db.clone();
         let node_id = self.node_id.clone();
@@ -278,12 +344,7 @@ impl PersistenceActor {
                 Err(e) => {
                     act.metrics.database_ok(false);
                     // Put everything back in front, oldest first, then newer states win.
-                    for w in batch.into_iter().rev() {
-                        act.queue.push_front(w);
-                    }
-                    for s in states {
-                        act.states.entry(s.task_name.clone()).or_insert(s);
-                    }
+                    act.requeue(batch, states);
                     act.heartbeat_due |= heartbeat;
                     act.backoff = (act.backoff * 2).clamp(Duration::from_millis(100), MAX_BACKOFF);
                     act.retry_at = Some(Instant::now() + act.backoff);
@@ -358,12 +419,7 @@ impl Supervised for PersistenceActor {
     fn restarting(&mut self, _ctx: &mut Self::Context) {
         self.actor_metrics.restarted();
         if let Some((batch, states)) = self.in_flight.take() {
-            for w in batch.into_iter().rev() {
-                self.queue.push_front(w);
-            }
-            for s in states {
-                self.states.entry(s.task_name.clone()).or_insert(s);
-            }
+            self.requeue(batch, states);
         }
         self.flushing = false;
         tracing::warn!(target: "cron_task", buffered = self.buffered(), "persistence actor restarting");
@@ -419,6 +475,14 @@ impl Handler<RecordFinish> for PersistenceActor {
     /// Queues an outcome.
     fn handle(&mut self, msg: RecordFinish, _ctx: &mut Self::Context) {
         let _timing = self.actor_metrics.handling::<RecordFinish>();
+        let run = &msg.0;
+        if let Some(at) = DateTime::from_timestamp_millis(run.fire_ts_ms) {
+            self.note_state(
+                TaskName::Borrowed(&run.task_name),
+                Some((at, run.status)),
+                None,
+            );
+        }
         self.push(Write::Finish(msg.0));
     }
 }
@@ -439,23 +503,18 @@ impl Handler<RecordTaskState> for PersistenceActor {
     /// Merges status fields into the pending state of the task.
     fn handle(&mut self, msg: RecordTaskState, _ctx: &mut Self::Context) {
         let _timing = self.actor_metrics.handling::<RecordTaskState>();
-        let state = self
-            .states
-            .entry(msg.task.clone())
-            .or_insert_with(|| TaskState {
-                task_name: msg.task,
-                last_run_at: None,
-                last_status: None,
-                next_run_at: None,
-            });
-        if let Some((at, status)) = msg.last
-            && state.last_run_at.is_none_or(|prev| at >= prev)
-        {
-            state.last_run_at = Some(at);
-            state.last_status = Some(status);
-        }
-        if let Some(next) = msg.next {
-            state.next_run_at = Some(next);
+        self.note_state(TaskName::Borrowed(&msg.task), msg.last, msg.next);
+    }
+}
+
+impl Handler<RecordNextFires> for PersistenceActor {
+    type Result = ();
+
+    /// Merges each task's next fire into its pending state.
+    fn handle(&mut self, msg: RecordNextFires, _ctx: &mut Self::Context) {
+        let _timing = self.actor_metrics.handling::<RecordNextFires>();
+        for (task, next) in msg.0 {
+            self.note_state(TaskName::Shared(task), None, Some(next));
         }
     }
 }

@@ -8,7 +8,7 @@
 //! database every second and reloads only when they move.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -22,7 +22,7 @@ use sea_orm::DatabaseConnection;
 use crate::executor::{ExecutorActor, ExecutorDeps, ExecutorState, Fire, FireReason, not_run_row};
 use crate::handler::TaskHandler;
 use crate::metrics::{ActorMetrics, Metered};
-use crate::persistence::{RecordSkipped, RecordTaskState};
+use crate::persistence::{RecordNextFires, RecordSkipped};
 use crate::store::{self, ChangeMark, OrphanRun, StoreError, StoredTask};
 
 /// Re-read the tasks from the database now.
@@ -83,16 +83,39 @@ const MIN_STALL: Duration = Duration::from_secs(1);
 /// How often the database is asked whether tasks changed.
 const RECONCILE_EVERY: Duration = Duration::from_secs(1);
 
+/// A scheduled task. Kept small: a node may hold a million, most of which fire daily and
+/// never need more than this.
 struct Entry {
     spec: Arc<TaskSpec>,
-    handler: Arc<dyn TaskHandler>,
     version: i64,
     row_id: i64,
     generation: u64,
     next: Option<i64>,
+    /// Only for a task that is firing, running, or has had a run-now request.
+    live: Option<Box<LiveTask>>,
+}
+
+#[derive(Default)]
+struct LiveTask {
     run_now_seen: Option<DateTime<Utc>>,
     executor: Option<Metered<ExecutorActor>>,
     state: Arc<ExecutorState>,
+}
+
+impl Entry {
+    fn live(&mut self) -> &mut LiveTask {
+        self.live.get_or_insert_with(Box::default)
+    }
+
+    fn run_now_seen(&self) -> Option<DateTime<Utc>> {
+        self.live.as_ref().and_then(|l| l.run_now_seen)
+    }
+
+    fn running(&self) -> usize {
+        self.live
+            .as_ref()
+            .map_or(0, |l| l.state.running.load(Ordering::Relaxed))
+    }
 }
 
 /// Decides when every task fires.
@@ -115,60 +138,150 @@ pub struct SchedulerActor {
     notices: Option<(String, String)>,
     initial: Option<InitialTasks>,
     pending_catch_up: Vec<(Arc<str>, i64)>,
+    /// Next fires computed since the last `arm`, for the task status fields.
+    next_fires: Vec<(Arc<str>, Option<DateTime<Utc>>)>,
     metrics: Arc<ActorMetrics>,
 }
 
 /// The tasks read at start-up, before the actor starts (so a broken database stops the node
 /// before it claims to run).
 pub struct InitialTasks {
-    /// Task rows.
-    pub rows: Vec<StoredTask>,
-    /// Shared trigger confs (name, JSON).
-    pub confs: Vec<(String, String)>,
-    /// The change mark they were read at.
-    pub mark: ChangeMark,
+    tasks: Runnable,
+    mark: ChangeMark,
+}
+
+impl InitialTasks {
+    /// Reads every task row (page by page) and the change mark they were read at.
+    pub async fn read(
+        db: &DatabaseConnection,
+        handlers: &HashMap<String, Arc<dyn TaskHandler>>,
+    ) -> Result<Self, StoreError> {
+        // The mark first: a change made while the pages are read moves the mark past it, and
+        // the next reconcile reads again.
+        let mark = store::change_mark(db).await?;
+        let tasks = read_runnable(db, handlers).await?;
+        Ok(InitialTasks { tasks, mark })
+    }
+}
+
+/// What the scheduler keeps of a task row besides its validated spec.
+pub(crate) struct RowMeta {
+    id: i64,
+    version: i64,
+    run_now_at: Option<DateTime<Utc>>,
+    last_run_at: Option<DateTime<Utc>>,
+    updated_at: DateTime<Utc>,
+    next_run_at: Option<DateTime<Utc>>,
 }
 
 /// Stored tasks split into what this node can run and what it cannot (with the reason).
+#[derive(Default)]
 pub(crate) struct Runnable {
-    tasks: Vec<(StoredTask, TaskSpec)>,
+    tasks: Vec<(RowMeta, Arc<TaskSpec>)>,
     skipped: Vec<(String, String)>,
 }
 
-/// Which stored tasks this node can run, validated; the rest with the reason.
-pub(crate) fn runnable_tasks(
-    rows: Vec<StoredTask>,
-    confs: &[(String, String)],
+/// Rows read per page.
+const TASK_PAGE: u64 = 5000;
+
+/// Every task row, validated page by page: only one page of full rows is in memory at a time,
+/// and each distinct trigger is parsed once (a million tasks tend to share a few hundred).
+async fn read_runnable(
+    db: &DatabaseConnection,
     handlers: &HashMap<String, Arc<dyn TaskHandler>>,
-) -> Runnable {
-    let confs: HashMap<&str, Trigger> = confs
-        .iter()
-        .filter_map(|(n, j)| Trigger::from_json(j).ok().map(|t| (n.as_str(), t)))
-        .collect();
-    let mut ok = Vec::new();
-    let mut skipped = Vec::new();
+) -> Result<Runnable, StoreError> {
+    let conf_names = store::conf_names(db).await?;
+    let confs = store::trigger_confs(db).await?;
+    let mut triggers = TriggerCache::new(&confs);
+    let mut out = Runnable::default();
+    let mut after_id = 0;
+    loop {
+        let page = store::load_task_page(db, &conf_names, after_id, TASK_PAGE).await?;
+        let Some(last) = page.last() else { break };
+        after_id = last.row.id;
+        let full = page.len() as u64 == TASK_PAGE;
+        sort_runnable(page, &mut triggers, handlers, &mut out);
+        if !full {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// Parsed triggers by their JSON, and the shared trigger confs by name.
+struct TriggerCache {
+    confs: HashMap<String, Trigger>,
+    parsed: HashMap<String, Trigger>,
+}
+
+impl TriggerCache {
+    fn new(confs: &[(String, String)]) -> Self {
+        TriggerCache {
+            confs: confs
+                .iter()
+                .filter_map(|(n, j)| Trigger::from_json(j).ok().map(|t| (n.clone(), t)))
+                .collect(),
+            parsed: HashMap::new(),
+        }
+    }
+}
+
+/// Splits stored tasks into what this node can run (validated) and what it cannot.
+fn sort_runnable(
+    rows: Vec<StoredTask>,
+    triggers: &mut TriggerCache,
+    handlers: &HashMap<String, Arc<dyn TaskHandler>>,
+    out: &mut Runnable,
+) {
     for row in rows {
-        if row.row.orphaned {
-            skipped.push((
-                row.row.name.clone(),
+        let r = &row.row;
+        if r.orphaned {
+            out.skipped.push((
+                r.name.clone(),
                 "orphaned: its handler is not in any running binary".to_owned(),
             ));
             continue;
         }
-        if !handlers.contains_key(&row.row.handler) {
-            skipped.push((
-                row.row.name.clone(),
-                format!(
-                    "handler {:?} is not available on this node",
-                    row.row.handler
-                ),
+        if !handlers.contains_key(&r.handler) {
+            out.skipped.push((
+                r.name.clone(),
+                format!("handler {:?} is not available on this node", r.handler),
             ));
             continue;
         }
-        match row.decl().validate(|n| confs.get(n).cloned()) {
-            Ok(spec) => ok.push((row, spec)),
-            Err(errors) => skipped.push((
-                row.row.name.clone(),
+        let decl = row.decl();
+        // A trigger seen before is not parsed again.
+        let cached = match (&row.conf_name, &r.trigger_json) {
+            (None, Some(json)) => match triggers.parsed.get(json) {
+                Some(t) => Some(t.clone()),
+                None => match Trigger::from_json(json) {
+                    Ok(t) => {
+                        triggers.parsed.insert(json.clone(), t.clone());
+                        Some(t)
+                    }
+                    Err(_) => None, // validation below reports it
+                },
+            },
+            _ => None,
+        };
+        let validated = match cached {
+            Some(trigger) => decl.validate_parsed(trigger),
+            None => decl.validate(|n| triggers.confs.get(n).cloned()),
+        };
+        match validated {
+            Ok(spec) => out.tasks.push((
+                RowMeta {
+                    id: r.id,
+                    version: r.version,
+                    run_now_at: r.run_now_at,
+                    last_run_at: r.last_run_at,
+                    updated_at: r.updated_at,
+                    next_run_at: r.next_run_at,
+                },
+                Arc::new(spec),
+            )),
+            Err(errors) => out.skipped.push((
+                r.name.clone(),
                 errors
                     .iter()
                     .map(ToString::to_string)
@@ -177,7 +290,6 @@ pub(crate) fn runnable_tasks(
             )),
         }
     }
-    Runnable { tasks: ok, skipped }
 }
 
 impl SchedulerActor {
@@ -208,6 +320,7 @@ impl SchedulerActor {
             notices: None,
             initial: Some(initial),
             pending_catch_up: Vec::new(),
+            next_fires: Vec::new(),
             metrics,
         }
     }
@@ -248,8 +361,10 @@ impl SchedulerActor {
     /// through its misfire policy (start-up); otherwise scheduling starts from now.
     fn apply(
         &mut self,
-        rows: Vec<StoredTask>,
-        confs: Vec<(String, String)>,
+        Runnable {
+            tasks: runnable,
+            skipped,
+        }: Runnable,
         mark: ChangeMark,
         catch_up: bool,
         ctx: &mut Context<Self>,
@@ -258,32 +373,28 @@ impl SchedulerActor {
             return;
         }
         let now = Utc::now();
-        let Runnable {
-            tasks: runnable,
-            skipped,
-        } = runnable_tasks(rows, &confs, &self.handlers);
         for (name, why) in &skipped {
             if self.tasks.remove(name.as_str()).is_some() || catch_up {
                 tracing::warn!(target: "cron_task", task = %name, "task not scheduled on this node: {why}");
             }
         }
-        let mut seen: HashMap<Arc<str>, ()> = HashMap::with_capacity(runnable.len());
+        let mut seen: HashSet<Arc<str>> = HashSet::with_capacity(runnable.len());
         for (row, spec) in runnable {
             let name: Arc<str> = Arc::from(spec.name.as_str());
-            seen.insert(name.clone(), ());
-            let run_now_at = row.row.run_now_at;
+            seen.insert(name.clone());
+            let run_now_at = row.run_now_at;
             // Row id too: a task removed and added again may get its old version back.
             let unchanged = self
                 .tasks
                 .get(&name)
-                .is_some_and(|e| e.version == row.row.version && e.row_id == row.row.id);
+                .is_some_and(|e| e.version == row.version && e.row_id == row.id);
             if !unchanged {
                 let generation = self.next_generation;
                 self.next_generation += 1;
-                let handler = self.handlers.get(&spec.handler).cloned();
-                let Some(handler) = handler else { continue };
+                if !self.handlers.contains_key(&spec.handler) {
+                    continue;
+                }
                 let previous = self.tasks.remove(&name);
-                let spec = Arc::new(spec);
                 // A change that leaves the schedule alone (owner, description, run-now) keeps
                 // the pending fire, so one due this very moment is not lost.
                 let kept_next = previous.as_ref().and_then(|p| {
@@ -292,61 +403,69 @@ impl SchedulerActor {
                         && spec.enabled)
                         .then_some(p.next)
                 });
-                let run_now_seen = match &previous {
-                    Some(p) => p.run_now_seen,
+                let live = match previous {
+                    // Keep a running executor only if its spec did not change in substance.
+                    Some(p) if *p.spec == *spec => p.live,
+                    Some(p) => p.live.map(|mut l| {
+                        l.executor = None;
+                        l
+                    }),
                     // At start-up a request younger than the run-now window is honoured: it may
                     // have come while no node ran. Its claim keeps it to one run.
-                    None => run_now_at.filter(|at| now - *at > RUN_NOW_WINDOW),
-                };
-                let (executor, state) = match previous {
-                    // Keep a running executor only if its spec did not change in substance.
-                    Some(p) if *p.spec == *spec => (p.executor, p.state),
-                    Some(p) => (None, p.state),
-                    None => (None, Arc::new(ExecutorState::default())),
+                    None => run_now_at
+                        .filter(|at| now - *at > RUN_NOW_WINDOW)
+                        .map(|seen| {
+                            Box::new(LiveTask {
+                                run_now_seen: Some(seen),
+                                ..LiveTask::default()
+                            })
+                        }),
                 };
                 let next = if !spec.enabled {
                     None
                 } else if let Some(next) = kept_next {
                     next
                 } else if catch_up {
-                    let last = row.row.last_run_at;
+                    let last = row.last_run_at;
                     self.catch_up(&spec, last, now)
                 } else {
                     // Added or rescheduled while running: fires since the change (a date
                     // trigger due a moment after it was added) are owed like any others.
-                    let since = row.row.updated_at - chrono::Duration::milliseconds(1);
-                    let last = row.row.last_run_at.map_or(since, |l| l.max(since));
+                    let since = row.updated_at - chrono::Duration::milliseconds(1);
+                    let last = row.last_run_at.map_or(since, |l| l.max(since));
                     self.catch_up(&spec, Some(last), now)
                 };
                 self.tasks.insert(
                     name.clone(),
                     Entry {
                         spec,
-                        handler,
-                        version: row.row.version,
-                        row_id: row.row.id,
+                        version: row.version,
+                        row_id: row.id,
                         generation,
                         next,
-                        run_now_seen,
-                        executor,
-                        state,
+                        live,
                     },
                 );
                 if let Some(n) = next {
                     self.heap.push(Reverse((n, generation, name.clone())));
                 }
-                self.record_next(&name);
+                // At start-up most stored next fires are already right (a restart); writing
+                // a million unchanged ones would only delay the first claims.
+                let stored = row.next_run_at.map(|t| t.timestamp_millis());
+                if !(catch_up && stored == next) {
+                    self.record_next(&name);
+                }
             }
             // An operator's run-now request not handled yet.
             if let Some(at) = run_now_at
                 && let Some(entry) = self.tasks.get_mut(&name)
-                && entry.run_now_seen.is_none_or(|seen| at > seen)
+                && entry.run_now_seen().is_none_or(|seen| at > seen)
             {
-                entry.run_now_seen = Some(at);
+                entry.live().run_now_seen = Some(at);
                 self.fire(&name, at.timestamp_millis(), FireReason::Manual);
             }
         }
-        self.tasks.retain(|name, _| seen.contains_key(name));
+        self.tasks.retain(|name, _| seen.contains(name));
         self.mark = mark;
         self.arm(ctx);
     }
@@ -391,20 +510,17 @@ impl SchedulerActor {
 
     fn executor(&mut self, name: &Arc<str>) -> Option<Metered<ExecutorActor>> {
         let entry = self.tasks.get_mut(name)?;
-        if let Some(e) = &entry.executor
+        let handler = self.handlers.get(&entry.spec.handler)?.clone();
+        let spec = entry.spec.clone();
+        let live = entry.live();
+        if let Some(e) = &live.executor
             && e.connected()
         {
             return Some(e.clone());
         }
-        let addr = ExecutorActor::new(
-            entry.spec.clone(),
-            entry.handler.clone(),
-            self.deps.clone(),
-            entry.state.clone(),
-        )
-        .start();
+        let addr = ExecutorActor::new(spec, handler, self.deps.clone(), live.state.clone()).start();
         let metered = Metered::new(addr, self.deps.actor_metrics.clone());
-        entry.executor = Some(metered.clone());
+        live.executor = Some(metered.clone());
         Some(metered)
     }
 
@@ -516,13 +632,11 @@ impl SchedulerActor {
         }));
     }
 
-    fn record_next(&self, name: &Arc<str>) {
+    /// Notes the task's next fire for its status fields; sent with the others in `arm`.
+    fn record_next(&mut self, name: &Arc<str>) {
         if let Some(e) = self.tasks.get(name) {
-            self.deps.persistence.do_send(RecordTaskState {
-                task: name.to_string(),
-                last: None,
-                next: Some(e.next.and_then(DateTime::from_timestamp_millis)),
-            });
+            let next = e.next.and_then(DateTime::from_timestamp_millis);
+            self.next_fires.push((name.clone(), next));
         }
     }
 
@@ -578,6 +692,10 @@ impl SchedulerActor {
         for (name, fire_ts_ms) in std::mem::take(&mut self.pending_catch_up) {
             self.fire(&name, fire_ts_ms, FireReason::CatchUp);
         }
+        if !self.next_fires.is_empty() {
+            let next_fires = std::mem::take(&mut self.next_fires);
+            self.deps.persistence.do_send(RecordNextFires(next_fires));
+        }
         if self.paused_at.is_some() || self.stopped {
             if let Some((handle, _)) = self.timer.take() {
                 ctx.cancel_future(handle);
@@ -624,15 +742,15 @@ impl SchedulerActor {
         }
         self.reconciling = true;
         let db = self.db.clone();
+        let handlers = self.handlers.clone();
         let known = self.mark;
         let fut = async move {
             let mark = store::change_mark(&db).await?;
             if !force && mark == known {
                 return Ok::<_, StoreError>(None);
             }
-            let rows = store::load_tasks(&db).await?;
-            let confs = store::trigger_confs(&db).await?;
-            Ok(Some((rows, confs, mark)))
+            let tasks = read_runnable(&db, &handlers).await?;
+            Ok(Some((tasks, mark)))
         };
         ctx.spawn(fut.into_actor(self).map(|res, act, ctx| {
             act.reconciling = false;
@@ -640,7 +758,7 @@ impl SchedulerActor {
                 act.reconcile(true, ctx);
             }
             match res {
-                Ok(Some((rows, confs, mark))) => act.apply(rows, confs, mark, false, ctx),
+                Ok(Some((tasks, mark))) => act.apply(tasks, mark, false, ctx),
                 Ok(None) => {}
                 Err(e) => tracing::warn!(target: "cron_task", error = %e, "could not read task changes; retrying"),
             }
@@ -651,12 +769,18 @@ impl SchedulerActor {
     fn stop_idle_executors(&mut self) {
         let cutoff = Utc::now().timestamp_millis() - EXECUTOR_IDLE.as_millis() as i64;
         for entry in self.tasks.values_mut() {
-            if entry.executor.is_some()
-                && entry.state.running.load(Ordering::Acquire) == 0
-                && entry.state.last_active_ms.load(Ordering::Relaxed) < cutoff
+            let Some(live) = &mut entry.live else {
+                continue;
+            };
+            if live.state.running.load(Ordering::Acquire) == 0
+                && live.state.last_active_ms.load(Ordering::Relaxed) < cutoff
             {
-                // Dropping the only address stops the actor once its mailbox is empty.
-                entry.executor = None;
+                // Dropping the only address stops the actor once its mailbox is empty; with
+                // nothing running, the task goes back to its small idle form.
+                live.executor = None;
+                if live.run_now_seen.is_none() {
+                    entry.live = None;
+                }
             }
         }
     }
@@ -668,7 +792,7 @@ impl Actor for SchedulerActor {
     fn started(&mut self, ctx: &mut Self::Context) {
         self.metrics.instances(1);
         if let Some(initial) = self.initial.take() {
-            self.apply(initial.rows, initial.confs, initial.mark, true, ctx);
+            self.apply(initial.tasks, initial.mark, true, ctx);
         }
         self.subscribe(ctx);
         ctx.run_interval(RECONCILE_EVERY, |act, ctx| {
@@ -794,7 +918,7 @@ impl Handler<ListScheduled> for SchedulerActor {
             .map(|(name, e)| ScheduledTaskView {
                 name: name.to_string(),
                 next_fire: e.next.and_then(DateTime::from_timestamp_millis),
-                running: e.state.running.load(Ordering::Relaxed),
+                running: e.running(),
             })
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));

@@ -28,7 +28,7 @@ const DAY_NAMES: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
 /// A parsed cron expression: what local wall-clock times it names.
 #[derive(Clone, PartialEq, Eq)]
 pub struct CronExpr {
-    source: String,
+    source: std::sync::Arc<str>,
     seconds: u64,
     minutes: u64,
     hours: u32,
@@ -105,7 +105,7 @@ impl CronExpr {
             Some(y) => Some(Box::new(parse_years(y).map_err(err)?)),
         };
         let parsed = CronExpr {
-            source: trimmed.to_owned(),
+            source: trimmed.into(),
             seconds,
             minutes,
             hours,

@@ -281,6 +281,29 @@ impl TaskDecl {
         &self,
         conf: impl Fn(&str) -> Option<Trigger>,
     ) -> std::result::Result<TaskSpec, Vec<Error>> {
+        self.validate_with(|decl| match decl {
+            TriggerDecl::Cron { expr, timezone } => Trigger::cron(expr, timezone)
+                .map(|t| (t, None))
+                .map_err(|e| format!("field `trigger`: {e}")),
+            TriggerDecl::Json(json) => Trigger::from_json(json)
+                .map(|t| (t, None))
+                .map_err(|e| format!("field `trigger`: {e}")),
+            TriggerDecl::Conf(name) => conf(name).map(|t| (t, Some(name.clone()))).ok_or_else(|| {
+                format!("field `trigger_conf`: no shared trigger conf named {name:?}; create it with `cronmesh triggers add` or fix the name")
+            }),
+        })
+    }
+
+    /// Like [`TaskDecl::validate`], with a trigger already parsed from this declaration's
+    /// JSON (a reader of many rows parses each distinct trigger once).
+    pub fn validate_parsed(&self, trigger: Trigger) -> std::result::Result<TaskSpec, Vec<Error>> {
+        self.validate_with(|_| Ok((trigger, None)))
+    }
+
+    fn validate_with(
+        &self,
+        resolve: impl FnOnce(&TriggerDecl) -> std::result::Result<(Trigger, Option<String>), String>,
+    ) -> std::result::Result<TaskSpec, Vec<Error>> {
         let mut problems = Vec::new();
         let mut problem = |p: String| problems.push(Error::task(&self.name, p));
 
@@ -329,18 +352,7 @@ impl TaskDecl {
                 "field `handler_args` must be a JSON object, got {args}"
             ));
         }
-        let trigger = match &self.trigger {
-            TriggerDecl::Cron { expr, timezone } => Trigger::cron(expr, timezone)
-                .map(|t| (t, None))
-                .map_err(|e| format!("field `trigger`: {e}")),
-            TriggerDecl::Json(json) => Trigger::from_json(json)
-                .map(|t| (t, None))
-                .map_err(|e| format!("field `trigger`: {e}")),
-            TriggerDecl::Conf(name) => conf(name).map(|t| (t, Some(name.clone()))).ok_or_else(|| {
-                format!("field `trigger_conf`: no shared trigger conf named {name:?}; create it with `cronmesh triggers add` or fix the name")
-            }),
-        };
-        let trigger = trigger.map_err(&mut problem).ok();
+        let trigger = resolve(&self.trigger).map_err(&mut problem).ok();
 
         match trigger {
             Some((trigger, trigger_conf)) if problems.is_empty() => Ok(TaskSpec {

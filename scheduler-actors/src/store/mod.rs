@@ -23,8 +23,9 @@ pub use runs::{
     settle_previous_runs, take_over_run, update_task_states,
 };
 pub use tasks::{
-    ChangeMark, StoredTask, TaskChange, change_mark, get_task, insert_runtime_task, load_tasks,
-    remove_task, request_run_now, set_enabled, set_trigger, sync_code_tasks,
+    ChangeMark, StoredTask, TaskChange, change_mark, conf_names, get_task, insert_runtime_task,
+    load_task_page, load_tasks, remove_task, request_run_now, set_enabled, set_trigger,
+    sync_code_tasks,
 };
 pub use triggers::{
     add_trigger_conf, list_trigger_confs, remove_trigger_conf, set_trigger_conf, trigger_confs,

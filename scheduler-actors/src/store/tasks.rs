@@ -77,7 +77,8 @@ pub async fn change_mark(db: &DatabaseConnection) -> Result<ChangeMark, StoreErr
     Ok(mark.unwrap_or_default())
 }
 
-async fn conf_names(db: &impl ConnectionTrait) -> Result<BTreeMap<i64, String>, StoreError> {
+/// Trigger conf names by id.
+pub async fn conf_names(db: &impl ConnectionTrait) -> Result<BTreeMap<i64, String>, StoreError> {
     Ok(TriggerConf::find()
         .all(db)
         .await?
@@ -91,6 +92,29 @@ pub async fn load_tasks(db: &DatabaseConnection) -> Result<Vec<StoredTask>, Stor
     let confs = conf_names(db).await?;
     Ok(ScheduledTask::find()
         .order_by_asc(scheduled_task::Column::Name)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|row| StoredTask {
+            conf_name: row.trigger_conf_id.and_then(|id| confs.get(&id).cloned()),
+            row,
+        })
+        .collect())
+}
+
+/// A page of task rows: those with an id above `after_id`, by id, at most `limit`. Readers
+/// of every row (a node at start-up, a reload) go page by page and keep only what they need,
+/// so a million rows never sit in memory at once.
+pub async fn load_task_page(
+    db: &DatabaseConnection,
+    confs: &BTreeMap<i64, String>,
+    after_id: i64,
+    limit: u64,
+) -> Result<Vec<StoredTask>, StoreError> {
+    Ok(ScheduledTask::find()
+        .filter(scheduled_task::Column::Id.gt(after_id))
+        .order_by_asc(scheduled_task::Column::Id)
+        .limit(limit)
         .all(db)
         .await?
         .into_iter()
@@ -180,7 +204,13 @@ pub async fn sync_code_tasks(
     handler_known: &dyn Fn(&str) -> bool,
 ) -> Result<TaskChange, StoreError> {
     let mut change = TaskChange::default();
+    // Code rows, and rows that take a declared name; not the (maybe millions of) others.
     let existing: BTreeMap<String, scheduled_task::Model> = ScheduledTask::find()
+        .filter(
+            sea_orm::Condition::any()
+                .add(scheduled_task::Column::Source.eq("code"))
+                .add(scheduled_task::Column::Name.is_in(decls.iter().map(|d| d.name.as_str()))),
+        )
         .all(db)
         .await?
         .into_iter()
