@@ -7,6 +7,7 @@
 
 mod support;
 
+mod bench;
 mod cli_check;
 mod cli_next;
 mod cluster;

@@ -11,6 +11,7 @@
 //! every renewal that was issued before it, and no renewal is issued after it.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -201,13 +202,37 @@ struct Held {
     deadline: Instant,
 }
 
+/// Notes whether the backend answers; logs and sets the metric when that changes.
+fn set_degraded(
+    flag: &AtomicBool,
+    metrics: &Metrics,
+    backend: &'static str,
+    degraded: bool,
+    why: Option<&LockError>,
+) {
+    if flag.swap(degraded, Ordering::Relaxed) == degraded {
+        return;
+    }
+    metrics.set_degraded(degraded);
+    match why {
+        Some(e) if degraded => {
+            tracing::warn!(target: "cron_task", backend, error = %e, "lock backend unreachable: running degraded, fires are guarded by their database claim alone")
+        }
+        _ => tracing::info!(target: "cron_task", backend, "lock backend reachable again"),
+    }
+}
+
 /// Owns the lock backend and every lock this node holds.
 pub struct LockActor {
     backend: Arc<dyn LockBackend>,
     node_id: String,
     held: HashMap<String, Held>,
+    /// No held lock needs renewing or passes its deadline before this: the 25 ms tick skips
+    /// the scan over every held lock until then (a busy node holds thousands).
+    next_check: Instant,
     renewing: bool,
-    degraded: bool,
+    /// Shared with acquisitions in flight, which run outside the actor's context.
+    degraded: Arc<AtomicBool>,
     node_metrics: Arc<Metrics>,
     metrics: Arc<ActorMetrics>,
 }
@@ -224,44 +249,37 @@ impl LockActor {
             backend,
             node_id,
             held: HashMap::new(),
+            next_check: Instant::now(),
             renewing: false,
-            degraded: false,
+            degraded: Arc::new(AtomicBool::new(false)),
             metrics: node_metrics.actor("LockActor"),
             node_metrics,
         }
     }
 
-    fn set_degraded(&mut self, degraded: bool, why: Option<&LockError>) {
-        if degraded == self.degraded {
-            return;
-        }
-        self.degraded = degraded;
-        self.node_metrics.set_degraded(degraded);
-        match why {
-            Some(e) if degraded => {
-                tracing::warn!(target: "cron_task", backend = self.backend.name(), error = %e, "lock backend unreachable: running degraded, fires are guarded by their database claim alone")
-            }
-            _ => {
-                tracing::info!(target: "cron_task", backend = self.backend.name(), "lock backend reachable again")
-            }
-        }
-    }
-
     fn renew_due(&mut self, ctx: &mut Context<Self>) {
         let now = Instant::now();
+        if now < self.next_check {
+            return;
+        }
         let mut lost = Vec::new();
         let mut due = Vec::new();
+        let mut next_check = now + Duration::from_secs(3600);
         for (key, h) in &self.held {
             if now >= h.deadline {
                 lost.push(key.clone());
             } else if now >= h.next_renewal {
+                next_check = next_check.min(h.deadline);
                 due.push(RenewItem {
                     key: key.clone(),
                     value: h.value.clone(),
                     ttl: h.ttl,
                 });
+            } else {
+                next_check = next_check.min(h.next_renewal);
             }
         }
+        self.next_check = next_check;
         for key in lost {
             if let Some(h) = self.held.remove(&key) {
                 tracing::warn!(target: "cron_task", lock = %key, "lock deadline passed without a successful renewal; treating it as lost");
@@ -270,7 +288,11 @@ impl LockActor {
         }
         // Deadlines are checked above even while a renewal hangs, so a stuck backend still
         // ends in a lost lock rather than a run that believes it holds one.
-        if due.is_empty() || self.renewing {
+        if due.is_empty() {
+            return;
+        }
+        if self.renewing {
+            self.next_check = now; // still due: look again at the next tick
             return;
         }
         self.renewing = true;
@@ -291,6 +313,7 @@ impl LockActor {
                         if kept {
                             h.deadline = started + h.ttl;
                             h.next_renewal = started + h.ttl / 3;
+                            act.next_check = act.next_check.min(h.next_renewal);
                         } else if let Some(h) = act.held.remove(&item.key) {
                             tracing::warn!(target: "cron_task", lock = %item.key, "lock lost: renewal refused");
                             h.lost.cancel();
@@ -298,6 +321,7 @@ impl LockActor {
                     }
                 }
                 Err(e) => {
+                    act.next_check = Instant::now();
                     tracing::warn!(target: "cron_task", error = %e, "lock renewal failed; retrying until the lock deadline");
                 }
             }
@@ -324,6 +348,7 @@ impl Supervised for LockActor {
     fn restarting(&mut self, _ctx: &mut Self::Context) {
         self.metrics.restarted();
         self.renewing = false;
+        self.next_check = Instant::now();
         tracing::warn!(target: "cron_task", held = self.held.len(), "lock actor restarting");
     }
 }
@@ -344,25 +369,31 @@ impl Handler<RestartLocks> for LockActor {
 }
 
 impl Handler<Acquire> for LockActor {
-    type Result = ResponseActFuture<Self, Result<Option<LockLease>, LockError>>;
+    type Result = ResponseFuture<Result<Option<LockLease>, LockError>>;
 
-    /// Tries the lock once; `None` when another holder has it.
-    fn handle(&mut self, msg: Acquire, _ctx: &mut Self::Context) -> Self::Result {
+    /// Tries the lock once; `None` when another holder has it. The backend call runs as its
+    /// own task, not in this actor's context: actix polls every future pending in a context
+    /// on each wake-up, so thousands of acquisitions in flight there would cost quadratic time.
+    fn handle(&mut self, msg: Acquire, ctx: &mut Self::Context) -> Self::Result {
         let _timing = self.metrics.handling::<Acquire>();
         let value = format!("{}:{}", self.node_id, uuid::Uuid::new_v4().simple());
         let started = Instant::now();
         let fut = self
             .backend
             .acquire(msg.key.clone(), value.clone(), msg.ttl);
-        Box::pin(fut.into_actor(self).map(move |res, act, _ctx| {
-            let got = match res {
+        let me = ctx.address();
+        let degraded = self.degraded.clone();
+        let metrics = self.node_metrics.clone();
+        let backend = self.backend.name();
+        Box::pin(async move {
+            let got = match fut.await {
                 Ok(got) => {
-                    act.set_degraded(false, None);
+                    set_degraded(&degraded, &metrics, backend, false, None);
                     got
                 }
                 Err(e) => {
                     // The database claim still keeps the fire to one run; keep scheduling.
-                    act.set_degraded(true, Some(&e));
+                    set_degraded(&degraded, &metrics, backend, true, Some(&e));
                     return Ok(Some(LockLease {
                         key: msg.key,
                         value,
@@ -375,23 +406,42 @@ impl Handler<Acquire> for LockActor {
                 return Ok(None);
             }
             let lost = CancellationToken::new();
-            act.held.insert(
-                msg.key.clone(),
-                Held {
+            // Queued before the holder hears of the lease, so before its Release.
+            me.do_send(Track {
+                key: msg.key.clone(),
+                held: Held {
                     value: value.clone(),
                     ttl: msg.ttl,
                     lost: lost.clone(),
                     next_renewal: started + msg.ttl / 3,
                     deadline: started + msg.ttl,
                 },
-            );
+            });
             Ok(Some(LockLease {
                 key: msg.key,
                 value,
                 lost,
                 degraded: false,
             }))
-        }))
+        })
+    }
+}
+
+/// A lock was acquired: renew it from now on.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+struct Track {
+    key: String,
+    held: Held,
+}
+
+impl Handler<Track> for LockActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Track, _ctx: &mut Self::Context) {
+        let _timing = self.metrics.handling::<Track>();
+        self.next_check = self.next_check.min(msg.held.next_renewal);
+        self.held.insert(msg.key, msg.held);
     }
 }
 
@@ -399,7 +449,7 @@ impl Handler<Release> for LockActor {
     type Result = ();
 
     /// Stops renewing, then releases in the backend.
-    fn handle(&mut self, msg: Release, ctx: &mut Self::Context) {
+    fn handle(&mut self, msg: Release, _ctx: &mut Self::Context) {
         let _timing = self.metrics.handling::<Release>();
         if self
             .held
@@ -411,12 +461,13 @@ impl Handler<Release> for LockActor {
         let fut = self
             .backend
             .release(msg.key.clone(), msg.value, msg.keep_for);
-        ctx.spawn(fut.into_actor(self).map(move |res, _act, _ctx| {
-            if let Err(e) = res {
+        // Its own task, like an acquisition: nothing here waits for the answer.
+        actix::spawn(async move {
+            if let Err(e) = fut.await {
                 // The key expires by itself after its ttl; the run's record is already final.
                 tracing::warn!(target: "cron_task", lock = %msg.key, error = %e, "lock release failed");
             }
-        }));
+        });
     }
 }
 

@@ -6,7 +6,7 @@
 //! and the logs) and retried with backoff; `Flush` writes it all out at shutdown. Nothing is
 //! dropped silently: writes that do not fit in the bound are counted and logged.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -100,7 +100,9 @@ type ClaimReply = tokio::sync::oneshot::Sender<Result<ClaimOutcome, StoreError>>
 const STATE_EVERY: Duration = Duration::from_secs(2);
 
 /// Writes queued per flush at most.
-const BATCH: usize = 512;
+const BATCH: usize = 1000;
+/// Batch writes in flight at once on Postgres.
+const WRITES_IN_FLIGHT: usize = 3;
 /// How often the queue is looked at.
 const FLUSH_TICK: Duration = Duration::from_millis(20);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
@@ -122,9 +124,11 @@ pub struct PersistenceActor {
     claim_timer: bool,
     claims_in_flight: usize,
     bound: usize,
-    flushing: bool,
+    /// Batch writes in flight.
+    flushing: usize,
     /// A copy of the batch being written, restored if the actor restarts meanwhile.
-    in_flight: Option<InFlight>,
+    in_flight: HashMap<u64, InFlight>,
+    next_batch: u64,
     backoff: Duration,
     retry_at: Option<Instant>,
     metrics: Arc<Metrics>,
@@ -153,8 +157,9 @@ impl PersistenceActor {
             claim_timer: false,
             claims_in_flight: 0,
             bound,
-            flushing: false,
-            in_flight: None,
+            flushing: 0,
+            in_flight: HashMap::new(),
+            next_batch: 0,
             backoff: Duration::ZERO,
             retry_at: None,
             metrics,
@@ -162,9 +167,9 @@ impl PersistenceActor {
         }
     }
 
-    /// Sends the waiting claims as one insert (or waits for a free slot).
+    /// Sends the waiting claims as one insert, unless every slot is busy: then the claim
+    /// in flight that ends first sends them.
     fn flush_claims(&mut self, ctx: &mut Context<Self>) {
-        self.claim_timer = false;
         if self.claims.is_empty() {
             return;
         }
@@ -175,7 +180,6 @@ impl PersistenceActor {
             CLAIMS_IN_FLIGHT
         };
         if self.claims_in_flight >= slots {
-            self.arm_claims(ctx);
             return;
         }
         let n = self.claims.len().min(CLAIM_BATCH);
@@ -214,10 +218,16 @@ impl PersistenceActor {
         }
     }
 
+    /// Lets the claims wait a moment for others due in the same instant. One timer at most:
+    /// under load a timer per claim would pile up in the actor's context, which polls every
+    /// pending timer on every wake-up.
     fn arm_claims(&mut self, ctx: &mut Context<Self>) {
         if !self.claim_timer {
             self.claim_timer = true;
-            ctx.run_later(CLAIM_LINGER, |act, ctx| act.flush_claims(ctx));
+            ctx.run_later(CLAIM_LINGER, |act, ctx| {
+                act.claim_timer = false;
+                act.flush_claims(ctx);
+            });
         }
     }
 
@@ -230,15 +240,16 @@ impl PersistenceActor {
     /// Run records waiting (what the buffer metric shows; status fields are not records and
     /// wait for their own cadence).
     fn buffered_records(&self) -> usize {
-        let in_flight = self.in_flight.as_ref().map_or(0, |(b, _)| b.len());
+        let in_flight: usize = self.in_flight.values().map(|(b, _)| b.len()).sum();
         self.queue.len() + in_flight
     }
 
     fn buffered(&self) -> usize {
-        let in_flight = self
+        let in_flight: usize = self
             .in_flight
-            .as_ref()
-            .map_or(0, |(b, s)| b.len() + s.len());
+            .values()
+            .map(|(b, s)| b.len() + s.len())
+            .sum();
         self.queue.len() + self.states.len() + in_flight
     }
 
@@ -300,17 +311,31 @@ impl PersistenceActor {
         }
     }
 
-    /// Starts one batch write unless one is running or a retry is not due yet.
+    /// Starts batch writes while there is work, a free slot, and no retry pending. Postgres
+    /// takes several at once (outcomes at 20k fires a second need more than one writer);
+    /// SQLite has one writer, so one at a time.
     fn flush(&mut self, ctx: &mut Context<Self>) {
+        let slots = if self.db.get_database_backend() == sea_orm::DbBackend::Sqlite {
+            1
+        } else {
+            WRITES_IN_FLIGHT
+        };
+        while self.flushing < slots && self.flush_one(ctx) {}
+    }
+
+    /// Starts one batch write; `false` when there was nothing to write or a retry is not due.
+    fn flush_one(&mut self, ctx: &mut Context<Self>) -> bool {
         let states_due = !self.states.is_empty()
             && (self.draining || self.states_written.elapsed() >= STATE_EVERY);
-        if self.flushing || (self.queue.is_empty() && !states_due && !self.heartbeat_due) {
-            return;
+        if self.queue.is_empty() && !states_due && !self.heartbeat_due {
+            return false;
         }
         if self.retry_at.is_some_and(|t| Instant::now() < t) {
-            return;
+            return false;
         }
-        self.flushing = true;
+        self.flushing += 1;
+        let id = self.next_batch;
+        self.next_batch += 1;
         let n = self.queue.len().min(BATCH);
         let batch: Arc<Vec<Write>> = Arc::new(self.queue.drain(..n).collect());
         let states: Arc<Vec<TaskState>> = if states_due {
@@ -321,16 +346,16 @@ impl PersistenceActor {
         };
         let heartbeat = std::mem::take(&mut self.heartbeat_due);
         // Shared, not copied: a first start may flush a million next fires at once.
-        self.in_flight = Some((batch.clone(), states.clone()));
+        self.in_flight.insert(id, (batch.clone(), states.clone()));
         let db = self.db.clone();
         let node_id = self.node_id.clone();
         let fut = async move {
             let result = write_batch(&db, &node_id, &batch, &states, heartbeat).await;
             (result, batch, states, heartbeat)
         };
-        ctx.spawn(fut.into_actor(self).map(|(result, batch, states, heartbeat), act, ctx| {
-            act.flushing = false;
-            act.in_flight = None;
+        ctx.spawn(fut.into_actor(self).map(move |(result, batch, states, heartbeat), act, ctx| {
+            act.flushing -= 1;
+            act.in_flight.remove(&id);
             let more = result.is_ok() && act.queue.len() >= BATCH;
             match result {
                 Ok(()) => {
@@ -357,6 +382,7 @@ impl PersistenceActor {
                 act.flush(ctx);
             }
         }));
+        true
     }
 }
 
@@ -418,10 +444,10 @@ impl Supervised for PersistenceActor {
     /// outcomes are fenced by attempt and status).
     fn restarting(&mut self, _ctx: &mut Self::Context) {
         self.actor_metrics.restarted();
-        if let Some((batch, states)) = self.in_flight.take() {
+        for (_, (batch, states)) in std::mem::take(&mut self.in_flight) {
             self.requeue(batch, states);
         }
-        self.flushing = false;
+        self.flushing = 0;
         tracing::warn!(target: "cron_task", buffered = self.buffered(), "persistence actor restarting");
     }
 }
@@ -545,7 +571,7 @@ fn flush_until(
     ctx: &mut Context<PersistenceActor>,
     deadline: Instant,
 ) -> ResponseActFuture<PersistenceActor, usize> {
-    if (act.buffered() == 0 && !act.flushing) || Instant::now() >= deadline {
+    if (act.buffered() == 0 && act.flushing == 0) || Instant::now() >= deadline {
         return Box::pin(actix::fut::ready(act.buffered()));
     }
     act.retry_at = None;

@@ -53,9 +53,17 @@ pub(crate) struct BenchArgs {
     /// tasks and runs in it are deleted first.
     #[arg(long)]
     db: Option<String>,
+    /// Run K nodes, each its own `cronmesh` process, against the shared database and lock
+    /// (needs `--lock redis` and a `--db` every process can reach). The report then also says
+    /// whether any fire ran on two nodes.
+    #[arg(long, default_value_t = 1)]
+    nodes: u32,
     /// One JSON object instead of text.
     #[arg(long)]
     json: bool,
+    /// Internal: this process is one of the `--nodes` workers (talks JSON lines on stdio).
+    #[arg(long, hide = true)]
+    worker: Option<String>,
 }
 
 /// What the bench handler saw: (task index, fire ms, lateness ms).
@@ -173,10 +181,22 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     let idle = args.idle;
     let burst = args.burst;
     let duration = args.duration;
-    let baseline_rss = rss().0;
+
+    if let Some(node_id) = &args.worker {
+        return worker(node_id, &db_url, redis_url, handler, &seen);
+    }
+    if args.nodes == 0 {
+        anyhow::bail!(InvalidInput("--nodes must be at least 1".to_owned()));
+    }
+    if args.nodes > 1 && (redis_url.is_none() || args.db.is_none()) {
+        anyhow::bail!(InvalidInput(format!(
+            "--nodes {} needs --lock redis and a --db that every node process can reach",
+            args.nodes
+        )));
+    }
 
     let system = actix::System::new();
-    let report = system.block_on(async move {
+    let db = system.block_on(async {
         let db = scheduler_actors::store::connect(&db_url).await?;
         scheduler_actors::store::migrate(&db).await?;
         task_run::Entity::delete_many()
@@ -188,70 +208,54 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
             .exec(&db)
             .await?;
         insert_tasks(&db, tasks, idle, burst).await?;
-        let created = started.elapsed();
+        Ok::<_, anyhow::Error>(db)
+    })?;
+    let created = started.elapsed();
 
-        let config = NodeConfig {
-            database_url: db_url.clone(),
-            redis_url,
-            http_bind: None,
-            demo_enabled: false,
-            node_id: Some("bench".to_owned()),
-            ..NodeConfig::default()
-        };
-        let node_started = Instant::now();
-        let node = NodeBuilder::new(config)
-            .handler("cronmesh::bench", handler)
-            .start()
-            .await?;
-        // The scheduler computes every first fire when it starts; a reply means it has.
-        node.scheduler.send(GetMetrics).await?;
-        let startup = node_started.elapsed();
-        let rss_started = rss().0;
-
-        // Measure whole seconds after a warm-up second.
-        let now = Utc::now();
-        let window_start = DateTime::from_timestamp(now.timestamp() + 2, 0).unwrap_or(now);
-        let window_end = window_start + chrono::Duration::seconds(i64::from(duration));
-        tokio::time::sleep((window_start - Utc::now()).to_std().unwrap_or_default()).await;
-        let cpu_start = cpu_seconds();
-        tokio::time::sleep((window_end - Utc::now()).to_std().unwrap_or_default()).await;
-        let cpu = cpu_seconds() - cpu_start;
-        let peak_rss = rss().1;
-        // Let the window's last fires finish before the shutdown stops new ones.
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        node.shutdown().await?;
-
+    let runs: Vec<NodeRun> = if args.nodes == 1 {
+        let config = node_config(&db_url, redis_url, "bench");
+        let run = system.block_on(async move {
+            let node = start_node(config, handler).await?;
+            let window = Window::after(Utc::now(), duration);
+            node.measure(window).await
+        })?;
+        vec![run]
+    } else {
+        run_workers(args, &db_url)?
+    };
+    let window = runs[0].window;
+    let recorded = system.block_on(async move {
         let recorded = task_run::Entity::find()
             .filter(task_run::Column::TaskName.starts_with("bench.t"))
-            .filter(task_run::Column::FireTsMs.gte(window_start.timestamp_millis()))
-            .filter(task_run::Column::FireTsMs.lt(window_end.timestamp_millis()))
+            .filter(task_run::Column::FireTsMs.gte(window.start_ms))
+            .filter(task_run::Column::FireTsMs.lt(window.end_ms))
             .filter(task_run::Column::Status.eq(RunStatus::Succeeded.as_str()))
             .count(&db)
             .await?;
         // Closed inside the runtime: the pool cannot be dropped outside it.
         db.close().await?;
-        Ok::<_, anyhow::Error>((
-            created,
-            startup,
-            rss_started,
-            peak_rss,
-            cpu,
-            recorded,
-            window_start,
-            window_end,
-        ))
+        Ok::<_, anyhow::Error>(recorded)
     })?;
     crate::commands::run::drop_system(system);
-    let (created, startup, rss_started, peak_rss, cpu, recorded, window_start, window_end) = report;
 
-    let seen = std::mem::take(&mut *seen.lock().unwrap_or_else(PoisonError::into_inner));
-    let (ws, we) = (
-        window_start.timestamp_millis(),
-        window_end.timestamp_millis(),
-    );
+    // Fires seen by every node, in-process ones through the shared notes.
+    let mut seen_all = std::mem::take(&mut *seen.lock().unwrap_or_else(PoisonError::into_inner));
+    let mut startup = Duration::ZERO;
+    let (mut rss_started, mut peak_rss, mut cpu) = (0, 0, 0.0);
+    for run in runs {
+        seen_all.extend(run.notes);
+        startup = startup.max(run.startup);
+        rss_started += run.rss_started.saturating_sub(run.rss_baseline);
+        peak_rss += run.peak_rss;
+        cpu += run.cpu;
+    }
+    let (ws, we) = (window.start_ms, window.end_ms);
     let mut per_fire: HashMap<(u32, i64), u32> = HashMap::new();
     let mut lateness: Vec<f64> = Vec::new();
-    for (task, fire, late) in seen.into_iter().filter(|(_, f, _)| (ws..we).contains(f)) {
+    for (task, fire, late) in seen_all
+        .into_iter()
+        .filter(|(_, f, _)| (ws..we).contains(f))
+    {
         *per_fire.entry((task, fire)).or_default() += 1;
         lateness.push(late);
     }
@@ -265,6 +269,7 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         "idle_tasks": idle,
         "duration_s": duration,
         "mode": if burst { "burst" } else { "spread" },
+        "nodes": args.nodes,
         "fires_expected": expected,
         "runs_recorded": recorded,
         "duplicates": duplicates,
@@ -277,7 +282,7 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         },
         "fires_per_s": distinct as f64 / f64::from(duration),
         "peak_rss_mb": peak_rss as f64 / 1_048_576.0,
-        "rss_per_task_bytes": rss_started.saturating_sub(baseline_rss) / registered.max(1),
+        "rss_per_task_bytes": rss_started / registered.max(1),
         "startup_ms": startup.as_secs_f64() * 1000.0,
         "tasks_created_ms": created.as_secs_f64() * 1000.0,
         "cpu_s_per_1k_fires": if distinct == 0 { 0.0 } else { cpu / (distinct as f64 / 1000.0) },
@@ -288,6 +293,174 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&out)?);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The measured seconds: whole seconds, starting after a warm-up second.
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+struct Window {
+    start_ms: i64,
+    end_ms: i64,
+}
+
+impl Window {
+    fn after(now: DateTime<Utc>, duration: u32) -> Self {
+        let start_ms = (now.timestamp() + 2) * 1000;
+        Window {
+            start_ms,
+            end_ms: start_ms + i64::from(duration) * 1000,
+        }
+    }
+
+    fn until(at_ms: i64) -> Duration {
+        Duration::from_millis((at_ms - Utc::now().timestamp_millis()).max(0) as u64)
+    }
+}
+
+/// What one node saw and used.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct NodeRun {
+    window: Window,
+    startup: Duration,
+    rss_baseline: u64,
+    rss_started: u64,
+    peak_rss: u64,
+    cpu: f64,
+    /// Fires its handler ran (workers only; in-process fires are in the shared notes).
+    notes: Vec<(u32, i64, f64)>,
+}
+
+fn node_config(db_url: &str, redis_url: Option<String>, node_id: &str) -> NodeConfig {
+    NodeConfig {
+        database_url: db_url.to_owned(),
+        redis_url,
+        http_bind: None,
+        demo_enabled: false,
+        node_id: Some(node_id.to_owned()),
+        ..NodeConfig::default()
+    }
+}
+
+/// A started node and what it cost to start.
+struct StartedNode {
+    node: scheduler_actors::Node,
+    startup: Duration,
+    rss_baseline: u64,
+    rss_started: u64,
+}
+
+async fn start_node(config: NodeConfig, handler: Arc<BenchHandler>) -> anyhow::Result<StartedNode> {
+    let rss_baseline = rss().0;
+    let node_started = Instant::now();
+    let node = NodeBuilder::new(config)
+        .handler("cronmesh::bench", handler)
+        .start()
+        .await?;
+    // The scheduler computes every first fire when it starts; a reply means it has.
+    node.scheduler.send(GetMetrics).await?;
+    Ok(StartedNode {
+        node,
+        startup: node_started.elapsed(),
+        rss_baseline,
+        rss_started: rss().0,
+    })
+}
+
+impl StartedNode {
+    /// Runs through the window, then stops the node.
+    async fn measure(self, window: Window) -> anyhow::Result<NodeRun> {
+        tokio::time::sleep(Window::until(window.start_ms)).await;
+        let cpu_start = cpu_seconds();
+        tokio::time::sleep(Window::until(window.end_ms)).await;
+        let cpu = cpu_seconds() - cpu_start;
+        let peak_rss = rss().1;
+        // Let the window's last fires finish before the shutdown stops new ones.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        self.node.shutdown().await?;
+        Ok(NodeRun {
+            window,
+            startup: self.startup,
+            rss_baseline: self.rss_baseline,
+            rss_started: self.rss_started,
+            peak_rss,
+            cpu,
+            notes: Vec::new(),
+        })
+    }
+}
+
+/// One `--nodes` worker: start a node, say so, take the window from stdin, run through it,
+/// and print what it saw as one JSON line.
+fn worker(
+    node_id: &str,
+    db_url: &str,
+    redis_url: Option<String>,
+    handler: Arc<BenchHandler>,
+    seen: &Seen,
+) -> anyhow::Result<ExitCode> {
+    use std::io::{BufRead, Write};
+    let system = actix::System::new();
+    let config = node_config(db_url, redis_url, node_id);
+    let run = system.block_on(async move {
+        let started = start_node(config, handler).await?;
+        println!("{}", serde_json::json!({ "started": true }));
+        std::io::stdout().flush()?;
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        let window: Window = serde_json::from_str(&line).context("window from the bench")?;
+        started.measure(window).await
+    });
+    crate::commands::run::drop_system(system);
+    let mut run = run?;
+    run.notes = std::mem::take(&mut *seen.lock().unwrap_or_else(PoisonError::into_inner));
+    println!("{}", serde_json::to_string(&run)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Starts `--nodes` worker processes, gives them one window once all have started, and
+/// collects what each saw.
+fn run_workers(args: &BenchArgs, db_url: &str) -> anyhow::Result<Vec<NodeRun>> {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+    let exe = std::env::current_exe().context("path of this executable")?;
+    let mut children = Vec::new();
+    for i in 0..args.nodes {
+        let mut child = Command::new(&exe)
+            .args(["bench", "--worker", &format!("bench-{i}")])
+            .args(["--tasks", &args.tasks.to_string()])
+            .args(["--duration", &args.duration.to_string()])
+            .args(["--handler", &args.handler, "--lock", &args.lock])
+            .args(["--redis-url", &args.redis_url, "--db", db_url])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting bench node {i}"))?;
+        let stdout = BufReader::new(child.stdout.take().context("worker stdout")?);
+        children.push((child, stdout));
+    }
+    for (i, (_, out)) in children.iter_mut().enumerate() {
+        let mut line = String::new();
+        out.read_line(&mut line)?;
+        anyhow::ensure!(
+            line.contains("started"),
+            "bench node {i} did not start (see its error above)"
+        );
+    }
+    let window = Window::after(Utc::now(), args.duration);
+    for (child, _) in &mut children {
+        let stdin = child.stdin.as_mut().context("worker stdin")?;
+        writeln!(stdin, "{}", serde_json::to_string(&window)?)?;
+    }
+    let mut runs = Vec::new();
+    for (i, (mut child, mut out)) in children.into_iter().enumerate() {
+        let mut line = String::new();
+        out.read_line(&mut line)?;
+        let status = child.wait()?;
+        anyhow::ensure!(status.success(), "bench node {i} failed: {status}");
+        runs.push(
+            serde_json::from_str(&line).with_context(|| format!("report of bench node {i}"))?,
+        );
+    }
+    Ok(runs)
 }
 
 /// Inserts the bench tasks in chunks (under every database's bind-parameter limit).

@@ -115,43 +115,53 @@ async fn claim_unless_running(
     Ok(db.execute_raw(stmt).await?.rows_affected() == 1)
 }
 
-/// Claims many fires in one statement (plus one read): returns the run ids of the rows this
-/// call inserted. A fire whose row already existed is not among them.
+/// Claims many fires in one statement: returns the run ids of the rows this call inserted
+/// (`RETURNING`, which SQLite has since 3.35). A fire whose row already existed is not among
+/// them.
 pub async fn claim_runs(
     db: &DatabaseConnection,
     runs: &[task_run::Model],
 ) -> Result<std::collections::HashSet<String>, StoreError> {
+    use task_run::Column as C;
     if runs.is_empty() {
         return Ok(Default::default());
     }
-    let rows = runs.iter().map(|run| task_run::ActiveModel {
-        run_id: Set(run.run_id.clone()),
-        task_name: Set(run.task_name.clone()),
-        fire_ts_ms: Set(run.fire_ts_ms),
-        attempt: Set(run.attempt),
-        node_id: Set(run.node_id.clone()),
-        status: Set(run.status),
-        started_at: Set(run.started_at),
-        ..Default::default()
-    });
-    TaskRun::insert_many(rows)
+    let mut insert = sea_orm::sea_query::Query::insert();
+    insert.into_table(TaskRun).columns([
+        C::RunId,
+        C::TaskName,
+        C::FireTsMs,
+        C::Attempt,
+        C::NodeId,
+        C::Status,
+        C::StartedAt,
+    ]);
+    for run in runs {
+        insert
+            .values([
+                run.run_id.as_str().into(),
+                run.task_name.as_str().into(),
+                run.fire_ts_ms.into(),
+                run.attempt.into(),
+                run.node_id.as_str().into(),
+                run.status.as_str().into(),
+                run.started_at.into(),
+            ])
+            .map_err(|e| StoreError::Invalid(format!("building the claim: {e}")))?;
+    }
+    insert
         .on_conflict(
-            OnConflict::columns([task_run::Column::TaskName, task_run::Column::FireTsMs])
+            OnConflict::columns([C::TaskName, C::FireTsMs])
                 .do_nothing()
                 .to_owned(),
         )
-        .exec_without_returning(db)
-        .await?;
-    let ids: Vec<&str> = runs.iter().map(|r| r.run_id.as_str()).collect();
-    Ok(TaskRun::find()
-        .select_only()
-        .column(task_run::Column::RunId)
-        .filter(task_run::Column::RunId.is_in(ids))
-        .into_tuple::<String>()
-        .all(db)
-        .await?
-        .into_iter()
-        .collect())
+        .returning_col(C::RunId);
+    let stmt = db.get_database_backend().build(&insert);
+    let mut claimed = std::collections::HashSet::with_capacity(runs.len());
+    for row in db.query_all_raw(stmt).await? {
+        claimed.insert(row.try_get::<String>("", "run_id")?);
+    }
+    Ok(claimed)
 }
 
 /// Inserts a fire's row unless one exists. `true` = inserted (a `running` row: this caller
