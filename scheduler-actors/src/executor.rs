@@ -368,7 +368,8 @@ impl FireRun {
                     attempt: self.fire.attempt,
                     node_id: deps.node_id.clone(),
                     status: RunStatus::Running,
-                    started_at: Utc::now(),
+                    // Claimed ahead of its time (see `PREPARE_AHEAD`), it starts on the dot.
+                    started_at: Utc::now().max(fire_at),
                     finished_at: None,
                     duration_ms: None,
                     error: None,
@@ -432,6 +433,14 @@ impl FireRun {
             }
         };
 
+        // Lock and claim were taken ahead of the fire time: start on the dot.
+        if let Ok(wait) = (fire_at - Utc::now()).to_std() {
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                // Started at once, and recorded `interrupted` below.
+                () = deps.interrupt.cancelled() => {}
+            }
+        }
         let cancel = CancellationToken::new();
         let ctx = TaskContext {
             task: spec.name.clone(),
