@@ -122,14 +122,17 @@ impl Entry {
     }
 }
 
+/// A next fire in the heap: (dispatch ms, fire ms, generation, task); the earliest dispatch
+/// first. See [`PREPARE_AHEAD`].
+type HeapEntry = Reverse<(i64, i64, u64, Arc<str>)>;
+
 /// Decides when every task fires.
 pub struct SchedulerActor {
     db: DatabaseConnection,
     handlers: Arc<HashMap<String, Arc<dyn TaskHandler>>>,
     deps: Arc<ExecutorDeps>,
     tasks: HashMap<Arc<str>, Entry>,
-    /// (dispatch ms, fire ms, generation, task): see [`PREPARE_AHEAD`].
-    heap: BinaryHeap<Reverse<(i64, i64, u64, Arc<str>)>>,
+    heap: BinaryHeap<HeapEntry>,
     timer: Option<(SpawnHandle, i64)>,
     next_generation: u64,
     paused_at: Option<DateTime<Utc>>,
