@@ -448,7 +448,7 @@ impl FireRun {
             fire_time: fire_at,
             attempt: self.fire.attempt.max(1) as u32,
             node: deps.node_id.clone(),
-            args: spec.handler_args.clone(),
+            args: spec.handler_args.as_deref().cloned(),
             cancel: cancel.clone(),
         };
         let late = (Utc::now() - fire_at).to_std().unwrap_or_default();

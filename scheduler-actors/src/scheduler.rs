@@ -185,8 +185,15 @@ pub(crate) struct RowMeta {
 /// Stored tasks split into what this node can run and what it cannot (with the reason).
 #[derive(Default)]
 pub(crate) struct Runnable {
-    tasks: Vec<(RowMeta, Arc<TaskSpec>)>,
+    /// Page by page, so applying them frees each page's buffer as it goes.
+    pages: Vec<Vec<(RowMeta, Arc<TaskSpec>)>>,
     skipped: Vec<(String, String)>,
+}
+
+impl Runnable {
+    fn len(&self) -> usize {
+        self.pages.iter().map(Vec::len).sum()
+    }
 }
 
 /// Rows read per page.
@@ -208,7 +215,9 @@ async fn read_runnable(
         let Some(last) = page.last() else { break };
         after_id = last.row.id;
         let full = page.len() as u64 == TASK_PAGE;
-        sort_runnable(page, &mut triggers, handlers, &mut out);
+        let mut tasks = Vec::with_capacity(page.len());
+        sort_runnable(page, &mut triggers, handlers, &mut tasks, &mut out.skipped);
+        out.pages.push(tasks);
         if !full {
             break;
         }
@@ -239,19 +248,20 @@ fn sort_runnable(
     rows: Vec<StoredTask>,
     triggers: &mut TriggerCache,
     handlers: &HashMap<String, Arc<dyn TaskHandler>>,
-    out: &mut Runnable,
+    tasks: &mut Vec<(RowMeta, Arc<TaskSpec>)>,
+    skipped: &mut Vec<(String, String)>,
 ) {
     for row in rows {
         let r = &row.row;
         if r.orphaned {
-            out.skipped.push((
+            skipped.push((
                 r.name.clone(),
                 "orphaned: its handler is not in any running binary".to_owned(),
             ));
             continue;
         }
         if !handlers.contains_key(&r.handler) {
-            out.skipped.push((
+            skipped.push((
                 r.name.clone(),
                 format!("handler {:?} is not available on this node", r.handler),
             ));
@@ -277,7 +287,7 @@ fn sort_runnable(
             None => decl.validate(|n| triggers.confs.get(n).cloned()),
         };
         match validated {
-            Ok(spec) => out.tasks.push((
+            Ok(spec) => tasks.push((
                 RowMeta {
                     id: r.id,
                     version: r.version,
@@ -288,7 +298,7 @@ fn sort_runnable(
                 },
                 Arc::new(spec),
             )),
-            Err(errors) => out.skipped.push((
+            Err(errors) => skipped.push((
                 r.name.clone(),
                 errors
                     .iter()
@@ -369,10 +379,7 @@ impl SchedulerActor {
     /// through its misfire policy (start-up); otherwise scheduling starts from now.
     fn apply(
         &mut self,
-        Runnable {
-            tasks: runnable,
-            skipped,
-        }: Runnable,
+        runnable: Runnable,
         mark: ChangeMark,
         catch_up: bool,
         ctx: &mut Context<Self>,
@@ -381,13 +388,15 @@ impl SchedulerActor {
             return;
         }
         let now = Utc::now();
+        let total = runnable.len();
+        let Runnable { pages, skipped } = runnable;
         for (name, why) in &skipped {
             if self.tasks.remove(name.as_str()).is_some() || catch_up {
                 tracing::warn!(target: "cron_task", task = %name, "task not scheduled on this node: {why}");
             }
         }
-        let mut seen: HashSet<Arc<str>> = HashSet::with_capacity(runnable.len());
-        for (row, spec) in runnable {
+        let mut seen: HashSet<Arc<str>> = HashSet::with_capacity(total);
+        for (row, spec) in pages.into_iter().flatten() {
             let name: Arc<str> = Arc::from(spec.name.as_str());
             seen.insert(name.clone());
             let run_now_at = row.run_now_at;

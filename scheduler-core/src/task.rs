@@ -359,7 +359,7 @@ impl TaskDecl {
                 name: self.name.clone(),
                 module,
                 handler: self.handler.clone(),
-                handler_args: self.handler_args.clone(),
+                handler_args: self.handler_args.clone().map(Box::new),
                 trigger,
                 trigger_conf,
                 owner: self.owner.clone(),
@@ -401,8 +401,9 @@ pub struct TaskSpec {
     pub module: String,
     /// Handler name.
     pub handler: String,
-    /// Handler arguments (a JSON object) for runtime-defined handlers.
-    pub handler_args: Option<serde_json::Value>,
+    /// Handler arguments (a JSON object) for runtime-defined handlers; boxed, as most tasks
+    /// have none and a node may hold a million specs.
+    pub handler_args: Option<Box<serde_json::Value>>,
     /// The resolved trigger.
     pub trigger: Trigger,
     /// The shared trigger conf it came from, if any.

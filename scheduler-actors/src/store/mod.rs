@@ -70,8 +70,12 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
         // In WAL mode NORMAL syncs at checkpoints, not at every commit: a crash of the
         // process loses nothing, a power cut may lose the last commits. Without it every
         // claim waits for an fsync, which caps a node at a few hundred fires a second.
+        //
+        // Rows come from SQLite's worker thread through a channel; the default of 50 rows
+        // makes that thread wait on the reader every 50 rows when a node reads a million.
         options.map_sqlx_sqlite_opts(|o| {
             o.synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                .row_buffer_size(1024)
         });
     }
     let db = Database::connect(options).await?;
