@@ -104,3 +104,32 @@ async fn postgres_up_down_up() {
     up_down_up(&db).await;
     db.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn nodes_syncing_code_tasks_at_once_on_a_fresh_database_all_succeed() {
+    let temp = TempDatabase::create().await;
+    let db = store::connect(temp.url()).await.unwrap();
+    store::migrate(&db).await.unwrap();
+    let decls: Vec<scheduler_core::TaskDecl> = (0..50)
+        .map(|i| scheduler_core::TaskDecl::cron(&format!("sync.t{i}"), "* * * * *").handler("h"))
+        .collect();
+    let known = |_: &str| true;
+    // Eight "nodes", each with its own pool, sync the same code tasks at the same moment.
+    let mut nodes = Vec::new();
+    for _ in 0..8 {
+        nodes.push(store::connect(temp.url()).await.unwrap());
+    }
+    let results = futures_util::future::join_all(
+        nodes
+            .iter()
+            .map(|node| store::sync_code_tasks(node, &decls, &known)),
+    )
+    .await;
+    let mut inserted = 0;
+    for r in results {
+        inserted += r.expect("every node starts").inserted.len();
+    }
+    assert_eq!(inserted, 50, "each task inserted by exactly one node");
+    let rows = store::load_tasks(&db).await.unwrap();
+    assert_eq!(rows.len(), 50);
+}

@@ -8,8 +8,11 @@ use entity::prelude::*;
 use entity::{scheduled_task, trigger_conf};
 use scheduler_core::{TaskDecl, Trigger, TriggerDecl};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
+    ActiveModelTrait,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, FromQueryResult, QueryFilter,
+    QueryOrder, QuerySelect,
+    sea_query::{Expr, OnConflict},
 };
 
 use super::{NEXT_TASK_VERSION, StoreError};
@@ -235,9 +238,29 @@ pub async fn sync_code_tasks(
                     ..Default::default()
                 };
                 apply_spec_fields(&mut active, decl);
-                let inserted = active.insert(db).await?;
-                bump_version(db, inserted.id).await?;
-                change.inserted.push(decl.name.clone());
+                // Nodes starting together on a fresh database insert the same code tasks at
+                // once: the first insert wins, the others find the row there and move on.
+                let inserted = ScheduledTask::insert(active)
+                    .on_conflict(
+                        OnConflict::column(scheduled_task::Column::Name)
+                            .do_nothing()
+                            .to_owned(),
+                    )
+                    .exec_without_returning(db)
+                    .await?;
+                if inserted == 1 {
+                    let id = ScheduledTask::find()
+                        .filter(scheduled_task::Column::Name.eq(&decl.name))
+                        .select_only()
+                        .column(scheduled_task::Column::Id)
+                        .into_tuple::<i64>()
+                        .one(db)
+                        .await?;
+                    if let Some(id) = id {
+                        bump_version(db, id).await?;
+                    }
+                    change.inserted.push(decl.name.clone());
+                }
             }
             Some(row) if row.source != "code" => change.conflicts.push(decl.name.clone()),
             Some(row) => {
