@@ -299,6 +299,62 @@ struct FireRun {
 const CANCEL_GRACE: Duration = Duration::from_secs(2);
 
 impl FireRun {
+    /// Starts the handler and waits for its end (or its timeout, a lost lock, a shutdown's
+    /// interrupt); a handler that is cancelled gets `CANCEL_GRACE` to clean up.
+    async fn run_handler(
+        &self,
+        run_id: &str,
+        fire_at: DateTime<Utc>,
+        lease: &LockLease,
+    ) -> (RunStatus, Option<String>, Option<String>) {
+        let spec = &self.spec;
+        let deps = &self.deps;
+        let cancel = CancellationToken::new();
+        let ctx = TaskContext {
+            task: spec.name.clone(),
+            run_id: run_id.to_owned(),
+            fire_time: fire_at,
+            attempt: self.fire.attempt.max(1) as u32,
+            node: deps.node_id.clone(),
+            args: spec.handler_args.as_deref().cloned(),
+            cancel: cancel.clone(),
+        };
+        let late = (Utc::now() - fire_at).to_std().unwrap_or_default();
+        if self.fire.reason == FireReason::Scheduled {
+            deps.metrics.lateness(late);
+        }
+        tracing::info!(target: "cron_task", task = %spec.name, run_id = %run_id, fire_time = %rfc3339(fire_at), node = %deps.node_id, attempt = self.fire.attempt, status = "running", late_ms = late.as_millis() as u64, reason = ?self.fire.reason, "run started");
+
+        let mut join = deps.handler_runtime.spawn(self.handler.run(ctx));
+        let timeout = async {
+            match spec.timeout {
+                Some(t) => tokio::time::sleep(t).await,
+                None => std::future::pending().await,
+            }
+        };
+        let (status, error, output) = tokio::select! {
+            joined = &mut join => match joined {
+                Ok(Ok(out)) => (RunStatus::Succeeded, None, out.output),
+                Ok(Err(failure)) => (RunStatus::Failed, Some(failure.message), failure.output),
+                Err(e) if e.is_panic() => (RunStatus::Panicked, Some(format!("handler panicked: {}", panic_message(e.into_panic()))), None),
+                Err(e) => (RunStatus::Failed, Some(format!("handler was aborted: {e}")), None),
+            },
+            () = timeout => (RunStatus::TimedOut, Some(format!("timed out after {} s", spec.timeout.map_or(0, |t| t.as_secs()))), None),
+            () = lease.lost.cancelled() => (RunStatus::LockLost, Some("the fire lock was lost; run cancelled".to_owned()), None),
+            () = deps.interrupt.cancelled() => (RunStatus::Interrupted, Some("interrupted by node shutdown".to_owned()), None),
+        };
+        let mut output = output;
+        if status != RunStatus::Succeeded && !join.is_finished() {
+            cancel.cancel();
+            match tokio::time::timeout(CANCEL_GRACE, &mut join).await {
+                Ok(Ok(Err(failure))) => output = output.or(failure.output),
+                Ok(_) => {}
+                Err(_) => join.abort(),
+            }
+        }
+        (status, error, output)
+    }
+
     async fn execute(&self) {
         let spec = &self.spec;
         let deps = &self.deps;
@@ -437,54 +493,22 @@ impl FireRun {
         if let Ok(wait) = (fire_at - Utc::now()).to_std() {
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
-                // Started at once, and recorded `interrupted` below.
+                // Not started: recorded `interrupted` below.
                 () = deps.interrupt.cancelled() => {}
             }
         }
-        let cancel = CancellationToken::new();
-        let ctx = TaskContext {
-            task: spec.name.clone(),
-            run_id: run_id.clone(),
-            fire_time: fire_at,
-            attempt: self.fire.attempt.max(1) as u32,
-            node: deps.node_id.clone(),
-            args: spec.handler_args.as_deref().cloned(),
-            cancel: cancel.clone(),
-        };
-        let late = (Utc::now() - fire_at).to_std().unwrap_or_default();
-        if self.fire.reason == FireReason::Scheduled {
-            deps.metrics.lateness(late);
-        }
-        tracing::info!(target: "cron_task", task = %spec.name, run_id = %run_id, fire_time = %rfc3339(fire_at), node = %deps.node_id, attempt = self.fire.attempt, status = "running", late_ms = late.as_millis() as u64, reason = ?self.fire.reason, "run started");
-
         let clock = Instant::now();
-        let mut join = deps.handler_runtime.spawn(self.handler.run(ctx));
-        let timeout = async {
-            match spec.timeout {
-                Some(t) => tokio::time::sleep(t).await,
-                None => std::future::pending().await,
-            }
+        // Interrupted, or the lock lost, while waiting for the fire time: the handler never
+        // starts, and the row says why.
+        let (status, error, output) = if deps.interrupt.is_cancelled() {
+            let why = "interrupted by node shutdown before it started";
+            (RunStatus::Interrupted, Some(why.to_owned()), None)
+        } else if lease.lost.is_cancelled() {
+            let why = "the fire lock was lost before the run started";
+            (RunStatus::LockLost, Some(why.to_owned()), None)
+        } else {
+            self.run_handler(&run_id, fire_at, &lease).await
         };
-        let (status, error, output) = tokio::select! {
-            joined = &mut join => match joined {
-                Ok(Ok(out)) => (RunStatus::Succeeded, None, out.output),
-                Ok(Err(failure)) => (RunStatus::Failed, Some(failure.message), failure.output),
-                Err(e) if e.is_panic() => (RunStatus::Panicked, Some(format!("handler panicked: {}", panic_message(e.into_panic()))), None),
-                Err(e) => (RunStatus::Failed, Some(format!("handler was aborted: {e}")), None),
-            },
-            () = timeout => (RunStatus::TimedOut, Some(format!("timed out after {} s", spec.timeout.map_or(0, |t| t.as_secs()))), None),
-            () = lease.lost.cancelled() => (RunStatus::LockLost, Some("the fire lock was lost; run cancelled".to_owned()), None),
-            () = deps.interrupt.cancelled() => (RunStatus::Interrupted, Some("interrupted by node shutdown".to_owned()), None),
-        };
-        let mut output = output;
-        if status != RunStatus::Succeeded && !join.is_finished() {
-            cancel.cancel();
-            match tokio::time::timeout(CANCEL_GRACE, &mut join).await {
-                Ok(Ok(Err(failure))) => output = output.or(failure.output),
-                Ok(_) => {}
-                Err(_) => join.abort(),
-            }
-        }
         let duration = clock.elapsed();
         let finished_at = Utc::now();
 

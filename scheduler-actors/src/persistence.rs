@@ -126,6 +126,8 @@ pub struct PersistenceActor {
     bound: usize,
     /// Batch writes in flight.
     flushing: usize,
+    /// One of them carries status fields.
+    states_in_flight: bool,
     /// A copy of the batch being written, restored if the actor restarts meanwhile.
     in_flight: HashMap<u64, InFlight>,
     next_batch: u64,
@@ -158,6 +160,7 @@ impl PersistenceActor {
             claims_in_flight: 0,
             bound,
             flushing: 0,
+            states_in_flight: false,
             in_flight: HashMap::new(),
             next_batch: 0,
             backoff: Duration::ZERO,
@@ -306,8 +309,17 @@ impl PersistenceActor {
         for w in Arc::unwrap_or_clone(batch).into_iter().rev() {
             self.queue.push_front(w);
         }
-        for s in Arc::unwrap_or_clone(states) {
-            self.states.entry(s.task_name.clone()).or_insert(s);
+        for old in Arc::unwrap_or_clone(states) {
+            let task = TaskName::Shared(old.task_name.clone());
+            let last = old.last_run_at.zip(old.last_status);
+            // Merged like a message that came before everything pending: a newer value for
+            // the same field wins.
+            let newer_next = self
+                .states
+                .get(&*old.task_name)
+                .is_some_and(|newer| newer.next_run_at.is_some());
+            let next = if newer_next { None } else { old.next_run_at };
+            self.note_state(task, last, next);
         }
     }
 
@@ -325,7 +337,9 @@ impl PersistenceActor {
 
     /// Starts one batch write; `false` when there was nothing to write or a retry is not due.
     fn flush_one(&mut self, ctx: &mut Context<Self>) -> bool {
+        // One batch of status fields at a time: two in flight could land out of order.
         let states_due = !self.states.is_empty()
+            && !self.states_in_flight
             && (self.draining || self.states_written.elapsed() >= STATE_EVERY);
         if self.queue.is_empty() && !states_due && !self.heartbeat_due {
             return false;
@@ -340,6 +354,7 @@ impl PersistenceActor {
         let batch: Arc<Vec<Write>> = Arc::new(self.queue.drain(..n).collect());
         let states: Arc<Vec<TaskState>> = if states_due {
             self.states_written = Instant::now();
+            self.states_in_flight = true;
             Arc::new(std::mem::take(&mut self.states).into_values().collect())
         } else {
             Arc::default()
@@ -356,6 +371,9 @@ impl PersistenceActor {
         ctx.spawn(fut.into_actor(self).map(move |(result, batch, states, heartbeat), act, ctx| {
             act.flushing -= 1;
             act.in_flight.remove(&id);
+            if !states.is_empty() {
+                act.states_in_flight = false;
+            }
             let more = result.is_ok() && act.queue.len() >= BATCH;
             match result {
                 Ok(()) => {
@@ -428,6 +446,8 @@ impl Actor for PersistenceActor {
         self.actor_metrics.instances(1);
         self.metrics.buffer(self.buffered_records(), self.bound);
         ctx.run_interval(FLUSH_TICK, |act, ctx| act.flush(ctx));
+        // After a restart: claims that were waiting go out now.
+        self.flush_claims(ctx);
         if let Some(every) = self.heartbeat_every {
             ctx.run_interval(every, |act, _ctx| act.heartbeat_due = true);
         }
@@ -444,10 +464,18 @@ impl Supervised for PersistenceActor {
     /// outcomes are fenced by attempt and status).
     fn restarting(&mut self, _ctx: &mut Self::Context) {
         self.actor_metrics.restarted();
-        for (_, (batch, states)) in std::mem::take(&mut self.in_flight) {
+        let mut in_flight: Vec<_> = std::mem::take(&mut self.in_flight).into_iter().collect();
+        // Newest batch first, so each older one ends up in front of it.
+        in_flight.sort_by_key(|(id, _)| std::cmp::Reverse(*id));
+        for (_, (batch, states)) in in_flight {
             self.requeue(batch, states);
         }
         self.flushing = 0;
+        self.states_in_flight = false;
+        // The futures that would have ended these are gone with the old context; their
+        // claims were answered with an error when their reply channels dropped.
+        self.claims_in_flight = 0;
+        self.claim_timer = false;
         tracing::warn!(target: "cron_task", buffered = self.buffered(), "persistence actor restarting");
     }
 }

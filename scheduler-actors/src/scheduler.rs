@@ -198,6 +198,8 @@ impl Runnable {
 
 /// Rows read per page.
 const TASK_PAGE: u64 = 5000;
+/// Distinct triggers kept parsed while reading.
+const TRIGGER_CACHE_MAX: usize = 10_000;
 
 /// Every task row, validated page by page: only one page of full rows is in memory at a time,
 /// and each distinct trigger is parsed once (a million tasks tend to share a few hundred).
@@ -274,7 +276,10 @@ fn sort_runnable(
                 Some(t) => Some(t.clone()),
                 None => match Trigger::from_json(json) {
                     Ok(t) => {
-                        triggers.parsed.insert(json.clone(), t.clone());
+                        // Bounded: a million distinct date triggers would gain nothing here.
+                        if triggers.parsed.len() < TRIGGER_CACHE_MAX {
+                            triggers.parsed.insert(json.clone(), t.clone());
+                        }
                         Some(t)
                     }
                     Err(_) => None, // validation below reports it
@@ -530,6 +535,11 @@ impl SchedulerActor {
         let handler = self.handlers.get(&entry.spec.handler)?.clone();
         let spec = entry.spec.clone();
         let live = entry.live();
+        // Marked active now: the idle sweep must not take the executor for idle before it
+        // has handled the fire on its way.
+        live.state
+            .last_active_ms
+            .store(Utc::now().timestamp_millis(), Ordering::Relaxed);
         if let Some(e) = &live.executor
             && e.connected()
         {
@@ -808,12 +818,16 @@ impl SchedulerActor {
             if live.state.running.load(Ordering::Acquire) == 0
                 && live.state.last_active_ms.load(Ordering::Relaxed) < cutoff
             {
-                // Dropping the only address stops the actor once its mailbox is empty; with
-                // nothing running, the task goes back to its small idle form.
+                // Dropping the only address stops the actor once its mailbox is empty.
                 live.executor = None;
-                if live.run_now_seen.is_none() {
-                    entry.live = None;
-                }
+            }
+            // Nothing else holds the state (no executor, no run): the task goes back to its
+            // small idle form.
+            if live.executor.is_none()
+                && live.run_now_seen.is_none()
+                && Arc::strong_count(&live.state) == 1
+            {
+                entry.live = None;
             }
         }
     }

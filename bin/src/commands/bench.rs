@@ -412,8 +412,12 @@ fn worker(
         let started = start_node(config, handler).await?;
         println!("{}", serde_json::json!({ "started": true }));
         std::io::stdout().flush()?;
-        let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line)?;
+        // Read off the actor thread: the node keeps running while the others start.
+        let line = tokio::task::spawn_blocking(|| {
+            let mut line = String::new();
+            std::io::stdin().lock().read_line(&mut line).map(|_| line)
+        })
+        .await??;
         let window: Window = serde_json::from_str(&line).context("window from the bench")?;
         started.measure(window).await
     });
@@ -445,13 +449,17 @@ fn run_workers(args: &BenchArgs, db_url: &str) -> anyhow::Result<Vec<NodeRun>> {
         let stdout = BufReader::new(child.stdout.take().context("worker stdout")?);
         children.push((child, stdout));
     }
-    for (i, (_, out)) in children.iter_mut().enumerate() {
+    for i in 0..children.len() {
         let mut line = String::new();
-        out.read_line(&mut line)?;
-        anyhow::ensure!(
-            line.contains("started"),
-            "bench node {i} did not start (see its error above)"
-        );
+        let read = children[i].1.read_line(&mut line);
+        if read.is_err() || !line.contains("started") {
+            // Do not leave the others waiting for a window that will not come.
+            for (child, _) in &mut children {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            anyhow::bail!("bench node {i} did not start (see its error above)");
+        }
     }
     let window = Window::after(Utc::now(), args.duration);
     for (child, _) in &mut children {

@@ -255,45 +255,58 @@ fn values_cte(
     (sql, values)
 }
 
-/// Writes outcomes, one statement per chunk: each row by its run id (the claim's fencing
-/// token) and only while it is still `running`. Returns how many rows changed; fewer than
-/// given means some claims were taken over meanwhile, and their late outcome changed nothing.
-pub async fn finish_runs(db: &DatabaseConnection, runs: &[FinishedRun]) -> Result<u64, StoreError> {
+/// Runs `WITH v(columns) AS (VALUES ..) <update>` over `items`, one statement per chunk, and
+/// returns how many rows changed.
+async fn update_from_values<T>(
+    db: &DatabaseConnection,
+    items: &[T],
+    columns: &[&str],
+    row: impl Fn(&T) -> Vec<Value>,
+    update: &str,
+) -> Result<u64, StoreError> {
     let backend = db.get_database_backend();
     let mut changed = 0;
-    for chunk in runs.chunks(UPDATE_CHUNK) {
-        let (mut sql, values) = values_cte(
-            backend,
-            &[
-                "run_id",
-                "status",
-                "finished_at",
-                "duration_ms",
-                "error",
-                "output",
-            ],
-            chunk.iter().map(|r| {
-                vec![
-                    r.run_id.as_str().into(),
-                    r.status.as_str().into(),
-                    r.finished_at.into(),
-                    r.duration_ms.into(),
-                    r.error.clone().into(),
-                    r.output.clone().into(),
-                ]
-            }),
-        );
-        sql.push_str(
-            "UPDATE task_run SET status = v.status, finished_at = v.finished_at, \
-             duration_ms = v.duration_ms, error = v.error, output = v.output \
-             FROM v WHERE task_run.run_id = v.run_id AND task_run.status = 'running'",
-        );
+    for chunk in items.chunks(UPDATE_CHUNK) {
+        let (mut sql, values) = values_cte(backend, columns, chunk.iter().map(&row));
+        sql.push_str(update);
         let res = db
             .execute_raw(Statement::from_sql_and_values(backend, sql, values))
             .await?;
         changed += res.rows_affected();
     }
     Ok(changed)
+}
+
+/// Writes outcomes, one statement per chunk: each row by its run id (the claim's fencing
+/// token) and only while it is still `running`. Returns how many rows changed; fewer than
+/// given means some claims were taken over meanwhile, and their late outcome changed nothing.
+pub async fn finish_runs(db: &DatabaseConnection, runs: &[FinishedRun]) -> Result<u64, StoreError> {
+    update_from_values(
+        db,
+        runs,
+        &[
+            "run_id",
+            "status",
+            "finished_at",
+            "duration_ms",
+            "error",
+            "output",
+        ],
+        |r| {
+            vec![
+                r.run_id.as_str().into(),
+                r.status.as_str().into(),
+                r.finished_at.into(),
+                r.duration_ms.into(),
+                r.error.clone().into(),
+                r.output.clone().into(),
+            ]
+        },
+        "UPDATE task_run SET status = v.status, finished_at = v.finished_at, \
+         duration_ms = v.duration_ms, error = v.error, output = v.output \
+         FROM v WHERE task_run.run_id = v.run_id AND task_run.status = 'running'",
+    )
+    .await
 }
 
 /// A fire that did not run (`skipped_overlap`, `misfired`): one finished row, unless the
@@ -324,41 +337,36 @@ pub async fn update_task_states(
     db: &DatabaseConnection,
     states: &[TaskState],
 ) -> Result<(), StoreError> {
-    let backend = db.get_database_backend();
     let states: Vec<&TaskState> = states
         .iter()
         .filter(|s| s.next_run_at.is_some() || s.last_run_at.is_some() || s.last_status.is_some())
         .collect();
-    for chunk in states.chunks(UPDATE_CHUNK) {
-        let (mut sql, values) = values_cte(
-            backend,
-            &[
-                "name",
-                "set_next",
-                "next_run_at",
-                "last_run_at",
-                "last_status",
-            ],
-            chunk.iter().map(|s| {
-                vec![
-                    s.task_name.as_ref().into(),
-                    s.next_run_at.is_some().into(),
-                    s.next_run_at.flatten().into(),
-                    s.last_run_at.into(),
-                    s.last_status.map(|st| st.as_str()).into(),
-                ]
-            }),
-        );
-        sql.push_str(
-            "UPDATE scheduled_task SET \
-             next_run_at = CASE WHEN v.set_next THEN v.next_run_at ELSE scheduled_task.next_run_at END, \
-             last_run_at = COALESCE(v.last_run_at, scheduled_task.last_run_at), \
-             last_status = COALESCE(v.last_status, scheduled_task.last_status) \
-             FROM v WHERE scheduled_task.name = v.name",
-        );
-        db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
-            .await?;
-    }
+    update_from_values(
+        db,
+        &states,
+        &[
+            "name",
+            "set_next",
+            "next_run_at",
+            "last_run_at",
+            "last_status",
+        ],
+        |s| {
+            vec![
+                s.task_name.as_ref().into(),
+                s.next_run_at.is_some().into(),
+                s.next_run_at.flatten().into(),
+                s.last_run_at.into(),
+                s.last_status.map(|st| st.as_str()).into(),
+            ]
+        },
+        "UPDATE scheduled_task SET \
+         next_run_at = CASE WHEN v.set_next THEN v.next_run_at ELSE scheduled_task.next_run_at END, \
+         last_run_at = COALESCE(v.last_run_at, scheduled_task.last_run_at), \
+         last_status = COALESCE(v.last_status, scheduled_task.last_status) \
+         FROM v WHERE scheduled_task.name = v.name",
+    )
+    .await?;
     Ok(())
 }
 

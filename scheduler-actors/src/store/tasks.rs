@@ -93,16 +93,21 @@ pub async fn conf_names(db: &impl ConnectionTrait) -> Result<BTreeMap<i64, Strin
 /// Every task row, by name.
 pub async fn load_tasks(db: &DatabaseConnection) -> Result<Vec<StoredTask>, StoreError> {
     let confs = conf_names(db).await?;
-    Ok(ScheduledTask::find()
+    let rows = ScheduledTask::find()
         .order_by_asc(scheduled_task::Column::Name)
         .all(db)
-        .await?
-        .into_iter()
+        .await?;
+    Ok(stored(rows, &confs))
+}
+
+/// Rows with the names of their trigger confs.
+fn stored(rows: Vec<scheduled_task::Model>, confs: &BTreeMap<i64, String>) -> Vec<StoredTask> {
+    rows.into_iter()
         .map(|row| StoredTask {
             conf_name: row.trigger_conf_id.and_then(|id| confs.get(&id).cloned()),
             row,
         })
-        .collect())
+        .collect()
 }
 
 /// A page of task rows: those with an id above `after_id`, by id, at most `limit`. Readers
@@ -114,18 +119,13 @@ pub async fn load_task_page(
     after_id: i64,
     limit: u64,
 ) -> Result<Vec<StoredTask>, StoreError> {
-    Ok(ScheduledTask::find()
+    let rows = ScheduledTask::find()
         .filter(scheduled_task::Column::Id.gt(after_id))
         .order_by_asc(scheduled_task::Column::Id)
         .limit(limit)
         .all(db)
-        .await?
-        .into_iter()
-        .map(|row| StoredTask {
-            conf_name: row.trigger_conf_id.and_then(|id| confs.get(&id).cloned()),
-            row,
-        })
-        .collect())
+        .await?;
+    Ok(stored(rows, confs))
 }
 
 /// One task row.
