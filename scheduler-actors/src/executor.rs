@@ -618,19 +618,4 @@ fn panic_message(payload: Box<dyn Any + Send>) -> String {
     }
 }
 
-impl Handler<crate::metrics::GetMetrics> for ExecutorActor {
-    type Result = actix::MessageResult<crate::metrics::GetMetrics>;
-
-    /// The node's metrics.
-    fn handle(
-        &mut self,
-        _msg: crate::metrics::GetMetrics,
-        _ctx: &mut Self::Context,
-    ) -> Self::Result {
-        let _timing = self
-            .deps
-            .actor_metrics
-            .handling::<crate::metrics::GetMetrics>();
-        actix::MessageResult(self.deps.metrics.snapshot())
-    }
-}
+crate::metrics::answer_get_metrics!(ExecutorActor, actor: deps.actor_metrics, node: deps.metrics);

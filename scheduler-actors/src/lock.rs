@@ -485,19 +485,7 @@ pub fn fire_key(prefix: &str, task: &str, fire_ts_ms: i64) -> String {
     format!("{prefix}:{{{task}}}:fire:{fire_ts_ms}")
 }
 
-impl Handler<crate::metrics::GetMetrics> for LockActor {
-    type Result = actix::MessageResult<crate::metrics::GetMetrics>;
-
-    /// The node's metrics.
-    fn handle(
-        &mut self,
-        _msg: crate::metrics::GetMetrics,
-        _ctx: &mut Self::Context,
-    ) -> Self::Result {
-        let _timing = self.metrics.handling::<crate::metrics::GetMetrics>();
-        actix::MessageResult(self.node_metrics.snapshot())
-    }
-}
+crate::metrics::answer_get_metrics!(LockActor, actor: metrics, node: node_metrics);
 
 #[cfg(test)]
 mod tests {

@@ -21,6 +21,27 @@ use serde::Serialize;
 #[rtype(result = "MetricsSnapshot")]
 pub struct GetMetrics;
 
+/// Implements `Handler<GetMetrics>` for an actor: times the message on the actor's own
+/// metrics (`self.<actor>`) and answers with a snapshot of the node's (`self.<node>`).
+macro_rules! answer_get_metrics {
+    ($actor:ty, actor: $($am:ident).+, node: $($nm:ident).+) => {
+        impl actix::Handler<$crate::metrics::GetMetrics> for $actor {
+            type Result = actix::MessageResult<$crate::metrics::GetMetrics>;
+
+            /// The node's metrics.
+            fn handle(
+                &mut self,
+                _msg: $crate::metrics::GetMetrics,
+                _ctx: &mut Self::Context,
+            ) -> Self::Result {
+                let _timing = self.$($am).+.handling::<$crate::metrics::GetMetrics>();
+                actix::MessageResult(self.$($nm).+.snapshot())
+            }
+        }
+    };
+}
+pub(crate) use answer_get_metrics;
+
 /// Upper bounds (seconds) of the handling-time buckets.
 const HANDLING_BUCKETS: [f64; 14] = [
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0,

@@ -611,16 +611,4 @@ fn flush_until(
     )
 }
 
-impl Handler<crate::metrics::GetMetrics> for PersistenceActor {
-    type Result = actix::MessageResult<crate::metrics::GetMetrics>;
-
-    /// The node's metrics.
-    fn handle(
-        &mut self,
-        _msg: crate::metrics::GetMetrics,
-        _ctx: &mut Self::Context,
-    ) -> Self::Result {
-        let _timing = self.actor_metrics.handling::<crate::metrics::GetMetrics>();
-        actix::MessageResult(self.metrics.snapshot())
-    }
-}
+crate::metrics::answer_get_metrics!(PersistenceActor, actor: actor_metrics, node: metrics);

@@ -457,6 +457,9 @@ impl SchedulerActor {
                     let last = row.last_run_at.map_or(since, |l| l.max(since));
                     self.catch_up(&spec, Some(last), now)
                 };
+                if let Some(n) = next {
+                    Self::push(&mut self.heap, &spec, n, generation, &name);
+                }
                 self.tasks.insert(
                     name.clone(),
                     Entry {
@@ -468,9 +471,6 @@ impl SchedulerActor {
                         live,
                     },
                 );
-                if let Some(n) = next {
-                    self.push(n, generation, &name);
-                }
                 // At start-up most stored next fires are already right (a restart); writing
                 // a million unchanged ones would only delay the first claims.
                 let stored = row.next_run_at.map(|t| t.timestamp_millis());
@@ -662,17 +662,19 @@ impl SchedulerActor {
     /// Puts a task's next fire in the heap, to be dispatched [`PREPARE_AHEAD`] of its time
     /// when its overlap is allowed, at its time when forbidden (a run ending within the lead
     /// must not turn the next fire into an overlap).
-    fn push(&mut self, at: i64, generation: u64, name: &Arc<str>) {
-        let ahead = self
-            .tasks
-            .get(name)
-            .is_some_and(|e| e.spec.overlap == OverlapPolicy::Allow);
-        let due = if ahead {
+    fn push(
+        heap: &mut BinaryHeap<HeapEntry>,
+        spec: &TaskSpec,
+        at: i64,
+        generation: u64,
+        name: &Arc<str>,
+    ) {
+        let due = if spec.overlap == OverlapPolicy::Allow {
             at - PREPARE_AHEAD.as_millis() as i64
         } else {
             at
         };
-        self.heap.push(Reverse((due, at, generation, name.clone())));
+        heap.push(Reverse((due, at, generation, name.clone())));
     }
 
     /// Notes the task's next fire for its status fields; sent with the others in `arm`.
@@ -718,9 +720,9 @@ impl SchedulerActor {
             };
             if let Some(entry) = self.tasks.get_mut(&name) {
                 entry.next = next;
-            }
-            if let Some(n) = next {
-                self.push(n, generation, &name);
+                if let Some(n) = next {
+                    Self::push(&mut self.heap, &entry.spec, n, generation, &name);
+                }
             }
             if !late {
                 self.fire(&name, at, FireReason::Scheduled);
@@ -912,7 +914,7 @@ impl Handler<Resume> for SchedulerActor {
                 entry.next = next;
             }
             if let Some(n) = next {
-                self.push(n, generation, &name);
+                Self::push(&mut self.heap, &spec, n, generation, &name);
             }
             self.record_next(&name);
         }
@@ -986,16 +988,4 @@ impl StreamHandler<ChangeNotice> for SchedulerActor {
     }
 }
 
-impl Handler<crate::metrics::GetMetrics> for SchedulerActor {
-    type Result = actix::MessageResult<crate::metrics::GetMetrics>;
-
-    /// The node's metrics.
-    fn handle(
-        &mut self,
-        _msg: crate::metrics::GetMetrics,
-        _ctx: &mut Self::Context,
-    ) -> Self::Result {
-        let _timing = self.metrics.handling::<crate::metrics::GetMetrics>();
-        actix::MessageResult(self.deps.metrics.snapshot())
-    }
-}
+crate::metrics::answer_get_metrics!(SchedulerActor, actor: metrics, node: deps.metrics);
