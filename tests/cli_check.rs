@@ -32,12 +32,8 @@ async fn migrate_follows_the_database_url_override() {
         !dir.path().join("cronmesh.db").exists(),
         "the SQLite default was not used"
     );
-    let db = scheduler_actors::store::connect(temp.url()).await.unwrap();
-    assert!(
-        scheduler_actors::store::schema_is_current(&db)
-            .await
-            .unwrap()
-    );
+    let db = store::connect(temp.url()).await.unwrap();
+    assert!(store::schema_is_current(&db).await.unwrap());
     db.close().await.unwrap();
 }
 
@@ -84,7 +80,7 @@ fn check_leaves_an_existing_unmigrated_database_alone() {
     let tables = |url: String| {
         rt.block_on(async move {
             use sea_orm::ConnectionTrait;
-            let db = scheduler_actors::store::connect(&url).await.unwrap();
+            let db = store::connect(&url).await.unwrap();
             let rows = db
                 .query_all_raw(sea_orm::Statement::from_string(
                     db.get_database_backend(),
@@ -100,7 +96,7 @@ fn check_leaves_an_existing_unmigrated_database_alone() {
     };
     rt.block_on(async {
         use sea_orm::ConnectionTrait;
-        let db = scheduler_actors::store::connect(&url).await.unwrap();
+        let db = store::connect(&url).await.unwrap();
         db.execute_unprepared("CREATE TABLE unrelated (x INTEGER)")
             .await
             .unwrap();

@@ -8,8 +8,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use entity::task_run::{self, RunStatus};
 use nix::sys::signal::Signal;
-use scheduler_actors::store::{self, RunFilter};
 use sea_orm::DatabaseConnection;
+use store::RunFilter;
 
 use crate::support::history::{assert_exactly_once, executions, logging_shell_args};
 use crate::support::node::{NodeProcess, wait_for};

@@ -86,7 +86,7 @@ fn a_failing_panicking_or_hanging_task_does_not_touch_its_neighbours() {
             })
             .await
             .unwrap();
-        assert!(unknown.unwrap_err().contains("lib.nope"));
+        assert!(unknown.unwrap_err().to_string().contains("lib.nope"));
         tokio::time::sleep(Duration::from_millis(4500)).await;
         let db = node.db.clone();
         node.shutdown().await.unwrap();
@@ -200,11 +200,11 @@ fn overlap_forbid_records_skipped_fires() {
 
 #[test]
 fn persistence_buffers_through_a_database_failure_and_a_restart() {
-    use scheduler_actors::store::{self, FinishedRun};
     use scheduler_actors::{
         ClaimRun, Flush, Metrics, PersistenceActor, RecordFinish, RestartPersistence,
     };
     use sea_orm::ConnectionTrait;
+    use store::FinishedRun;
 
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("p.db").display());
@@ -344,7 +344,6 @@ fn fires_missed_while_paused_follow_the_misfire_policy() {
 
 #[test]
 fn pruning_deletes_old_finished_runs_only() {
-    use scheduler_actors::store;
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("prune.db").display());
     tokio::runtime::Runtime::new()

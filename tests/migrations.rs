@@ -4,7 +4,6 @@
 use chrono::Utc;
 use entity::task_run::{self, RunStatus};
 use migration::{Migrator, MigratorTrait};
-use scheduler_actors::store;
 use sea_orm::{
     ActiveValue::Set, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait,
     sea_query::OnConflict,

@@ -1,5 +1,5 @@
-//! Command-line parsing and dispatch, and the mapping from errors to exit codes:
-//! 0 success, 1 a failure or a problem found (`check`), 2 bad input.
+//! Command-line parsing and dispatch. Exit codes are decided in `error.rs`: 0 success, 1 a
+//! failure or a problem found (`check`), 2 bad input.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,10 +8,17 @@ use clap::{Parser, Subcommand};
 use scheduler_actors::CodeTasks;
 
 use crate::commands;
+pub use crate::error::InvalidInput;
 
-/// An actor-based distributed cron scheduler.
+/// cronmesh: a distributed cron scheduler; every fire of every task runs once across the
+/// cluster and is recorded in a database.
 #[derive(Debug, Parser)]
-#[command(name = "cronmesh", version, about)]
+#[command(
+    name = "cronmesh",
+    version,
+    about = "cronmesh: a distributed cron scheduler. Every fire of every task runs once across the cluster and is recorded in a database.",
+    long_about = None
+)]
 pub struct Cli {
     /// Config file (default: ./cronmesh.toml if present). Env `CRONMESH__SECTION__KEY` overrides it.
     #[arg(long, global = true, value_name = "FILE")]
@@ -49,30 +56,14 @@ enum Command {
     Migrate,
 }
 
-/// Bad input from the user (exit code 2), as opposed to a failure while working (1).
-#[derive(Debug)]
-pub struct InvalidInput(pub String);
-
-impl std::fmt::Display for InvalidInput {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for InvalidInput {}
-
 /// Parses the process arguments and runs the command with `tasks` as the code tasks.
 pub fn run(tasks: CodeTasks) -> ExitCode {
     let cli = Cli::parse();
     match dispatch(cli, tasks) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
-            if e.downcast_ref::<InvalidInput>().is_some() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::FAILURE
-            }
+            eprintln!("error: {}", crate::error::report(&e));
+            crate::error::exit_code(&e)
         }
     }
 }

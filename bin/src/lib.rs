@@ -14,5 +14,6 @@
 
 pub mod cli;
 mod commands;
+mod error;
 mod logging;
 pub mod settings;

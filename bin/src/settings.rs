@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
-pub use scheduler_actors::store::redact_url;
+pub use store::redact_url;
 
 use crate::cli::InvalidInput;
 
@@ -132,10 +132,7 @@ impl DatabaseSettings {
 
     /// The file of a SQLite URL (`None` for other databases and in-memory SQLite).
     pub fn sqlite_path(&self) -> Option<PathBuf> {
-        let rest = self.url.strip_prefix("sqlite:")?;
-        let rest = rest.trim_start_matches("//");
-        let path = rest.split('?').next().unwrap_or(rest);
-        (!path.is_empty() && !path.contains(":memory:")).then(|| PathBuf::from(path))
+        store::sqlite_path(&self.url)
     }
 }
 

@@ -1,4 +1,4 @@
-//! SeaORM entities of cronmesh, one module per table (DESIGN §4).
+//! SeaORM entities of cronmesh, one module per table (docs/architecture.md, "Data").
 //!
 //! Column meanings are documented on each `Model`. The schema itself is created by the
 //! `migration` crate; these types must follow it, never the other way round.

@@ -1,4 +1,4 @@
-//! The four tables of DESIGN §4: trigger_conf, scheduled_task, task_run, scheduler_node.
+//! The four tables of cronmesh (docs/architecture.md, "Data"): trigger_conf, scheduled_task, task_run, scheduler_node.
 
 use sea_orm_migration::{prelude::*, schema::*};
 

@@ -1,4 +1,4 @@
-//! The moving parts of cronmesh: actors, task handlers, task registration and storage.
+//! The moving parts of cronmesh: the actors of a node, the tasks they run, and their metrics.
 //!
 //! A code task is an async fn plus a declaration, registered where the code lives:
 //!
@@ -23,35 +23,43 @@
 //!
 //! A node is started with [`NodeBuilder`] inside an actix `System`: a [`SchedulerActor`]
 //! sends `Fire` messages to per-task [`ExecutorActor`]s, which take fire locks from the
-//! [`LockActor`] and write run state through the [`PersistenceActor`].
+//! [`LockActor`] and write run state through the [`PersistenceActor`]. Every query goes
+//! through the `store` crate.
+//!
+//! Rooms: `node/` wires the actors together; `scheduler/`, `executor/`, `lock/` and
+//! `persistence/` hold one actor each; `tasks/` what tasks run; `metrics/` what is measured;
+//! `health` what a node knows of itself; `change_notices` the Redis pub/sub both ways;
+//! `admin_http` the admin server.
 
 mod admin_http;
-pub mod builtin;
+pub mod change_notices;
+mod error;
 mod executor;
-mod handler;
+mod health;
 pub mod lock;
 pub mod metrics;
 mod node;
-pub mod notices;
 mod persistence;
-mod redis_lock;
-mod registration;
 mod scheduler;
-pub mod store;
+pub mod tasks;
 
+pub use error::{Error, Result};
 pub use executor::{ExecutorActor, ExecutorDeps, ExecutorState, Fire, FireReason};
-pub use handler::{TaskContext, TaskFailure, TaskFuture, TaskHandler, TaskOutput};
+pub use health::Health;
 #[doc(hidden)]
 pub use inventory;
-pub use lock::{LockActor, LockBackend, MemoryLockBackend, RestartLocks};
+pub use lock::{LockActor, LockBackend, MemoryLockBackend, RedisLockBackend, RestartLocks};
 pub use metrics::{GetMetrics, Metered, Metrics, MetricsSnapshot};
-pub use node::{Node, NodeBuilder, NodeConfig, NodeError, known_handlers};
+pub use node::{Node, NodeBuilder, NodeConfig};
 pub use persistence::{
     ClaimRun, Flush, Heartbeat, PersistenceActor, RecordFinish, RecordSkipped, RecordTaskState,
     RestartPersistence,
 };
-pub use redis_lock::RedisLockBackend;
-pub use registration::{CodeTask, CodeTasks};
 pub use scheduler::{
     ListScheduled, Pause, Reload, Resume, ScheduledTaskView, SchedulerActor, Shutdown, TriggerNow,
+};
+pub use tasks::builtin;
+pub use tasks::{
+    CodeTask, CodeTasks, TaskContext, TaskFailure, TaskFuture, TaskHandler, TaskOutput,
+    known_handlers,
 };

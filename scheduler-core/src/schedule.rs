@@ -1,6 +1,6 @@
 //! A cron expression in an IANA zone: from local wall-clock matches to UTC instants.
 //!
-//! This module owns the DST rules (DESIGN §2):
+//! This module owns the DST rules (docs/architecture.md, "Time zones and DST"):
 //! - an hour field of `*` or `*/n` is interval-like: every matching instant that exists fires,
 //!   so both passes of a repeated hour fire and a skipped hour fires nothing;
 //! - every other expression fires once per local time it names: at the first pass of a

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use entity::task_run;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use scheduler_actors::store::{self, RunFilter};
 use sea_orm::DatabaseConnection;
+use store::RunFilter;
 
 use super::cronmesh_bin;
 

@@ -12,15 +12,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use entity::scheduled_task;
-use entity::task_run::{self, RunStatus};
 use scheduler_actors::{
     GetMetrics, NodeBuilder, NodeConfig, TaskContext, TaskFailure, TaskHandler,
 };
-use scheduler_core::Trigger;
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
-};
+use scheduler_core::{MisfirePolicy, OverlapPolicy, TaskDecl, Trigger};
 
 use crate::cli::InvalidInput;
 
@@ -140,8 +135,11 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.min(sorted.len() - 1)]
 }
 
+/// Every bench task's name starts with this; a run first removes what an earlier one left.
+const BENCH_PREFIX: &str = "bench.";
+
 fn bench_name(i: u32) -> String {
-    format!("bench.t{i:07}")
+    format!("{BENCH_PREFIX}t{i:07}")
 }
 
 pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
@@ -199,23 +197,14 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
 
     let system = actix::System::new();
     let db = system.block_on(async {
-        let db = scheduler_actors::store::connect(&db_url).await?;
-        scheduler_actors::store::migrate(&db).await?;
-        task_run::Entity::delete_many()
-            .filter(task_run::Column::TaskName.starts_with("bench."))
-            .exec(&db)
-            .await?;
-        scheduled_task::Entity::delete_many()
-            .filter(scheduled_task::Column::Name.starts_with("bench."))
-            .exec(&db)
-            .await?;
-        if db.get_database_backend() == sea_orm::DbBackend::Postgres {
-            // Earlier runs leave millions of dead rows behind; without this every run on the
-            // same database would be measured against a bigger, slower table.
-            db.execute_unprepared("VACUUM ANALYZE task_run, scheduled_task")
-                .await?;
-        }
-        insert_tasks(&db, tasks, idle, burst).await?;
+        let db = store::connect(&db_url).await?;
+        store::migrate(&db).await?;
+        store::remove_runs_with_prefix(&db, BENCH_PREFIX).await?;
+        store::remove_tasks_with_prefix(&db, BENCH_PREFIX).await?;
+        // Earlier runs leave millions of dead rows behind; without this every run on the
+        // same database would be measured against a bigger, slower table.
+        store::vacuum(&db).await?;
+        store::insert_runtime_tasks(&db, &bench_tasks(tasks, idle, burst)?).await?;
         Ok::<_, anyhow::Error>(db)
     })?;
     let created = started.elapsed();
@@ -233,13 +222,8 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     };
     let window = runs[0].window;
     let recorded = system.block_on(async move {
-        let recorded = task_run::Entity::find()
-            .filter(task_run::Column::TaskName.starts_with("bench.t"))
-            .filter(task_run::Column::FireTsMs.gte(window.start_ms))
-            .filter(task_run::Column::FireTsMs.lt(window.end_ms))
-            .filter(task_run::Column::Status.eq(RunStatus::Succeeded.as_str()))
-            .count(&db)
-            .await?;
+        let recorded =
+            store::count_succeeded(&db, BENCH_PREFIX, window.start_ms, window.end_ms).await?;
         // Closed inside the runtime: the pool cannot be dropped outside it.
         db.close().await?;
         Ok::<_, anyhow::Error>(recorded)
@@ -479,23 +463,18 @@ fn run_workers(args: &BenchArgs, db_url: &str) -> anyhow::Result<Vec<NodeRun>> {
     Ok(runs)
 }
 
-/// Inserts the bench tasks in chunks (under every database's bind-parameter limit).
-async fn insert_tasks(
-    db: &sea_orm::DatabaseConnection,
-    tasks: u32,
-    idle: u32,
-    burst: bool,
-) -> anyhow::Result<()> {
-    let now = Utc::now();
+/// The bench tasks: `tasks` firing every second (interval triggers anchored at offsets spread
+/// over the second, or all on the second with `burst`), then `idle` firing daily.
+fn bench_tasks(tasks: u32, idle: u32, burst: bool) -> anyhow::Result<Vec<TaskDecl>> {
     let daily = Trigger::cron("0 0 3 * * *", "UTC")?.to_json();
-    let row = |i: u32| {
+    let decl = |i: u32| {
         let trigger = if i < tasks {
             let offset_ms = if burst {
                 0
             } else {
                 i64::from(i) * 1000 / i64::from(tasks)
             };
-            let anchor = DateTime::from_timestamp_millis(offset_ms).unwrap_or(now);
+            let anchor = DateTime::from_timestamp_millis(offset_ms).unwrap_or_default();
             Trigger::Interval {
                 every_secs: 1,
                 anchor,
@@ -504,37 +483,15 @@ async fn insert_tasks(
         } else {
             daily.clone()
         };
-        scheduled_task::ActiveModel {
-            name: Set(bench_name(i)),
-            module: Set("bench".to_owned()),
-            handler: Set("cronmesh::bench".to_owned()),
-            trigger_json: Set(Some(trigger)),
-            enabled: Set(true),
-            owner: Set("bench".to_owned()),
-            description: Set(String::new()),
-            misfire: Set("skip".to_owned()),
-            misfire_grace_ms: Set(1000),
-            overlap: Set("allow".to_owned()),
-            recover: Set(false),
-            lock_ttl_ms: Set(30_000),
-            source: Set("runtime".to_owned()),
-            orphaned: Set(false),
-            schedule_overridden: Set(false),
-            version: Set(1),
-            created_at: Set(now),
-            updated_at: Set(now),
-            ..Default::default()
-        }
+        let mut decl = TaskDecl::trigger_json(&bench_name(i), &trigger)
+            .handler("cronmesh::bench")
+            .owner("bench")
+            .misfire(MisfirePolicy::Skip)
+            .misfire_grace_secs(1)
+            .overlap(OverlapPolicy::Allow)
+            .lock_ttl_ms(30_000);
+        decl.enabled = true;
+        decl
     };
-    let total = tasks + idle;
-    let mut i = 0;
-    while i < total {
-        // ~18 columns a row: 1000 rows stay under SQLite's 32766 and Postgres' 65535 binds.
-        let end = (i + 1000).min(total);
-        scheduled_task::Entity::insert_many((i..end).map(row))
-            .exec_without_returning(db)
-            .await?;
-        i = end;
-    }
-    Ok(())
+    Ok((0..tasks + idle).map(decl).collect())
 }

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use chrono::Utc;
 use comfy_table::{Table, presets::NOTHING};
-use scheduler_actors::{CodeTasks, store};
+use scheduler_actors::CodeTasks;
 use scheduler_core::{Registry, rfc3339};
 
 use crate::settings::Settings;

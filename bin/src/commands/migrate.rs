@@ -3,7 +3,6 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use scheduler_actors::store;
 
 use crate::settings::Settings;
 

@@ -13,31 +13,48 @@ pub(crate) mod tasks;
 pub(crate) mod triggers;
 
 use anyhow::Context;
-use scheduler_actors::store::{self, StoreError};
 use sea_orm::DatabaseConnection;
+use store::{SchemaState, StoreError};
 
-use crate::cli::InvalidInput;
 use crate::settings::Settings;
 
-/// Connects to the configured database and brings its schema up to date, so the operator
-/// commands work on a fresh machine too.
+/// Opens the configured database for a command that works on an existing cronmesh database:
+/// nothing is created or migrated. A database that does not exist, has no cronmesh schema,
+/// or has another version's schema is refused (exit 1) with what to do.
 pub(crate) async fn open_db(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
     let name = settings.database.redacted_url();
-    let db = store::connect(&settings.database.url)
+    let db = store::connect_existing(&settings.database.url)
         .await
         .with_context(|| format!("connecting to database {name}"))?;
-    store::migrate(&db)
-        .await
-        .with_context(|| format!("migrating database {name}"))?;
+    store::require_current_schema(&db, &name).await?;
     Ok(db)
 }
 
-/// Refusals (unknown task, invalid spec, conf in use) are bad input; database failures are not.
-pub(crate) fn store_error(e: StoreError) -> anyhow::Error {
-    match e {
-        StoreError::Db(_) => anyhow::Error::new(e),
-        other => anyhow::Error::new(InvalidInput(other.to_string())),
+/// Opens the configured database for a command that adds something (`tasks add`, `triggers
+/// add`). Like [`open_db`], except that a brand-new SQLite database (the embedded default on
+/// a first try) is given the schema, and stderr says so.
+pub(crate) async fn open_db_to_add(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
+    let name = settings.database.redacted_url();
+    if settings.database.sqlite_path().is_none() {
+        return open_db(settings).await;
     }
+    let db = store::connect(&settings.database.url)
+        .await
+        .with_context(|| format!("opening database {name}"))?;
+    if store::schema_state(&db).await? == SchemaState::Missing {
+        store::migrate(&db)
+            .await
+            .with_context(|| format!("creating the schema in database {name}"))?;
+        eprintln!("note: database {name} was new; created the cronmesh schema in it");
+    }
+    store::require_current_schema(&db, &name).await?;
+    Ok(db)
+}
+
+/// Refusals, unknown names and conflicts of a request the user made are bad input (exit 2);
+/// database failures are not.
+pub(crate) fn store_error(e: StoreError) -> anyhow::Error {
+    crate::error::user_request(e)
 }
 
 /// Tells running nodes a change was written, when the cluster has Redis. Best effort: the
@@ -45,7 +62,8 @@ pub(crate) fn store_error(e: StoreError) -> anyhow::Error {
 pub(crate) async fn notify_nodes(settings: &Settings, what: &str) {
     if let Some(url) = &settings.redis_url
         && let Err(e) =
-            scheduler_actors::notices::publish_change(url, &settings.redis_prefix, what).await
+            scheduler_actors::change_notices::publish_change(url, &settings.redis_prefix, what)
+                .await
     {
         eprintln!(
             "note: could not notify nodes over Redis ({e}); they will see the change within a second"

@@ -5,10 +5,10 @@ use std::process::ExitCode;
 
 use chrono::Utc;
 use entity::task_run::RunStatus;
-use scheduler_actors::store::{self, RunFilter};
+use store::RunFilter;
 
+use super::open_db;
 use super::output::table;
-use super::{open_db, store_error};
 use crate::settings::Settings;
 
 /// Arguments of `cronmesh nodes`.
@@ -21,7 +21,7 @@ pub(crate) struct NodesArgs {
 
 pub(crate) async fn run(settings: &Settings, args: NodesArgs) -> anyhow::Result<ExitCode> {
     let db = open_db(settings).await?;
-    let nodes = store::list_nodes(&db).await.map_err(store_error)?;
+    let nodes = store::list_nodes(&db).await?;
     let running = store::list_runs(
         &db,
         &RunFilter {
@@ -30,8 +30,7 @@ pub(crate) async fn run(settings: &Settings, args: NodesArgs) -> anyhow::Result<
             limit: 10_000,
         },
     )
-    .await
-    .map_err(store_error)?;
+    .await?;
     let mut by_node: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for r in &running {
         by_node

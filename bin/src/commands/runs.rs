@@ -4,11 +4,11 @@ use std::process::ExitCode;
 
 use chrono::DateTime;
 use entity::task_run::RunStatus;
-use scheduler_actors::store::{self, RunFilter};
 use sea_orm::Iterable;
+use store::RunFilter;
 
+use super::open_db;
 use super::output::{clip, table};
-use super::{open_db, store_error};
 use crate::cli::InvalidInput;
 use crate::settings::Settings;
 
@@ -50,8 +50,7 @@ pub(crate) async fn run(settings: &Settings, args: RunsArgs) -> anyhow::Result<E
             limit: args.limit,
         },
     )
-    .await
-    .map_err(store_error)?;
+    .await?;
     let fire = |ms: i64| {
         DateTime::from_timestamp_millis(ms).map_or_else(|| ms.to_string(), scheduler_core::rfc3339)
     };

@@ -5,13 +5,13 @@ use std::process::ExitCode;
 
 use chrono::Utc;
 use clap::{Args, Subcommand};
-use scheduler_actors::builtin::validate_handler_args;
-use scheduler_actors::store::{self, StoredTask};
+use scheduler_actors::builtin::{builtin, validate_handler_args};
 use scheduler_actors::{CodeTasks, known_handlers};
 use scheduler_core::{MisfirePolicy, OverlapPolicy, TaskDecl, Trigger, TriggerDecl};
+use store::StoredTask;
 
 use super::output::{table, when};
-use super::{open_db, store_error};
+use super::{open_db, open_db_to_add, store_error};
 use crate::cli::InvalidInput;
 use crate::settings::Settings;
 
@@ -228,13 +228,15 @@ pub(crate) async fn run(
     code_tasks: &CodeTasks,
     cmd: TasksCommand,
 ) -> anyhow::Result<ExitCode> {
-    let db = open_db(settings).await?;
+    let db = match &cmd {
+        TasksCommand::Add(_) => open_db_to_add(settings).await?,
+        _ => open_db(settings).await?,
+    };
     let changed = !matches!(cmd, TasksCommand::List { .. } | TasksCommand::Show { .. });
     match cmd {
         TasksCommand::List { module, json } => {
             let tasks: Vec<StoredTask> = store::load_tasks(&db)
-                .await
-                .map_err(store_error)?
+                .await?
                 .into_iter()
                 .filter(|t| module.as_ref().is_none_or(|m| &t.row.module == m))
                 .collect();
@@ -282,14 +284,13 @@ pub(crate) async fn run(
             let handlers = known_handlers(code_tasks, true);
             let check = |d: &TaskDecl| {
                 validate_handler_args(&d.handler, d.handler_args.as_ref(), &|h| {
-                    handlers.contains_key(h)
-                        && !scheduler_actors::builtin::BUILTIN_HANDLERS.contains(&h)
+                    handlers.contains_key(h) && builtin(h).is_none()
                 })
             };
             let row = store::insert_runtime_task(&db, &decl, &check)
                 .await
                 .map_err(store_error)?;
-            let task = store::get_task(&db, &row.name).await.map_err(store_error)?;
+            let task = store::get_task(&db, &row.name).await?;
             let next = task
                 .decl()
                 .validate(|_| None)
@@ -345,7 +346,7 @@ pub(crate) async fn run(
             store::set_trigger(&db, &name, &decl)
                 .await
                 .map_err(store_error)?;
-            let task = store::get_task(&db, &name).await.map_err(store_error)?;
+            let task = store::get_task(&db, &name).await?;
             println!("task {name} now fires on {}", trigger_text(&task));
         }
     }

@@ -4,11 +4,10 @@
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use scheduler_actors::store;
 use scheduler_core::Trigger;
 
 use super::output::table;
-use super::{open_db, store_error};
+use super::{open_db, open_db_to_add, store_error};
 use crate::settings::Settings;
 
 /// `triggers` subcommands.
@@ -45,11 +44,14 @@ pub(crate) enum TriggersCommand {
 }
 
 pub(crate) async fn run(settings: &Settings, cmd: TriggersCommand) -> anyhow::Result<ExitCode> {
-    let db = open_db(settings).await?;
+    let db = match &cmd {
+        TriggersCommand::Add { .. } => open_db_to_add(settings).await?,
+        _ => open_db(settings).await?,
+    };
     let changed = !matches!(cmd, TriggersCommand::List { .. });
     match cmd {
         TriggersCommand::List { json } => {
-            let confs = store::list_trigger_confs(&db).await.map_err(store_error)?;
+            let confs = store::list_trigger_confs(&db).await?;
             if json {
                 let list: Vec<serde_json::Value> = confs
                     .iter()

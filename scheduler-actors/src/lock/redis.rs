@@ -1,0 +1,175 @@
+//! The Redis lock backend, for a cluster.
+//!
+//! Acquire is `SET key value NX PX ttl` (milliseconds, so sub-second ttls are exact). Renewal
+//! and release run Lua scripts that act only while the key still holds our value: compare-and-
+//! pexpire and compare-and-delete; a bare `DEL` or `PEXPIRE` is never sent. Renewals of all due
+//! locks go out as one pipeline per tick. Scripts are sent by hash; after a Redis restart
+//! (`NOSCRIPT`) they are loaded again and the call is retried once.
+//!
+//! The connection is a `ConnectionManager` with explicit connect and response timeouts that
+//! reconnects by itself, so a Redis restart needs nothing from the operator.
+
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{ErrorKind, RedisError, Script, ServerErrorKind};
+
+use super::backend::{LockBackend, RenewItem};
+use crate::error::Error;
+
+/// Extends the key's life if it still holds our value. `ARGV[2]` is a positive ttl in ms.
+const RENEW_LUA: &str = r"
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('pexpire', KEYS[1], ARGV[2])
+end
+return 0
+";
+
+/// Deletes the key if it still holds our value.
+const RELEASE_LUA: &str = r"
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('del', KEYS[1])
+end
+return 0
+";
+
+/// Locks in Redis.
+#[derive(Clone)]
+pub struct RedisLockBackend {
+    conn: ConnectionManager,
+    renew: Script,
+    release: Script,
+}
+
+fn lock_error(e: RedisError) -> Error {
+    Error::lock_backend("redis", e)
+}
+
+fn is_noscript(e: &RedisError) -> bool {
+    e.kind() == ErrorKind::Server(ServerErrorKind::NoScript)
+}
+
+/// A ttl as Redis milliseconds, never below 1 (PEXPIRE with 0 or less deletes the key).
+fn ttl_ms(ttl: Duration) -> u64 {
+    (ttl.as_millis() as u64).max(1)
+}
+
+impl RedisLockBackend {
+    /// Connects lazily: the node starts even if Redis is down, and runs degraded until it is up.
+    pub fn connect(
+        url: &str,
+        connect_timeout: Duration,
+        response_timeout: Duration,
+    ) -> Result<Self, Error> {
+        let client = redis::Client::open(url)
+            .map_err(|e| Error::lock_backend("redis", format!("redis URL is not valid: {e}")))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(connect_timeout))
+            .set_response_timeout(Some(response_timeout))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_millis(500));
+        let conn = ConnectionManager::new_lazy_with_config(client, config).map_err(lock_error)?;
+        Ok(RedisLockBackend {
+            conn,
+            renew: Script::new(RENEW_LUA),
+            release: Script::new(RELEASE_LUA),
+        })
+    }
+
+    async fn renew_batch(&self, items: &[RenewItem]) -> Result<Vec<bool>, RedisError> {
+        let mut pipe = redis::pipe();
+        for item in items {
+            pipe.cmd("EVALSHA")
+                .arg(self.renew.get_hash())
+                .arg(1)
+                .arg(&item.key)
+                .arg(&item.value)
+                .arg(ttl_ms(item.ttl));
+        }
+        let mut conn = self.conn.clone();
+        let answers: Vec<i64> = pipe.query_async(&mut conn).await?;
+        Ok(answers.into_iter().map(|n| n == 1).collect())
+    }
+}
+
+impl LockBackend for RedisLockBackend {
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+
+    fn shared_across_nodes(&self) -> bool {
+        true
+    }
+
+    fn acquire(
+        &self,
+        key: String,
+        value: String,
+        ttl: Duration,
+    ) -> BoxFuture<'static, Result<bool, Error>> {
+        let mut conn = self.conn.clone();
+        Box::pin(async move {
+            let reply: Option<String> = redis::cmd("SET")
+                .arg(&key)
+                .arg(&value)
+                .arg("NX")
+                .arg("PX")
+                .arg(ttl_ms(ttl))
+                .query_async(&mut conn)
+                .await
+                .map_err(lock_error)?;
+            Ok(reply.is_some())
+        })
+    }
+
+    fn renew(&self, items: Vec<RenewItem>) -> BoxFuture<'static, Result<Vec<bool>, Error>> {
+        let this = self.clone();
+        Box::pin(async move {
+            match this.renew_batch(&items).await {
+                Err(e) if is_noscript(&e) => {
+                    let mut conn = this.conn.clone();
+                    this.renew
+                        .prepare_invoke()
+                        .load_async(&mut conn)
+                        .await
+                        .map_err(lock_error)?;
+                    this.renew_batch(&items).await.map_err(lock_error)
+                }
+                other => other.map_err(lock_error),
+            }
+        })
+    }
+
+    fn release(
+        &self,
+        key: String,
+        value: String,
+        keep_for: Option<Duration>,
+    ) -> BoxFuture<'static, Result<bool, Error>> {
+        let this = self.clone();
+        Box::pin(async move {
+            let mut conn = this.conn.clone();
+            // `invoke_async` sends EVALSHA and loads the script on NOSCRIPT.
+            let n: i64 = match keep_for {
+                Some(keep) => {
+                    this.renew
+                        .key(&key)
+                        .arg(&value)
+                        .arg(ttl_ms(keep))
+                        .invoke_async(&mut conn)
+                        .await
+                }
+                None => {
+                    this.release
+                        .key(&key)
+                        .arg(&value)
+                        .invoke_async(&mut conn)
+                        .await
+                }
+            }
+            .map_err(lock_error)?;
+            Ok(n == 1)
+        })
+    }
+}

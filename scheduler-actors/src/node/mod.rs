@@ -1,0 +1,342 @@
+//! A node: the four actors wired together, started inside the caller's actix `System`.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), scheduler_actors::Error> {
+//! use scheduler_actors::{CodeTasks, NodeBuilder, NodeConfig};
+//!
+//! // Inside a running actix System (e.g. under #[actix::main]):
+//! let node = NodeBuilder::new(NodeConfig::default())
+//!     .code_tasks(CodeTasks::from_inventory())
+//!     .start()
+//!     .await?;
+//! // ... node.scheduler, node.lock, node.persistence are plain actor addresses ...
+//! node.shutdown().await?;
+//! # Ok(()) }
+//! ```
+
+mod config;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use chrono::Utc;
+use entity::scheduler_node::NodeState;
+use scheduler_core::{Registry, TaskDecl};
+use sea_orm::DatabaseConnection;
+use store::{NodeInfo, StoreError};
+use tokio_util::sync::CancellationToken;
+
+pub use self::config::NodeConfig;
+use crate::error::Error;
+use crate::executor::{ExecutorActor, ExecutorDeps};
+use crate::health::Health;
+use crate::lock::{LockActor, LockBackend, MemoryLockBackend, RedisLockBackend};
+use crate::metrics::{Metered, Metrics};
+use crate::persistence::{Flush, PersistenceActor};
+use crate::scheduler::{InitialTasks, SchedulerActor, Shutdown};
+use crate::tasks::maintenance::maintenance_tasks;
+use crate::tasks::{CodeTasks, TaskHandler, handler_table};
+
+/// Builds and starts a node.
+pub struct NodeBuilder {
+    config: NodeConfig,
+    code_tasks: CodeTasks,
+    extra_handlers: Vec<(String, Arc<dyn TaskHandler>)>,
+    lock_backend: Option<Arc<dyn LockBackend>>,
+}
+
+/// A running node: the addresses of its actors and what it needs to shut down.
+pub struct Node {
+    /// This node's id.
+    pub node_id: String,
+    /// The scheduler (its address counts what it is sent, for the mailbox metrics).
+    pub scheduler: Metered<SchedulerActor>,
+    /// The lock actor.
+    pub lock: Addr<LockActor>,
+    /// The persistence actor.
+    pub persistence: Addr<PersistenceActor>,
+    /// Metrics of every actor.
+    pub metrics: Arc<Metrics>,
+    /// The database.
+    pub db: DatabaseConnection,
+    /// The admin HTTP server's address, if it runs.
+    pub http_addr: Option<SocketAddr>,
+    config: NodeConfig,
+    running: Arc<AtomicUsize>,
+    stopping: CancellationToken,
+    interrupt: CancellationToken,
+    handler_runtime: Option<tokio::runtime::Runtime>,
+    http: Option<actix_web::dev::ServerHandle>,
+}
+
+fn node_info(node_id: &str, admin: Option<SocketAddr>) -> NodeInfo {
+    NodeInfo {
+        node_id: node_id.to_owned(),
+        host: gethostname::gethostname().to_string_lossy().into_owned(),
+        pid: std::process::id(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        admin_url: admin.map(|a| format!("http://{a}")),
+    }
+}
+
+fn node_id_default() -> String {
+    format!(
+        "{}-{}",
+        gethostname::gethostname().to_string_lossy(),
+        std::process::id()
+    )
+}
+
+impl NodeBuilder {
+    /// A node with `config` and no code tasks yet.
+    pub fn new(config: NodeConfig) -> Self {
+        NodeBuilder {
+            config,
+            code_tasks: CodeTasks::new(),
+            extra_handlers: Vec::new(),
+            lock_backend: None,
+        }
+    }
+
+    /// The code tasks this node runs (e.g. [`CodeTasks::from_inventory`]).
+    pub fn code_tasks(mut self, tasks: CodeTasks) -> Self {
+        self.code_tasks = tasks;
+        self
+    }
+
+    /// A handler for runtime tasks (tasks added with the CLI that name `name` as handler),
+    /// besides the built-ins and the code tasks' own.
+    pub fn handler(mut self, name: &str, handler: Arc<dyn TaskHandler>) -> Self {
+        self.extra_handlers.push((name.to_owned(), handler));
+        self
+    }
+
+    /// The lock backend (default: in-process memory, for a single node).
+    pub fn lock_backend(mut self, backend: Arc<dyn LockBackend>) -> Self {
+        self.lock_backend = Some(backend);
+        self
+    }
+
+    /// Connects, migrates, syncs the code tasks, and starts the actors in the current actix
+    /// `System`.
+    pub async fn start(self) -> Result<Node, Error> {
+        let config = self.config;
+        let url = store::redact_url(&config.database_url);
+        let db_err = |source: StoreError| Error::Database {
+            database: url.clone(),
+            source,
+        };
+        let db = store::connect(&config.database_url)
+            .await
+            .map_err(|e| db_err(e.into()))?;
+        store::migrate(&db).await.map_err(|e| db_err(e.into()))?;
+
+        // Handlers: built-ins, extra ones, then maintenance and code tasks (which win on a
+        // name clash).
+        let maintenance = maintenance_tasks(&db, config.run_retention, config.demo_enabled);
+        let code = [&maintenance, &self.code_tasks];
+        let handlers = handler_table(config.shell_enabled, self.extra_handlers, &code);
+        let decls: Vec<TaskDecl> = code.iter().flat_map(|t| t.decls()).cloned().collect();
+        let confs = store::trigger_confs(&db).await.map_err(db_err)?;
+        let registry = Registry::build(decls.clone(), confs);
+        if !registry.is_clean() {
+            return Err(Error::Registry(registry.problems().to_vec()));
+        }
+        let handlers = Arc::new(handlers);
+        let known = handlers.clone();
+        let change = store::sync_code_tasks(&db, &decls, &|h| known.contains_key(h))
+            .await
+            .map_err(db_err)?;
+        for name in &change.conflicts {
+            tracing::warn!(target: "cron_task", task = %name, "a runtime task has the name of a code task; the runtime task is kept and the code task is not scheduled");
+        }
+        for name in &change.orphaned {
+            tracing::warn!(target: "cron_task", task = %name, "task marked orphaned: its handler is not in this binary");
+        }
+
+        let node_id = config.node_id.clone().unwrap_or_else(node_id_default);
+        let metrics = Metrics::new();
+        let health = Arc::new(Health::default());
+        let handler_runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(config.handler_threads.max(1))
+            .thread_name("cronmesh-handler")
+            .enable_all()
+            .build()
+            .map_err(Error::Runtime)?;
+
+        let lock_backend: Arc<dyn LockBackend> = match (self.lock_backend, &config.redis_url) {
+            (Some(backend), _) => backend,
+            (None, Some(url)) => Arc::new(RedisLockBackend::connect(
+                url,
+                Duration::from_secs(2),
+                Duration::from_secs(2),
+            )?),
+            (None, None) => Arc::new(MemoryLockBackend::new()),
+        };
+        let has_peers = lock_backend.shared_across_nodes();
+        // The actors that own connections run under supervisors: stopped, they come back
+        // with their held locks and buffered writes.
+        let lock = {
+            let (backend, id, m) = (lock_backend, node_id.clone(), metrics.clone());
+            Supervisor::start(move |_| LockActor::new(backend, id, m))
+        };
+        let persistence = {
+            let (db, id, bound, m) = (
+                db.clone(),
+                node_id.clone(),
+                config.persistence_buffer,
+                metrics.clone(),
+            );
+            let (every, health) = (config.heartbeat_interval, health.clone());
+            Supervisor::start(move |_| {
+                PersistenceActor::new(db, id, bound, m)
+                    .with_heartbeat(every)
+                    .with_health(health.clone())
+            })
+        };
+        let running = Arc::new(AtomicUsize::new(0));
+        let interrupt = CancellationToken::new();
+        let stopping = CancellationToken::new();
+        let deps = Arc::new(ExecutorDeps {
+            node_id: node_id.clone(),
+            lock_prefix: config.lock_prefix.clone(),
+            lock: Metered::new(lock.clone(), metrics.actor::<LockActor>()),
+            persistence: Metered::new(persistence.clone(), metrics.actor::<PersistenceActor>()),
+            handler_runtime: handler_runtime.handle().clone(),
+            has_peers,
+            stopping: stopping.clone(),
+            interrupt: interrupt.clone(),
+            running: running.clone(),
+            lock_keep: config.lock_keep,
+            metrics: metrics.clone(),
+            health,
+            actor_metrics: metrics.actor::<ExecutorActor>(),
+        });
+
+        // Settle what an earlier process of this node left running and register as running
+        // before the scheduler can claim anything.
+        let settled = store::settle_previous_runs(&db, &node_id, Utc::now())
+            .await
+            .map_err(db_err)?;
+        if settled > 0 {
+            tracing::warn!(target: "cron_task", node = %node_id, runs = settled, "runs left running by an earlier process of this node were settled (interrupted or abandoned)");
+        }
+        store::register_node(&db, &node_info(&node_id, config.http_bind), Utc::now())
+            .await
+            .map_err(db_err)?;
+
+        let initial = InitialTasks::read(&db, &handlers).await.map_err(db_err)?;
+        let mut scheduler = SchedulerActor::new(
+            db.clone(),
+            handlers,
+            deps,
+            initial,
+            config.node_timeout,
+            metrics.actor::<SchedulerActor>(),
+        );
+        if let Some(url) = &config.redis_url {
+            let channel = crate::change_notices::changes_channel(&config.lock_prefix);
+            scheduler = scheduler.with_change_notices(url.clone(), channel);
+        }
+        let scheduler = Metered::new(scheduler.start(), metrics.actor::<SchedulerActor>());
+        let (http_addr, http) = match config.http_bind {
+            None => (None, None),
+            Some(addr) => {
+                let (bound, handle) = crate::admin_http::start(
+                    addr,
+                    metrics.clone(),
+                    scheduler.clone(),
+                    node_id.clone(),
+                )
+                .map_err(|source| Error::Http { addr, source })?;
+                (Some(bound), Some(handle))
+            }
+        };
+        if http_addr.is_some() && http_addr != config.http_bind {
+            // Bound to port 0: record the port actually taken.
+            store::register_node(&db, &node_info(&node_id, http_addr), Utc::now())
+                .await
+                .map_err(db_err)?;
+        }
+
+        tracing::info!(target: "cron_task", node = %node_id, database = %url, http = ?http_addr, "node started");
+        Ok(Node {
+            node_id,
+            scheduler,
+            lock,
+            persistence,
+            metrics,
+            db,
+            http_addr,
+            config,
+            running,
+            stopping,
+            interrupt,
+            handler_runtime: Some(handler_runtime),
+            http,
+        })
+    }
+}
+
+impl Node {
+    /// Runs in progress on this node.
+    pub fn running(&self) -> usize {
+        self.running.load(Ordering::Acquire)
+    }
+
+    /// Graceful shutdown: stop firing, let running fires finish within the grace period,
+    /// interrupt the rest (recorded `interrupted`, their locks freed for a peer), write out
+    /// everything buffered, and mark the node stopped.
+    pub async fn shutdown(mut self) -> Result<(), Error> {
+        tracing::info!(target: "cron_task", node = %self.node_id, running = self.running(), grace_secs = self.config.shutdown_grace.as_secs(), "shutting down");
+        self.stopping.cancel();
+        self.scheduler.send(Shutdown).await?;
+        if let Err(e) = store::set_node_state(&self.db, &self.node_id, NodeState::Draining).await {
+            tracing::warn!(target: "cron_task", node = %self.node_id, error = %e, "could not mark the node draining");
+        }
+        let deadline = Instant::now() + self.config.shutdown_grace;
+        while self.running() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if self.running() > 0 {
+            tracing::warn!(target: "cron_task", node = %self.node_id, running = self.running(), "grace period over; interrupting running fires");
+            self.interrupt.cancel();
+            let hard = Instant::now() + Duration::from_secs(5);
+            while self.running() > 0 && Instant::now() < hard {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        let left = self
+            .persistence
+            .send(Flush {
+                within: Duration::from_secs(10),
+            })
+            .await?;
+        if left > 0 {
+            tracing::error!(target: "cron_task", node = %self.node_id, unwritten = left, "database unreachable at shutdown; these run records are lost");
+        }
+        if let Err(e) = store::set_node_state(&self.db, &self.node_id, NodeState::Stopped).await {
+            tracing::warn!(target: "cron_task", error = %e, "could not mark the node stopped");
+        }
+        if let Some(http) = self.http.take() {
+            http.stop(true).await;
+        }
+        if let Some(rt) = self.handler_runtime.take() {
+            rt.shutdown_background();
+        }
+        tracing::info!(target: "cron_task", node = %self.node_id, "node stopped");
+        Ok(())
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        // A runtime may not be dropped from async code; let its threads go in the background.
+        if let Some(rt) = self.handler_runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! Task status fields waiting to be written, one pending state per task, merged as they
+//! come: the latest fire's status wins (never an older fire's), and a next fire replaces the
+//! one before. Pure data: the actor decides when to write them.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use entity::task_run::RunStatus;
+use store::TaskState;
+
+/// A task's name as a message carries it.
+pub(super) enum TaskName<'a> {
+    /// Shared with the scheduler's copy (no allocation for a new entry).
+    Shared(Arc<str>),
+    /// Borrowed from a message.
+    Borrowed(&'a str),
+}
+
+/// Pending status fields by task.
+#[derive(Debug, Default)]
+pub(super) struct PendingStates {
+    states: BTreeMap<Arc<str>, TaskState>,
+}
+
+impl PendingStates {
+    /// Tasks with something pending.
+    pub(super) fn len(&self) -> usize {
+        self.states.len()
+    }
+
+    /// Nothing pending.
+    pub(super) fn is_empty(&self) -> bool {
+        self.states.is_empty()
+    }
+
+    /// Takes everything pending, to be written.
+    pub(super) fn take(&mut self) -> Vec<TaskState> {
+        std::mem::take(&mut self.states).into_values().collect()
+    }
+
+    /// Merges status fields into the task's pending state.
+    pub(super) fn note(
+        &mut self,
+        task: TaskName<'_>,
+        last: Option<(DateTime<Utc>, RunStatus)>,
+        next: Option<Option<DateTime<Utc>>>,
+    ) {
+        let name: &str = match &task {
+            TaskName::Shared(a) => a,
+            TaskName::Borrowed(s) => s,
+        };
+        let state = match self.states.get_mut(name) {
+            Some(state) => state,
+            None => {
+                let name: Arc<str> = match task {
+                    TaskName::Shared(a) => a,
+                    TaskName::Borrowed(s) => Arc::from(s),
+                };
+                self.states.entry(name.clone()).or_insert(TaskState {
+                    task_name: name,
+                    last_run_at: None,
+                    last_status: None,
+                    next_run_at: None,
+                })
+            }
+        };
+        if let Some((at, status)) = last
+            && state.last_run_at.is_none_or(|prev| at >= prev)
+        {
+            state.last_run_at = Some(at);
+            state.last_status = Some(status);
+        }
+        if let Some(next) = next {
+            state.next_run_at = Some(next);
+        }
+    }
+
+    /// Puts back states that were taken but not written. They are older than anything noted
+    /// since, so they merge as if they had come first: a newer value for a field wins.
+    pub(super) fn restore(&mut self, older: Vec<TaskState>) {
+        for old in older {
+            let last = old.last_run_at.zip(old.last_status);
+            let newer_next = self
+                .states
+                .get(&*old.task_name)
+                .is_some_and(|newer| newer.next_run_at.is_some());
+            let next = if newer_next { None } else { old.next_run_at };
+            self.note(TaskName::Shared(old.task_name), last, next);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(s, 0).unwrap_or_default()
+    }
+
+    #[test]
+    fn an_older_fire_never_overwrites_a_newer_status() {
+        let mut p = PendingStates::default();
+        p.note(
+            TaskName::Borrowed("a.b"),
+            Some((at(20), RunStatus::Failed)),
+            None,
+        );
+        p.note(
+            TaskName::Borrowed("a.b"),
+            Some((at(10), RunStatus::Succeeded)),
+            Some(Some(at(30))),
+        );
+        let states = p.take();
+        assert_eq!(states.len(), 1);
+        assert_eq!(states[0].last_status, Some(RunStatus::Failed));
+        assert_eq!(states[0].last_run_at, Some(at(20)));
+        assert_eq!(states[0].next_run_at, Some(Some(at(30))));
+        assert!(p.is_empty());
+    }
+
+    #[test]
+    fn restored_states_lose_to_what_was_noted_since() {
+        let mut p = PendingStates::default();
+        p.note(TaskName::Borrowed("a.b"), None, Some(Some(at(100))));
+        let taken = p.take();
+        // Meanwhile a newer next fire, and an older write comes back after a failure.
+        p.note(TaskName::Borrowed("a.b"), None, Some(Some(at(200))));
+        p.restore(taken);
+        let states = p.take();
+        assert_eq!(states[0].next_run_at, Some(Some(at(200))));
+        // With nothing newer, the restored value stands.
+        p.restore(states);
+        assert_eq!(p.len(), 1);
+        assert_eq!(p.take()[0].next_run_at, Some(Some(at(200))));
+    }
+}

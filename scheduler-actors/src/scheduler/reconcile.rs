@@ -1,0 +1,209 @@
+//! Applying the database's view of the tasks: new and changed tasks are (re)scheduled, removed
+//! ones dropped, and fires missed meanwhile go through each task's misfire policy. Changes made
+//! elsewhere (the CLI, another node) are found by reading two numbers every second and reloading
+//! only when they move.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use chrono::{DateTime, Utc};
+use entity::task_run::RunStatus;
+use scheduler_core::{TaskSpec, plan_catch_up, rfc3339};
+use store::ChangeMark;
+
+use super::task_rows::{TaskRows, read_task_rows};
+use super::{Entry, FireReason, LiveTask, RUN_NOW_WINDOW, SchedulerActor};
+use crate::persistence::RecordSkipped;
+
+impl SchedulerActor {
+    /// Applies the database's view of the tasks: new and changed tasks are (re)scheduled,
+    /// removed ones dropped. With `catch_up`, fires missed since each task's last fire go
+    /// through its misfire policy (start-up); otherwise scheduling starts from now.
+    pub(super) fn apply(
+        &mut self,
+        runnable: TaskRows,
+        mark: ChangeMark,
+        catch_up: bool,
+        ctx: &mut Context<Self>,
+    ) {
+        if self.stopped {
+            return;
+        }
+        let now = Utc::now();
+        let total = runnable.len();
+        let TaskRows { pages, skipped } = runnable;
+        for (name, why) in &skipped {
+            if self.tasks.remove(name.as_str()).is_some() || catch_up {
+                tracing::warn!(target: "cron_task", task = %name, "task not scheduled on this node: {why}");
+            }
+        }
+        let mut seen: HashSet<Arc<str>> = HashSet::with_capacity(total);
+        for (row, spec) in pages.into_iter().flatten() {
+            let name: Arc<str> = Arc::from(spec.name.as_str());
+            seen.insert(name.clone());
+            let run_now_at = row.run_now_at;
+            // Row id too: a task removed and added again may get its old version back.
+            let unchanged = self
+                .tasks
+                .get(&name)
+                .is_some_and(|e| e.version == row.version && e.row_id == row.id);
+            if !unchanged {
+                let generation = self.next_generation;
+                self.next_generation += 1;
+                if !self.handlers.contains_key(&spec.handler) {
+                    continue;
+                }
+                let previous = self.tasks.remove(&name);
+                // A change that leaves the schedule alone (owner, description, run-now) keeps
+                // the pending fire, so one due this very moment is not lost.
+                let kept_next = previous.as_ref().and_then(|p| {
+                    (p.spec.trigger == spec.trigger
+                        && p.spec.enabled == spec.enabled
+                        && spec.enabled)
+                        .then_some(p.next)
+                });
+                let live = match previous {
+                    // Keep a running executor only if its spec did not change in substance.
+                    Some(p) if *p.spec == *spec => p.live,
+                    Some(p) => p.live.map(|mut l| {
+                        l.executor = None;
+                        l
+                    }),
+                    // At start-up a request younger than the run-now window is honoured: it may
+                    // have come while no node ran. Its claim keeps it to one run.
+                    None => run_now_at
+                        .filter(|at| now - *at > RUN_NOW_WINDOW)
+                        .map(|seen| {
+                            Box::new(LiveTask {
+                                run_now_seen: Some(seen),
+                                ..LiveTask::default()
+                            })
+                        }),
+                };
+                let next = if !spec.enabled {
+                    None
+                } else if let Some(next) = kept_next {
+                    next
+                } else if catch_up {
+                    let last = row.last_run_at;
+                    self.catch_up(&spec, last, now)
+                } else {
+                    // Added or rescheduled while running: fires since the change (a date
+                    // trigger due a moment after it was added) are owed like any others.
+                    let since = row.updated_at - chrono::Duration::milliseconds(1);
+                    let last = row.last_run_at.map_or(since, |l| l.max(since));
+                    self.catch_up(&spec, Some(last), now)
+                };
+                if let Some(n) = next {
+                    Self::push(&mut self.due, &spec, n, generation, &name);
+                }
+                self.tasks.insert(
+                    name.clone(),
+                    Entry {
+                        spec,
+                        version: row.version,
+                        row_id: row.id,
+                        generation,
+                        next,
+                        live,
+                    },
+                );
+                // At start-up most stored next fires are already right (a restart); writing
+                // a million unchanged ones would only delay the first claims.
+                let stored = row.next_run_at.map(|t| t.timestamp_millis());
+                if !(catch_up && stored == next) {
+                    self.record_next(&name);
+                }
+            }
+            // An operator's run-now request not handled yet.
+            if let Some(at) = run_now_at
+                && let Some(entry) = self.tasks.get_mut(&name)
+                && entry.run_now_seen().is_none_or(|seen| at > seen)
+            {
+                entry.live().run_now_seen = Some(at);
+                self.fire(&name, at.timestamp_millis(), FireReason::Manual);
+            }
+        }
+        self.tasks.retain(|name, _| seen.contains(name));
+        self.mark = mark;
+        self.arm(ctx);
+    }
+
+    /// Start-up: run what the misfire policy keeps of the fires missed since `last`, record
+    /// what it drops, and return the next fire.
+    pub(super) fn catch_up(
+        &mut self,
+        spec: &Arc<TaskSpec>,
+        last: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Option<i64> {
+        let plan = plan_catch_up(&spec.trigger, last, now, spec.misfire, spec.misfire_grace);
+        if plan.skipped.count > 0 {
+            let latest = plan.skipped.latest.unwrap_or(now);
+            let why = format!(
+                "{}{} missed fire(s) skipped by misfire policy {} (latest {})",
+                if plan.skipped.saturated {
+                    "at least "
+                } else {
+                    ""
+                },
+                plan.skipped.count,
+                spec.misfire,
+                rfc3339(latest),
+            );
+            tracing::info!(target: "cron_task", task = %spec.name, status = "misfired", "{why}");
+            self.deps
+                .persistence
+                .do_send(RecordSkipped(store::not_run_row(
+                    &spec.name,
+                    latest.timestamp_millis(),
+                    &self.deps.node_id,
+                    RunStatus::Misfired,
+                    why,
+                    Utc::now(),
+                )));
+        }
+        for fire in &plan.run {
+            let name: Arc<str> = Arc::from(spec.name.as_str());
+            self.pending_catch_up.push((name, fire.timestamp_millis()));
+        }
+        plan.next.map(|t| t.timestamp_millis())
+    }
+
+    /// Reads the tasks again when the change mark moved (or always, with `force`) and
+    /// applies them.
+    pub(super) fn reconcile(&mut self, force: bool, ctx: &mut Context<Self>) {
+        if self.stopped {
+            return;
+        }
+        if self.reconciling {
+            // Asked again while reading: read once more when this round ends.
+            self.reload_pending |= force;
+            return;
+        }
+        self.reconciling = true;
+        let db = self.db.clone();
+        let handlers = self.handlers.clone();
+        let known = self.mark;
+        let fut = async move {
+            let mark = store::change_mark(&db).await?;
+            if !force && mark == known {
+                return Ok::<_, store::StoreError>(None);
+            }
+            let tasks = read_task_rows(&db, &handlers).await?;
+            Ok(Some((tasks, mark)))
+        };
+        ctx.spawn(fut.into_actor(self).map(|res, act, ctx| {
+            act.reconciling = false;
+            if std::mem::take(&mut act.reload_pending) {
+                act.reconcile(true, ctx);
+            }
+            match res {
+                Ok(Some((tasks, mark))) => act.apply(tasks, mark, false, ctx),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(target: "cron_task", error = %e, "could not read task changes; retrying"),
+            }
+        }));
+    }
+}

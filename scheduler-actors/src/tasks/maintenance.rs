@@ -1,0 +1,56 @@
+//! The tasks every node has: run-record pruning, and the demo heartbeat where enabled.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use scheduler_core::{MisfirePolicy, TaskDecl};
+use sea_orm::DatabaseConnection;
+
+use super::{CodeTasks, TaskContext, TaskFailure, TaskHandler};
+
+/// `cronmesh.prune_runs` (daily: deletes finished runs older than `retention`) and, with
+/// `demo`, `demo.heartbeat` (every 10 s).
+pub(crate) fn maintenance_tasks(
+    db: &DatabaseConnection,
+    retention: Duration,
+    demo: bool,
+) -> CodeTasks {
+    let prune_db = db.clone();
+    let prune: Arc<dyn TaskHandler> = Arc::new(move |ctx: TaskContext| {
+        let db = prune_db.clone();
+        async move {
+            let before = ctx.fire_time
+                - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
+            let deleted = store::prune_runs(&db, before)
+                .await
+                .map_err(|e| TaskFailure::new(e.to_string()))?;
+            tracing::info!(target: "cron_task", task = %ctx.task, run_id = %ctx.run_id, deleted, "pruned run records older than {}", scheduler_core::rfc3339(before));
+            Ok::<(), TaskFailure>(())
+        }
+    });
+    let mut tasks = CodeTasks::new().with_handler(
+        TaskDecl::cron("cronmesh.prune_runs", "17 3 * * *")
+            .owner("cronmesh")
+            .description("Deletes finished run records older than runs.retention_days")
+            .misfire(MisfirePolicy::FireOnce)
+            .origin("built-in"),
+        "cronmesh::prune_runs",
+        prune,
+    );
+    if demo {
+        let demo: Arc<dyn TaskHandler> = Arc::new(|ctx: TaskContext| async move {
+            tracing::info!(target: "cron_task", task = %ctx.task, run_id = %ctx.run_id, node = %ctx.node, "demo heartbeat: the scheduler is running");
+            Ok::<(), TaskFailure>(())
+        });
+        tasks = tasks.with_handler(
+            TaskDecl::cron("demo.heartbeat", "*/10 * * * * *")
+                .owner("cronmesh")
+                .description("Shows the scheduler working; turn off with demo.enabled = false")
+                .misfire(MisfirePolicy::Skip)
+                .origin("built-in"),
+            "cronmesh::demo_heartbeat",
+            demo,
+        );
+    }
+    tasks
+}

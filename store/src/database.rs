@@ -1,0 +1,226 @@
+//! Connecting, the schema's state, migrating, and URLs fit for messages.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use migration::{Migrator, MigratorTrait};
+use sea_orm::sea_query::{Alias, Order, Query};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
+
+use crate::error::{Result, StoreError};
+
+/// Opens a connection pool, creating a SQLite file that does not exist yet. SQLite is put in
+/// WAL mode, so readers (the CLI) never block the node's writes.
+pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
+    open(url, "rwc").await
+}
+
+/// Opens a connection pool to a database that must already exist: a SQLite file is never
+/// created (a missing one is [`StoreError::NoSchema`]). For commands that only work on a
+/// database a node or `cronmesh migrate` has set up.
+pub async fn connect_existing(url: &str) -> Result<DatabaseConnection> {
+    if let Some(path) = sqlite_path(url)
+        && !path.exists()
+    {
+        return Err(StoreError::NoSchema {
+            database: redact_url(url),
+        });
+    }
+    Ok(open(url, "rw").await?)
+}
+
+async fn open(url: &str, sqlite_mode: &str) -> Result<DatabaseConnection, DbErr> {
+    let is_sqlite = url.starts_with("sqlite:");
+    let url = if is_sqlite && !url.contains("mode=") && !url.contains(":memory:") {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{sep}mode={sqlite_mode}")
+    } else {
+        url.to_owned()
+    };
+    let mut options = ConnectOptions::new(url.clone());
+    options
+        .max_connections(if is_sqlite { 4 } else { 16 })
+        .min_connections(1)
+        .connect_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(10))
+        .sqlx_logging(false);
+    if is_sqlite {
+        // In WAL mode NORMAL syncs at checkpoints, not at every commit: a crash of the
+        // process loses nothing, a power cut may lose the last commits. Without it every
+        // claim waits for an fsync, which caps a node at a few hundred fires a second.
+        //
+        // Rows come from SQLite's worker thread through a channel; the default of 50 rows
+        // makes that thread wait on the reader every 50 rows when a node reads a million.
+        options.map_sqlx_sqlite_opts(|o| {
+            o.synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                .row_buffer_size(1024)
+        });
+    }
+    let db = Database::connect(options).await?;
+    if is_sqlite && !url.contains(":memory:") && !url.contains("mode=ro") {
+        db.execute_unprepared("PRAGMA journal_mode=WAL").await?;
+    }
+    Ok(db)
+}
+
+/// The file of a SQLite URL (`None` for other databases and in-memory SQLite).
+pub fn sqlite_path(url: &str) -> Option<PathBuf> {
+    let rest = url.strip_prefix("sqlite:")?;
+    let rest = rest.trim_start_matches("//");
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && !path.contains(":memory:")).then(|| PathBuf::from(path))
+}
+
+/// Replaces the password of a URL with `***`, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{path}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+/// Applies every pending migration.
+pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
+    Migrator::up(db, None).await
+}
+
+/// Reclaims the space of deleted rows and refreshes the planner's statistics of the run and
+/// task tables (Postgres; SQLite needs neither). After millions of rows are deleted, every
+/// query would otherwise wade through them.
+pub async fn vacuum(db: &DatabaseConnection) -> Result<()> {
+    if db.get_database_backend() == sea_orm::DbBackend::Postgres {
+        db.execute_unprepared("VACUUM ANALYZE task_run, scheduled_task")
+            .await?;
+    }
+    Ok(())
+}
+
+/// Where a database's schema stands against this binary's migrations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SchemaState {
+    /// No cronmesh migration was ever applied.
+    Missing,
+    /// Some, not all, of this binary's migrations are applied.
+    Behind {
+        /// The newest applied.
+        have: String,
+        /// The newest this binary has.
+        need: String,
+    },
+    /// Exactly this binary's migrations are applied.
+    Current,
+    /// Migrations this binary does not know are applied (a newer cronmesh migrated it).
+    Ahead {
+        /// The newest applied.
+        have: String,
+        /// The newest this binary has.
+        need: String,
+    },
+}
+
+/// Reads which migrations the database has. Only reads: a database that was never migrated
+/// is not given a migrations table.
+pub async fn schema_state(db: &DatabaseConnection) -> Result<SchemaState> {
+    let known: Vec<String> = Migrator::migrations()
+        .iter()
+        .map(|m| m.name().to_owned())
+        .collect();
+    let need = known.last().cloned().unwrap_or_default();
+    let manager = migration::SchemaManager::new(db);
+    if !manager.has_table("seaql_migrations").await? {
+        return Ok(if known.is_empty() {
+            SchemaState::Current
+        } else {
+            SchemaState::Missing
+        });
+    }
+    let select = Query::select()
+        .column(Alias::new("version"))
+        .from(Alias::new("seaql_migrations"))
+        .order_by(Alias::new("version"), Order::Asc)
+        .to_owned();
+    let applied: Vec<String> = db
+        .query_all(&select)
+        .await?
+        .iter()
+        .map(|row| row.try_get::<String>("", "version"))
+        .collect::<Result<_, DbErr>>()?;
+    let Some(have) = applied.last().cloned() else {
+        return Ok(SchemaState::Missing);
+    };
+    Ok(if applied.iter().any(|v| !known.contains(v)) {
+        SchemaState::Ahead { have, need }
+    } else if applied.len() < known.len() {
+        SchemaState::Behind { have, need }
+    } else {
+        SchemaState::Current
+    })
+}
+
+/// True when the schema has no pending migrations (and none this binary does not know).
+pub async fn schema_is_current(db: &DatabaseConnection) -> Result<bool> {
+    Ok(schema_state(db).await? == SchemaState::Current)
+}
+
+/// Refuses a database whose schema is not this binary's, without changing anything:
+/// `database` (password redacted) names it in the error.
+pub async fn require_current_schema(db: &DatabaseConnection, database: &str) -> Result<()> {
+    match schema_state(db).await? {
+        SchemaState::Current => Ok(()),
+        SchemaState::Missing => Err(StoreError::NoSchema {
+            database: database.to_owned(),
+        }),
+        SchemaState::Behind { have, need } => Err(StoreError::SchemaBehind { have, need }),
+        SchemaState::Ahead { have, need } => Err(StoreError::SchemaAhead { have, need }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_survive_redaction() {
+        assert_eq!(
+            redact_url("postgres://app:s3cret@127.0.0.1:5432/cron"),
+            "postgres://app:***@127.0.0.1:5432/cron"
+        );
+        assert_eq!(
+            redact_url("redis://:pw@127.0.0.1:6379/0"),
+            "redis://:***@127.0.0.1:6379/0"
+        );
+        assert_eq!(redact_url("sqlite://cronmesh.db"), "sqlite://cronmesh.db");
+    }
+
+    #[test]
+    fn sqlite_paths_are_read_from_urls() {
+        assert_eq!(
+            sqlite_path("sqlite://a/b.db?mode=ro"),
+            Some("a/b.db".into())
+        );
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
+        assert_eq!(sqlite_path("postgres://h/db"), None);
+    }
+
+    #[tokio::test]
+    async fn schema_states_from_missing_to_current() {
+        let db = connect("sqlite::memory:").await.expect("in-memory sqlite");
+        assert_eq!(schema_state(&db).await.ok(), Some(SchemaState::Missing));
+        Migrator::up(&db, Some(1)).await.expect("first migration");
+        let state = schema_state(&db).await.expect("state");
+        assert!(matches!(state, SchemaState::Behind { .. }), "{state:?}");
+        let err = require_current_schema(&db, "sqlite::memory:")
+            .await
+            .expect_err("behind");
+        assert!(err.to_string().contains("run 'cronmesh migrate'"), "{err}");
+        migrate(&db).await.expect("migrate");
+        assert_eq!(schema_state(&db).await.ok(), Some(SchemaState::Current));
+    }
+}

@@ -1,0 +1,69 @@
+//! Every query cronmesh makes: the node's actors, the CLI and the benchmark all read and write
+//! the database through these functions and nothing else.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), store::StoreError> {
+//! use scheduler_core::TaskDecl;
+//!
+//! let db = store::connect("sqlite::memory:").await?;
+//! store::migrate(&db).await?;
+//! let decl = TaskDecl::cron("mail.digest", "30 7 * * MON-FRI").handler("noop");
+//! store::insert_runtime_task(&db, &decl, &|_| Ok(())).await?;
+//! let task = store::get_task(&db, "mail.digest").await?;
+//! assert_eq!(task.row.module, "mail");
+//! // Asking for a name that is not there is its own kind of error.
+//! assert!(matches!(
+//!     store::get_task(&db, "mail.nope").await,
+//!     Err(store::StoreError::NotFound { what: "task", .. })
+//! ));
+//! # Ok(()) }
+//! ```
+//!
+//! Every function takes the connection as an argument; nothing here keeps state. Column lists
+//! are written once per statement kind (see `claims.rs`, `runs.rs`, `task_status.rs`), from
+//! the entities' column enums, so the compiler checks every name.
+//!
+//! Writes that change what a node schedules (a task's trigger, enabled flag, a trigger conf)
+//! set the row's `version` to one past the table's highest, so a node notices any change by
+//! watching `COUNT(*)`, `MAX(version)` and `MAX(id)` alone (see [`change_mark`]).
+
+mod batch;
+mod claims;
+mod code_tasks;
+mod database;
+mod error;
+mod nodes;
+mod recovery;
+mod rows;
+mod runs;
+mod task_status;
+mod tasks;
+mod triggers;
+
+pub use claims::{ClaimOutcome, claim_fire, claim_run, claim_runs};
+pub use code_tasks::{TaskChange, sync_code_tasks};
+pub use database::{
+    SchemaState, connect, connect_existing, migrate, redact_url, require_current_schema,
+    schema_is_current, schema_state, sqlite_path, vacuum,
+};
+pub use error::{Result, StoreError};
+pub use nodes::{NodeInfo, heartbeat, list_nodes, mark_dead_nodes, register_node, set_node_state};
+pub use recovery::{OrphanRun, abandon_run, orphan_runs, settle_previous_runs, take_over_run};
+pub use rows::{not_run_row, running_row};
+pub use runs::{
+    FinishedRun, RunFilter, count_succeeded, finish_runs, list_runs, prune_runs,
+    record_fire_outcome, remove_runs_with_prefix,
+};
+pub use task_status::{TaskState, update_task_states};
+pub use tasks::{
+    ChangeMark, StoredTask, change_mark, conf_names, get_task, insert_runtime_task,
+    insert_runtime_tasks, load_task_page, load_tasks, remove_task, remove_tasks_with_prefix,
+    request_run_now, set_enabled, set_trigger,
+};
+pub use triggers::{
+    add_trigger_conf, list_trigger_confs, remove_trigger_conf, set_trigger_conf, trigger_confs,
+};
+
+/// SQL for "one past the highest task version", used by every schedule-changing write.
+const NEXT_TASK_VERSION: &str = "(SELECT COALESCE(MAX(version), 0) + 1 FROM scheduled_task)";

@@ -1,0 +1,179 @@
+//! Runs that lost their node: found, abandoned, or taken over as the next attempt; and the
+//! runs an earlier process of this node left behind.
+
+use chrono::{DateTime, Utc};
+use entity::prelude::*;
+use entity::scheduled_task;
+use entity::task_run::{Column as C, RunStatus};
+use sea_orm::sea_query::{Alias, Condition, Expr, Func, Query};
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, EntityTrait, ExprTrait, FromQueryResult, QueryFilter,
+};
+
+use crate::error::Result;
+
+/// A run that lost its node: `running` on a node declared dead, or `interrupted` by a
+/// shutdown, of a task that may be recovered.
+#[derive(Debug, Clone, PartialEq, Eq, sea_orm::FromQueryResult)]
+pub struct OrphanRun {
+    /// Row id.
+    pub id: i64,
+    /// Task.
+    pub task_name: String,
+    /// Fire.
+    pub fire_ts_ms: i64,
+    /// The attempt that was running.
+    pub attempt: i32,
+    /// Its node.
+    pub node_id: String,
+    /// `running` or `interrupted`.
+    pub status: String,
+    /// Whether the task wants a re-run.
+    pub recover: bool,
+}
+
+/// Runs that need a decision: `running` on dead or stopped nodes (nobody is behind them), and
+/// first attempts `interrupted` by a shutdown whose task has `recover`.
+pub async fn orphan_runs(db: &DatabaseConnection) -> Result<Vec<OrphanRun>> {
+    use entity::scheduled_task::Column as T;
+    use entity::scheduler_node::{Column as N, NodeState};
+    let recover = Expr::col((ScheduledTask, T::Recover));
+    let select = Query::select()
+        .columns([
+            (TaskRun, C::Id),
+            (TaskRun, C::TaskName),
+            (TaskRun, C::FireTsMs),
+            (TaskRun, C::Attempt),
+            (TaskRun, C::NodeId),
+            (TaskRun, C::Status),
+        ])
+        .expr_as(Func::if_null(recover.clone(), false), Alias::new("recover"))
+        .from(TaskRun)
+        .left_join(
+            ScheduledTask,
+            Expr::col((ScheduledTask, T::Name)).equals((TaskRun, C::TaskName)),
+        )
+        .left_join(
+            SchedulerNode,
+            Expr::col((SchedulerNode, N::NodeId)).equals((TaskRun, C::NodeId)),
+        )
+        .cond_where(
+            Condition::any()
+                .add(
+                    Condition::all()
+                        .add(Expr::col((TaskRun, C::Status)).eq(RunStatus::Running.as_str()))
+                        .add(
+                            Expr::col((SchedulerNode, N::State))
+                                .is_in([NodeState::Dead.as_str(), NodeState::Stopped.as_str()]),
+                        ),
+                )
+                .add(
+                    Condition::all()
+                        .add(Expr::col((TaskRun, C::Status)).eq(RunStatus::Interrupted.as_str()))
+                        .add(Expr::col((TaskRun, C::Attempt)).eq(1))
+                        .add(recover.eq(true)),
+                ),
+        )
+        .to_owned();
+    let backend = db.get_database_backend();
+    Ok(OrphanRun::find_by_statement(backend.build(&select))
+        .all(db)
+        .await?)
+}
+
+/// Records a dead node's run as `abandoned`, if it is still that attempt's and running.
+pub async fn abandon_run(
+    db: &DatabaseConnection,
+    run: &OrphanRun,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    let res = TaskRun::update_many()
+        .col_expr(C::Status, Expr::value(RunStatus::Abandoned.as_str()))
+        .col_expr(C::FinishedAt, Expr::value(now))
+        .col_expr(
+            C::Error,
+            Expr::value(format!("node {} died while this ran", run.node_id)),
+        )
+        .filter(C::Id.eq(run.id))
+        .filter(C::Attempt.eq(run.attempt))
+        .filter(C::Status.eq(RunStatus::Running.as_str()))
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected == 1)
+}
+
+/// Takes an orphaned fire over as the next attempt on `node_id`: the row becomes `running`
+/// again with attempt + 1, so the old attempt's late writes change nothing. `true` if this
+/// caller won it.
+pub async fn take_over_run(
+    db: &DatabaseConnection,
+    run: &OrphanRun,
+    node_id: &str,
+    run_id: &str,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    let res = TaskRun::update_many()
+        .col_expr(C::Status, Expr::value(RunStatus::Running.as_str()))
+        .col_expr(C::Attempt, Expr::value(run.attempt + 1))
+        .col_expr(C::NodeId, Expr::value(node_id))
+        .col_expr(C::RunId, Expr::value(run_id))
+        .col_expr(C::StartedAt, Expr::value(now))
+        .col_expr(C::FinishedAt, Expr::value(Option::<DateTime<Utc>>::None))
+        .col_expr(C::DurationMs, Expr::value(Option::<i64>::None))
+        .col_expr(
+            C::Error,
+            Expr::value(format!(
+                "attempt {} on node {} was {}",
+                run.attempt, run.node_id, run.status
+            )),
+        )
+        .filter(C::Id.eq(run.id))
+        .filter(C::Attempt.eq(run.attempt))
+        .filter(C::Status.eq(run.status.as_str()))
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected == 1)
+}
+
+/// Settles the runs a previous process with this node id left `running` (it crashed or was
+/// killed): `interrupted` where the task has `recover` (so a node re-runs it), `abandoned`
+/// otherwise. Called before the node registers as running.
+pub async fn settle_previous_runs(
+    db: &DatabaseConnection,
+    node_id: &str,
+    now: DateTime<Utc>,
+) -> Result<u64> {
+    let recoverable = || {
+        Query::select()
+            .column(scheduled_task::Column::Name)
+            .from(scheduled_task::Entity)
+            .and_where(Expr::col(scheduled_task::Column::Recover).eq(true))
+            .to_owned()
+    };
+    let mut settled = 0;
+    for (status, in_recoverable) in [
+        (RunStatus::Interrupted, true),
+        (RunStatus::Abandoned, false),
+    ] {
+        let column = Expr::col(C::TaskName);
+        let which = if in_recoverable {
+            column.in_subquery(recoverable())
+        } else {
+            column.not_in_subquery(recoverable())
+        };
+        settled += TaskRun::update_many()
+            .col_expr(C::Status, Expr::value(status.as_str()))
+            .col_expr(C::FinishedAt, Expr::value(now))
+            .col_expr(
+                C::Error,
+                Expr::value(format!("node {node_id} restarted while this ran")),
+            )
+            .filter(C::NodeId.eq(node_id))
+            .filter(C::Status.eq(RunStatus::Running.as_str()))
+            .filter(which)
+            .exec(db)
+            .await?
+            .rows_affected;
+    }
+    Ok(settled)
+}

@@ -1,0 +1,159 @@
+//! `task_run` rows after the claim: outcomes, fires that did not run, history and pruning.
+
+use chrono::{DateTime, Utc};
+use entity::prelude::*;
+use entity::task_run::{self, Column as C, RunStatus};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, IdenStatic, QueryFilter,
+    QueryOrder, QuerySelect,
+};
+
+use crate::batch::{Field, update_from_values};
+use crate::claims::claim_run;
+use crate::error::Result;
+
+/// The end of a run, written only if the row is still this claim's and still running.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FinishedRun {
+    /// Task.
+    pub task_name: String,
+    /// Fire.
+    pub fire_ts_ms: i64,
+    /// The writer's attempt.
+    pub attempt: i32,
+    /// The writer's claim (`task_run.run_id`): the fencing token. A take-over gives the row a
+    /// new run id, so an older claim's writes match nothing.
+    pub run_id: String,
+    /// Outcome.
+    pub status: RunStatus,
+    /// When it ended.
+    pub finished_at: DateTime<Utc>,
+    /// How long it ran.
+    pub duration_ms: i64,
+    /// Error message, if any.
+    pub error: Option<String>,
+    /// Output tail, if any.
+    pub output: Option<String>,
+}
+
+/// What an outcome writes, keyed by `run_id` (the first field).
+fn outcome_fields() -> [Field<FinishedRun>; 6] {
+    [
+        Field {
+            name: C::RunId.as_str(),
+            value: |r| r.run_id.as_str().into(),
+        },
+        Field {
+            name: C::Status.as_str(),
+            value: |r| r.status.as_str().into(),
+        },
+        Field {
+            name: C::FinishedAt.as_str(),
+            value: |r| r.finished_at.into(),
+        },
+        Field {
+            name: C::DurationMs.as_str(),
+            value: |r| r.duration_ms.into(),
+        },
+        Field {
+            name: C::Error.as_str(),
+            value: |r| r.error.clone().into(),
+        },
+        Field {
+            name: C::Output.as_str(),
+            value: |r| r.output.clone().into(),
+        },
+    ]
+}
+
+/// Writes outcomes, one statement per chunk: each row by its run id (the claim's fencing
+/// token) and only while it is still `running`. Returns how many rows changed; fewer than
+/// given means some claims were taken over meanwhile, and their late outcome changed nothing.
+pub async fn finish_runs(db: &DatabaseConnection, runs: &[FinishedRun]) -> Result<u64> {
+    let fields = outcome_fields();
+    let [key, set @ ..] = &fields;
+    let assignments: Vec<String> = set.iter().map(|f| format!("{0} = v.{0}", f.name)).collect();
+    let update = format!(
+        "UPDATE task_run SET {} FROM v WHERE task_run.{key} = v.{key} AND task_run.{status} = '{running}'",
+        assignments.join(", "),
+        key = key.name,
+        status = C::Status.as_str(),
+        running = RunStatus::Running.as_str(),
+    );
+    update_from_values(db, runs, &fields, &update).await
+}
+
+/// A fire that did not run (`skipped_overlap`, `misfired`): one finished row, unless the
+/// fire already has one.
+pub async fn record_fire_outcome(db: &impl ConnectionTrait, run: &task_run::Model) -> Result<bool> {
+    claim_run(db, run).await
+}
+
+/// Which runs to list.
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    /// Only this task.
+    pub task: Option<String>,
+    /// Only this status.
+    pub status: Option<RunStatus>,
+    /// At most this many, newest first.
+    pub limit: u64,
+}
+
+/// Runs, newest fire first.
+pub async fn list_runs(
+    db: &DatabaseConnection,
+    filter: &RunFilter,
+) -> Result<Vec<task_run::Model>> {
+    let mut q = TaskRun::find();
+    if let Some(t) = &filter.task {
+        q = q.filter(C::TaskName.eq(t));
+    }
+    if let Some(s) = filter.status {
+        q = q.filter(C::Status.eq(s.as_str()));
+    }
+    Ok(q.order_by_desc(C::FireTsMs)
+        .order_by_desc(C::Id)
+        .limit(filter.limit.max(1))
+        .all(db)
+        .await?)
+}
+
+/// How many `succeeded` runs of tasks whose name starts with `prefix` have a fire time in
+/// `[from_ms, to_ms)` (what a benchmark checks against what it expected).
+pub async fn count_succeeded(
+    db: &DatabaseConnection,
+    prefix: &str,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<u64> {
+    use sea_orm::PaginatorTrait;
+    Ok(TaskRun::find()
+        .filter(C::TaskName.starts_with(prefix))
+        .filter(C::FireTsMs.gte(from_ms))
+        .filter(C::FireTsMs.lt(to_ms))
+        .filter(C::Status.eq(RunStatus::Succeeded.as_str()))
+        .count(db)
+        .await?)
+}
+
+/// Deletes finished runs that started before `before`. Running rows are kept whatever their
+/// age: they are the fencing record of a fire in progress.
+pub async fn prune_runs(db: &DatabaseConnection, before: DateTime<Utc>) -> Result<u64> {
+    Ok(TaskRun::delete_many()
+        .filter(C::StartedAt.lt(before))
+        .filter(C::Status.ne(RunStatus::Running.as_str()))
+        .exec(db)
+        .await?
+        .rows_affected)
+}
+
+/// Deletes every run of tasks whose name starts with `prefix`, whatever its status (a
+/// benchmark clearing its own earlier runs). Returns how many went.
+pub async fn remove_runs_with_prefix(db: &DatabaseConnection, prefix: &str) -> Result<u64> {
+    Ok(TaskRun::delete_many()
+        .filter(C::TaskName.starts_with(prefix))
+        .exec(db)
+        .await?
+        .rows_affected)
+}

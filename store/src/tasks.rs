@@ -1,0 +1,380 @@
+//! `scheduled_task` rows: code tasks synced at start-up, runtime tasks added by operators,
+//! and the changes operators make.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use entity::prelude::*;
+use entity::{scheduled_task, trigger_conf};
+use scheduler_core::{TaskDecl, Trigger, TriggerDecl};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
+    EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
+};
+
+use crate::NEXT_TASK_VERSION;
+use crate::error::{Result, StoreError};
+
+/// A task row with the name of its shared trigger conf, if it uses one.
+#[derive(Debug, Clone)]
+pub struct StoredTask {
+    /// The row.
+    pub row: scheduled_task::Model,
+    /// Name of the shared trigger conf.
+    pub conf_name: Option<String>,
+}
+
+impl StoredTask {
+    /// The row as a declaration, to validate like any other.
+    pub fn decl(&self) -> TaskDecl {
+        let r = &self.row;
+        let mut decl = match (&self.conf_name, &r.trigger_json) {
+            (Some(conf), _) => TaskDecl::trigger_conf(&r.name, conf),
+            (None, Some(json)) => TaskDecl::trigger_json(&r.name, json),
+            // Reported by validation as an unparsable trigger.
+            (None, None) => TaskDecl::trigger_json(&r.name, ""),
+        }
+        .handler(&r.handler)
+        .owner(&r.owner)
+        .description(&r.description)
+        .misfire_grace_secs((r.misfire_grace_ms.max(0) / 1000) as u64)
+        .recover(r.recover)
+        .lock_ttl_ms(r.lock_ttl_ms.max(0) as u64)
+        .origin("database");
+        decl.handler_args = r.handler_args.clone();
+        decl.enabled = r.enabled;
+        decl.timeout_secs = r.timeout_ms.map(|ms| (ms.max(0) as u64).div_ceil(1000));
+        // Policies were validated on the way in; a row edited by hand falls back to defaults
+        // rather than stopping every other task.
+        decl.misfire = r.misfire.parse().unwrap_or_default();
+        decl.overlap = r.overlap.parse().unwrap_or_default();
+        decl
+    }
+}
+
+/// What `COUNT(*)` and `MAX(version)` say about `scheduled_task`: when either moves, something
+/// a node schedules has changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, FromQueryResult)]
+pub struct ChangeMark {
+    /// Number of rows.
+    pub count: i64,
+    /// Highest version.
+    pub max_version: i64,
+    /// Highest row id: a task removed and added again moves it (ids are never reused), even
+    /// when the count and the highest version come out the same.
+    pub max_id: i64,
+}
+
+/// The current change mark.
+pub async fn change_mark(db: &DatabaseConnection) -> Result<ChangeMark> {
+    let mark = ScheduledTask::find()
+        .select_only()
+        .column_as(Expr::cust("COUNT(*)"), "count")
+        .column_as(Expr::cust("COALESCE(MAX(version), 0)"), "max_version")
+        .column_as(Expr::cust("COALESCE(MAX(id), 0)"), "max_id")
+        .into_model::<ChangeMark>()
+        .one(db)
+        .await?;
+    Ok(mark.unwrap_or_default())
+}
+
+/// Trigger conf names by id.
+pub async fn conf_names(db: &impl ConnectionTrait) -> Result<BTreeMap<i64, String>> {
+    Ok(TriggerConf::find()
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|c| (c.id, c.name))
+        .collect())
+}
+
+/// Every task row, by name.
+pub async fn load_tasks(db: &DatabaseConnection) -> Result<Vec<StoredTask>> {
+    let confs = conf_names(db).await?;
+    let rows = ScheduledTask::find()
+        .order_by_asc(scheduled_task::Column::Name)
+        .all(db)
+        .await?;
+    Ok(stored(rows, &confs))
+}
+
+/// Rows with the names of their trigger confs.
+fn stored(rows: Vec<scheduled_task::Model>, confs: &BTreeMap<i64, String>) -> Vec<StoredTask> {
+    rows.into_iter()
+        .map(|row| StoredTask {
+            conf_name: row.trigger_conf_id.and_then(|id| confs.get(&id).cloned()),
+            row,
+        })
+        .collect()
+}
+
+/// A page of task rows: those with an id above `after_id`, by id, at most `limit`. Readers
+/// of every row (a node at start-up, a reload) go page by page and keep only what they need,
+/// so a million rows never sit in memory at once.
+pub async fn load_task_page(
+    db: &DatabaseConnection,
+    confs: &BTreeMap<i64, String>,
+    after_id: i64,
+    limit: u64,
+) -> Result<Vec<StoredTask>> {
+    let rows = ScheduledTask::find()
+        .filter(scheduled_task::Column::Id.gt(after_id))
+        .order_by_asc(scheduled_task::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await?;
+    Ok(stored(rows, confs))
+}
+
+/// One task row.
+pub async fn get_task(db: &DatabaseConnection, name: &str) -> Result<StoredTask> {
+    let row = ScheduledTask::find()
+        .filter(scheduled_task::Column::Name.eq(name))
+        .one(db)
+        .await?
+        .ok_or_else(|| StoreError::task_not_found(name))?;
+    let conf_name = match row.trigger_conf_id {
+        Some(id) => TriggerConf::find_by_id(id).one(db).await?.map(|c| c.name),
+        None => None,
+    };
+    Ok(StoredTask { row, conf_name })
+}
+
+/// The stored form of a declaration's trigger: inline canonical JSON, or a conf id.
+pub(crate) async fn stored_trigger(
+    db: &impl ConnectionTrait,
+    decl: &TriggerDecl,
+) -> Result<(Option<String>, Option<i64>), StoreError> {
+    let invalid = |e: scheduler_core::Error| StoreError::refused(e.to_string());
+    match decl {
+        TriggerDecl::Cron { expr, timezone } => Ok((
+            Some(Trigger::cron(expr, timezone).map_err(invalid)?.to_json()),
+            None,
+        )),
+        TriggerDecl::Json(json) => Ok((
+            Some(Trigger::from_json(json).map_err(invalid)?.to_json()),
+            None,
+        )),
+        TriggerDecl::Conf(name) => {
+            let conf = TriggerConf::find()
+                .filter(trigger_conf::Column::Name.eq(name))
+                .one(db)
+                .await?
+                .ok_or_else(|| StoreError::conf_not_found(name))?;
+            Ok((None, Some(conf.id)))
+        }
+    }
+}
+
+/// Which stored fields a declaration sets, other than the schedule and the enabled flag.
+pub(crate) fn apply_spec_fields(active: &mut scheduled_task::ActiveModel, decl: &TaskDecl) {
+    active.module = Set(scheduler_core::validate_name(&decl.name)
+        .unwrap_or_default()
+        .to_owned());
+    active.handler = Set(decl.handler.clone());
+    active.handler_args = Set(decl.handler_args.clone());
+    active.owner = Set(decl.owner.clone());
+    active.description = Set(decl.description.clone());
+    active.timeout_ms = Set(decl.timeout_secs.map(|s| s as i64 * 1000));
+    active.misfire = Set(decl.misfire.to_string());
+    active.misfire_grace_ms = Set(decl.misfire_grace_secs as i64 * 1000);
+    active.overlap = Set(decl.overlap.to_string());
+    active.recover = Set(decl.recover);
+    active.lock_ttl_ms = Set(decl.lock_ttl_ms as i64);
+}
+
+/// Moves a task's version one past the table's highest, so nodes see that it changed.
+pub(crate) async fn bump_version(db: &impl ConnectionTrait, id: i64) -> Result<()> {
+    ScheduledTask::update_many()
+        .col_expr(
+            scheduled_task::Column::Version,
+            Expr::cust(NEXT_TASK_VERSION),
+        )
+        .filter(scheduled_task::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Adds a runtime task. `check` validates what only the caller knows (handler names and
+/// their arguments); the whole spec is checked before anything is written.
+pub async fn insert_runtime_task(
+    db: &DatabaseConnection,
+    decl: &TaskDecl,
+    check: &dyn Fn(&TaskDecl) -> Result<(), String>,
+) -> Result<scheduled_task::Model> {
+    let confs: BTreeMap<String, Trigger> = crate::trigger_confs(db)
+        .await?
+        .into_iter()
+        .filter_map(|(name, json)| Trigger::from_json(&json).ok().map(|t| (name, t)))
+        .collect();
+    let mut problems: Vec<String> = match decl.validate(|n| confs.get(n).cloned()) {
+        Ok(_) => Vec::new(),
+        Err(errors) => errors.iter().map(ToString::to_string).collect(),
+    };
+    if let Err(p) = check(decl) {
+        problems.push(p);
+    }
+    if !problems.is_empty() {
+        return Err(StoreError::refused(problems.join("; ")));
+    }
+    if ScheduledTask::find()
+        .filter(scheduled_task::Column::Name.eq(&decl.name))
+        .one(db)
+        .await?
+        .is_some()
+    {
+        return Err(StoreError::conflict(format!(
+            "a task named {:?} already exists",
+            decl.name
+        )));
+    }
+    let (trigger_json, trigger_conf_id) = stored_trigger(db, &decl.trigger).await?;
+    let now = Utc::now();
+    let mut active = scheduled_task::ActiveModel {
+        name: Set(decl.name.clone()),
+        trigger_json: Set(trigger_json),
+        trigger_conf_id: Set(trigger_conf_id),
+        enabled: Set(decl.enabled),
+        source: Set("runtime".to_owned()),
+        orphaned: Set(false),
+        schedule_overridden: Set(false),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    };
+    apply_spec_fields(&mut active, decl);
+    let row = active.insert(db).await?;
+    bump_version(db, row.id).await?;
+    Ok(row)
+}
+
+async fn update_task(
+    db: &DatabaseConnection,
+    name: &str,
+    edit: impl FnOnce(&mut scheduled_task::ActiveModel),
+) -> Result<()> {
+    let row = get_task(db, name).await?.row;
+    let id = row.id;
+    let mut active: scheduled_task::ActiveModel = row.into();
+    edit(&mut active);
+    active.updated_at = Set(Utc::now());
+    active.update(db).await?;
+    bump_version(db, id).await
+}
+
+/// Enables or disables a task; the operator's choice then wins over the code default.
+pub async fn set_enabled(db: &DatabaseConnection, name: &str, enabled: bool) -> Result<()> {
+    update_task(db, name, |t| {
+        t.enabled = Set(enabled);
+        t.schedule_overridden = Set(true);
+    })
+    .await
+}
+
+/// Gives a task a new trigger; the operator's choice then wins over the code default.
+pub async fn set_trigger(db: &DatabaseConnection, name: &str, trigger: &TriggerDecl) -> Result<()> {
+    let (trigger_json, trigger_conf_id) = stored_trigger(db, trigger).await?;
+    update_task(db, name, |t| {
+        t.trigger_json = Set(trigger_json);
+        t.trigger_conf_id = Set(trigger_conf_id);
+        t.schedule_overridden = Set(true);
+    })
+    .await
+}
+
+/// Asks for one extra run at `at` (its fire time). Runs once cluster-wide like any fire.
+pub async fn request_run_now(db: &DatabaseConnection, name: &str, at: DateTime<Utc>) -> Result<()> {
+    update_task(db, name, |t| t.run_now_at = Set(Some(at))).await
+}
+
+/// Deletes a task row (its run history stays). A code task comes back at the next start-up
+/// of a node that has it; disable it instead to keep it off.
+pub async fn remove_task(db: &DatabaseConnection, name: &str) -> Result<()> {
+    let row = get_task(db, name).await?.row;
+    ScheduledTask::delete_by_id(row.id).exec(db).await?;
+    Ok(())
+}
+
+/// Rows per bulk insert: about 20 binds a row keeps a chunk under SQLite's 32,766 and
+/// Postgres' 65,535 bind parameters.
+const INSERT_CHUNK: usize = 1000;
+
+/// Adds many runtime tasks at once (loading a benchmark's or an import's tasks). Every spec
+/// is validated before anything is written, each distinct trigger parsed once; shared trigger
+/// confs are not resolved here (give inline triggers). All rows get one new version.
+/// Returns how many were added.
+pub async fn insert_runtime_tasks(db: &DatabaseConnection, decls: &[TaskDecl]) -> Result<u64> {
+    let mut parsed: HashMap<&str, (Trigger, String)> = HashMap::new();
+    let mut rows = Vec::with_capacity(decls.len());
+    let now = Utc::now();
+    for decl in decls {
+        let TriggerDecl::Json(json) = &decl.trigger else {
+            return Err(StoreError::refused(format!(
+                "task {:?}: a bulk insert takes inline trigger JSON only",
+                decl.name
+            )));
+        };
+        let (trigger, canonical) = match parsed.get(json.as_str()) {
+            Some(known) => known.clone(),
+            None => {
+                let trigger =
+                    Trigger::from_json(json).map_err(|e| StoreError::refused(e.to_string()))?;
+                let known = (trigger.clone(), trigger.to_json());
+                parsed.insert(json, known.clone());
+                known
+            }
+        };
+        decl.validate_parsed(trigger).map_err(|errors| {
+            let all: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            StoreError::refused(all.join("; "))
+        })?;
+        let mut active = scheduled_task::ActiveModel {
+            name: Set(decl.name.clone()),
+            trigger_json: Set(Some(canonical)),
+            trigger_conf_id: Set(None),
+            enabled: Set(decl.enabled),
+            source: Set("runtime".to_owned()),
+            orphaned: Set(false),
+            schedule_overridden: Set(false),
+            created_at: Set(now),
+            updated_at: Set(now),
+            ..Default::default()
+        };
+        apply_spec_fields(&mut active, decl);
+        rows.push(active);
+    }
+    let version: i64 = ScheduledTask::find()
+        .select_only()
+        .column_as(Expr::cust("COALESCE(MAX(version), 0) + 1"), "v")
+        .into_tuple()
+        .one(db)
+        .await?
+        .unwrap_or(1);
+    let mut added = 0;
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<scheduled_task::ActiveModel> = rows
+            .by_ref()
+            .take(INSERT_CHUNK)
+            .map(|mut r| {
+                r.version = Set(version);
+                r
+            })
+            .collect();
+        added += ScheduledTask::insert_many(chunk)
+            .exec_without_returning(db)
+            .await?;
+    }
+    Ok(added)
+}
+
+/// Deletes every task whose name starts with `prefix` (their run history stays). Returns how
+/// many went.
+pub async fn remove_tasks_with_prefix(db: &DatabaseConnection, prefix: &str) -> Result<u64> {
+    Ok(ScheduledTask::delete_many()
+        .filter(scheduled_task::Column::Name.starts_with(prefix))
+        .exec(db)
+        .await?
+        .rows_affected)
+}

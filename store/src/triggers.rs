@@ -1,0 +1,127 @@
+//! Shared trigger confs.
+
+use chrono::Utc;
+use entity::prelude::*;
+use entity::{scheduled_task, trigger_conf};
+use scheduler_core::Trigger;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, TransactionTrait, sea_query::Expr,
+};
+
+use crate::NEXT_TASK_VERSION;
+use crate::error::{Result, StoreError};
+
+/// Every shared trigger conf as (name, trigger JSON), by name.
+pub async fn trigger_confs(db: &DatabaseConnection) -> Result<Vec<(String, String)>> {
+    Ok(list_trigger_confs(db)
+        .await?
+        .into_iter()
+        .map(|c| (c.name, c.trigger_json))
+        .collect())
+}
+
+/// Every shared trigger conf, by name.
+pub async fn list_trigger_confs(db: &DatabaseConnection) -> Result<Vec<trigger_conf::Model>> {
+    Ok(TriggerConf::find()
+        .order_by_asc(trigger_conf::Column::Name)
+        .all(db)
+        .await?)
+}
+
+fn canonical(json: &str) -> Result<String> {
+    Trigger::from_json(json)
+        .map(|t| t.to_json())
+        .map_err(|e| StoreError::refused(e.to_string()))
+}
+
+/// Adds a conf; the JSON is validated and stored in canonical form.
+pub async fn add_trigger_conf(
+    db: &DatabaseConnection,
+    name: &str,
+    json: &str,
+    description: &str,
+) -> Result<trigger_conf::Model> {
+    if name.trim().is_empty() {
+        return Err(StoreError::refused("a trigger conf needs a name"));
+    }
+    let trigger_json = canonical(json)?;
+    if TriggerConf::find()
+        .filter(trigger_conf::Column::Name.eq(name))
+        .one(db)
+        .await?
+        .is_some()
+    {
+        return Err(StoreError::conflict(format!(
+            "trigger conf {name:?} already exists; use `cronmesh triggers set` to change it"
+        )));
+    }
+    let now = Utc::now();
+    Ok(trigger_conf::ActiveModel {
+        name: Set(name.to_owned()),
+        trigger_json: Set(trigger_json),
+        description: Set(description.to_owned()),
+        version: Set(1),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(db)
+    .await?)
+}
+
+/// Changes a conf and reschedules every task that uses it.
+pub async fn set_trigger_conf(db: &DatabaseConnection, name: &str, json: &str) -> Result<u64> {
+    let trigger_json = canonical(json)?;
+    let txn = db.begin().await?;
+    let conf = TriggerConf::find()
+        .filter(trigger_conf::Column::Name.eq(name))
+        .one(&txn)
+        .await?
+        .ok_or_else(|| StoreError::conf_not_found(name))?;
+    let conf_id = conf.id;
+    let version = conf.version;
+    let mut active: trigger_conf::ActiveModel = conf.into();
+    active.trigger_json = Set(trigger_json);
+    active.version = Set(version + 1);
+    active.updated_at = Set(Utc::now());
+    active.update(&txn).await?;
+    let touched = ScheduledTask::update_many()
+        .col_expr(
+            scheduled_task::Column::Version,
+            Expr::cust(NEXT_TASK_VERSION),
+        )
+        .col_expr(scheduled_task::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(scheduled_task::Column::TriggerConfId.eq(conf_id))
+        .exec(&txn)
+        .await?
+        .rows_affected;
+    txn.commit().await?;
+    Ok(touched)
+}
+
+/// Removes a conf that no task uses; otherwise the error lists the tasks that use it.
+pub async fn remove_trigger_conf(db: &DatabaseConnection, name: &str) -> Result<()> {
+    let conf = TriggerConf::find()
+        .filter(trigger_conf::Column::Name.eq(name))
+        .one(db)
+        .await?
+        .ok_or_else(|| StoreError::conf_not_found(name))?;
+    let users: Vec<String> = ScheduledTask::find()
+        .filter(scheduled_task::Column::TriggerConfId.eq(conf.id))
+        .order_by_asc(scheduled_task::Column::Name)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    if !users.is_empty() {
+        return Err(StoreError::conflict(format!(
+            "trigger conf {name:?} is used by {} task(s): {}; move them to another trigger first",
+            users.len(),
+            users.join(", ")
+        )));
+    }
+    TriggerConf::delete_by_id(conf.id).exec(db).await?;
+    Ok(())
+}
