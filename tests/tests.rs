@@ -9,6 +9,7 @@ mod support;
 
 mod bench;
 mod cli_check;
+mod cli_errors;
 mod cli_next;
 mod cluster;
 mod engine;

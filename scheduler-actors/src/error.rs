@@ -15,7 +15,7 @@ use store::StoreError;
 /// Everything a node, its actors or a lock backend can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The database, at start-up or shutdown; `database` is its URL without the password.
+    /// The database at start-up; `database` is its URL without the password.
     #[error("database {database}: {source}")]
     Database {
         /// The database, password redacted.

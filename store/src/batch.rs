@@ -23,6 +23,12 @@ pub(crate) struct Field<T> {
     pub(crate) value: fn(&T) -> Value,
 }
 
+impl<T> Field<T> {
+    pub(crate) fn new(name: &'static str, value: fn(&T) -> Value) -> Self {
+        Field { name, value }
+    }
+}
+
 /// `WITH v(columns) AS (VALUES (..), (..)) ` with one placeholder per value, in the backend's
 /// placeholder syntax, and the values in bind order.
 fn values_cte<T>(backend: DbBackend, fields: &[Field<T>], items: &[T]) -> (String, Vec<Value>) {
@@ -77,14 +83,8 @@ mod tests {
     #[test]
     fn placeholders_follow_the_backend() {
         let fields: [Field<(i64, &str)>; 2] = [
-            Field {
-                name: "a",
-                value: |t| t.0.into(),
-            },
-            Field {
-                name: "b",
-                value: |t| t.1.into(),
-            },
+            Field::new("a", |t| t.0.into()),
+            Field::new("b", |t| t.1.into()),
         ];
         let items = [(1, "x"), (2, "y")];
         let (pg, values) = values_cte(DbBackend::Postgres, &fields, &items);

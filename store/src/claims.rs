@@ -26,8 +26,10 @@ pub enum ClaimOutcome {
     Overlap,
 }
 
-/// The columns a claim writes, with the claim's values: the one list every claim statement
-/// uses, so a new column cannot be added to one and forgotten in another.
+/// The columns a `running` claim writes, with the claim's values: the one list both claim
+/// statements built here use (`claim_runs`, `claim_unless_running`), so a new column cannot be
+/// added to one and forgotten in the other. (`claim_run` inserts a whole row through the
+/// entity, every column checked by the compiler.)
 fn claim_columns(run: &task_run::Model) -> [(C, Value); 7] {
     [
         (C::RunId, run.run_id.as_str().into()),

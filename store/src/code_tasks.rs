@@ -16,7 +16,7 @@ use sea_orm::{
 
 use crate::NEXT_TASK_VERSION;
 use crate::error::Result;
-use crate::tasks::{apply_spec_fields, bump_version, stored_trigger};
+use crate::tasks::{Source, apply_spec_fields, bump_version, new_task_row, stored_trigger};
 
 /// What start-up did to the code tasks' rows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -58,19 +58,8 @@ pub async fn sync_code_tasks(
         let (trigger_json, trigger_conf_id) = stored_trigger(db, &decl.trigger).await?;
         match existing.get(&decl.name) {
             None => {
-                let mut active = scheduled_task::ActiveModel {
-                    name: Set(decl.name.clone()),
-                    trigger_json: Set(trigger_json),
-                    trigger_conf_id: Set(trigger_conf_id),
-                    enabled: Set(decl.enabled),
-                    source: Set("code".to_owned()),
-                    orphaned: Set(false),
-                    schedule_overridden: Set(false),
-                    created_at: Set(now),
-                    updated_at: Set(now),
-                    ..Default::default()
-                };
-                apply_spec_fields(&mut active, decl);
+                let trigger = (trigger_json, trigger_conf_id);
+                let active = new_task_row(decl, trigger, Source::Code, now);
                 // Nodes starting together on a fresh database insert the same code tasks at
                 // once: the first insert wins, the others find the row there and move on.
                 let inserted = ScheduledTask::insert(active)

@@ -12,12 +12,13 @@ use crate::error::{Result, StoreError};
 /// Opens a connection pool, creating a SQLite file that does not exist yet. SQLite is put in
 /// WAL mode, so readers (the CLI) never block the node's writes.
 pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
-    open(url, "rwc").await
+    open(url, "rwc", true).await
 }
 
 /// Opens a connection pool to a database that must already exist: a SQLite file is never
-/// created (a missing one is [`StoreError::NoSchema`]). For commands that only work on a
-/// database a node or `cronmesh migrate` has set up.
+/// created (a missing one is [`StoreError::NoSchema`]) nor switched to WAL (a node's database
+/// already is). For commands that only work on a database a node or `cronmesh migrate` has
+/// set up.
 pub async fn connect_existing(url: &str) -> Result<DatabaseConnection> {
     if let Some(path) = sqlite_path(url)
         && !path.exists()
@@ -26,10 +27,10 @@ pub async fn connect_existing(url: &str) -> Result<DatabaseConnection> {
             database: redact_url(url),
         });
     }
-    Ok(open(url, "rw").await?)
+    Ok(open(url, "rw", false).await?)
 }
 
-async fn open(url: &str, sqlite_mode: &str) -> Result<DatabaseConnection, DbErr> {
+async fn open(url: &str, sqlite_mode: &str, wal: bool) -> Result<DatabaseConnection, DbErr> {
     let is_sqlite = url.starts_with("sqlite:");
     let url = if is_sqlite && !url.contains("mode=") && !url.contains(":memory:") {
         let sep = if url.contains('?') { '&' } else { '?' };
@@ -57,7 +58,7 @@ async fn open(url: &str, sqlite_mode: &str) -> Result<DatabaseConnection, DbErr>
         });
     }
     let db = Database::connect(options).await?;
-    if is_sqlite && !url.contains(":memory:") && !url.contains("mode=ro") {
+    if wal && is_sqlite && !url.contains(":memory:") && !url.contains("mode=ro") {
         db.execute_unprepared("PRAGMA journal_mode=WAL").await?;
     }
     Ok(db)

@@ -81,22 +81,28 @@ pub async fn orphan_runs(db: &DatabaseConnection) -> Result<Vec<OrphanRun>> {
         .await?)
 }
 
+/// An update of an orphaned run's row that applies only while the row is as the reaper saw it
+/// (same attempt, `status`): a peer that settled or took it over first wins.
+fn still_as_seen(run: &OrphanRun, status: &str) -> sea_orm::UpdateMany<TaskRun> {
+    TaskRun::update_many()
+        .filter(C::Id.eq(run.id))
+        .filter(C::Attempt.eq(run.attempt))
+        .filter(C::Status.eq(status))
+}
+
 /// Records a dead node's run as `abandoned`, if it is still that attempt's and running.
 pub async fn abandon_run(
     db: &DatabaseConnection,
     run: &OrphanRun,
     now: DateTime<Utc>,
 ) -> Result<bool> {
-    let res = TaskRun::update_many()
+    let res = still_as_seen(run, RunStatus::Running.as_str())
         .col_expr(C::Status, Expr::value(RunStatus::Abandoned.as_str()))
         .col_expr(C::FinishedAt, Expr::value(now))
         .col_expr(
             C::Error,
             Expr::value(format!("node {} died while this ran", run.node_id)),
         )
-        .filter(C::Id.eq(run.id))
-        .filter(C::Attempt.eq(run.attempt))
-        .filter(C::Status.eq(RunStatus::Running.as_str()))
         .exec(db)
         .await?;
     Ok(res.rows_affected == 1)
@@ -112,7 +118,7 @@ pub async fn take_over_run(
     run_id: &str,
     now: DateTime<Utc>,
 ) -> Result<bool> {
-    let res = TaskRun::update_many()
+    let res = still_as_seen(run, &run.status)
         .col_expr(C::Status, Expr::value(RunStatus::Running.as_str()))
         .col_expr(C::Attempt, Expr::value(run.attempt + 1))
         .col_expr(C::NodeId, Expr::value(node_id))
@@ -127,9 +133,6 @@ pub async fn take_over_run(
                 run.attempt, run.node_id, run.status
             )),
         )
-        .filter(C::Id.eq(run.id))
-        .filter(C::Attempt.eq(run.attempt))
-        .filter(C::Status.eq(run.status.as_str()))
         .exec(db)
         .await?;
     Ok(res.rows_affected == 1)

@@ -39,30 +39,12 @@ pub struct FinishedRun {
 /// What an outcome writes, keyed by `run_id` (the first field).
 fn outcome_fields() -> [Field<FinishedRun>; 6] {
     [
-        Field {
-            name: C::RunId.as_str(),
-            value: |r| r.run_id.as_str().into(),
-        },
-        Field {
-            name: C::Status.as_str(),
-            value: |r| r.status.as_str().into(),
-        },
-        Field {
-            name: C::FinishedAt.as_str(),
-            value: |r| r.finished_at.into(),
-        },
-        Field {
-            name: C::DurationMs.as_str(),
-            value: |r| r.duration_ms.into(),
-        },
-        Field {
-            name: C::Error.as_str(),
-            value: |r| r.error.clone().into(),
-        },
-        Field {
-            name: C::Output.as_str(),
-            value: |r| r.output.clone().into(),
-        },
+        Field::new(C::RunId.as_str(), |r| r.run_id.as_str().into()),
+        Field::new(C::Status.as_str(), |r| r.status.as_str().into()),
+        Field::new(C::FinishedAt.as_str(), |r| r.finished_at.into()),
+        Field::new(C::DurationMs.as_str(), |r| r.duration_ms.into()),
+        Field::new(C::Error.as_str(), |r| r.error.clone().into()),
+        Field::new(C::Output.as_str(), |r| r.output.clone().into()),
     ]
 }
 

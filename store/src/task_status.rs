@@ -30,26 +30,13 @@ const SET_NEXT: &str = "set_next";
 
 fn state_fields<'a>() -> [Field<&'a TaskState>; 5] {
     [
-        Field {
-            name: T::Name.as_str(),
-            value: |s| s.task_name.as_ref().into(),
-        },
-        Field {
-            name: SET_NEXT,
-            value: |s| s.next_run_at.is_some().into(),
-        },
-        Field {
-            name: T::NextRunAt.as_str(),
-            value: |s| s.next_run_at.flatten().into(),
-        },
-        Field {
-            name: T::LastRunAt.as_str(),
-            value: |s| s.last_run_at.into(),
-        },
-        Field {
-            name: T::LastStatus.as_str(),
-            value: |s| s.last_status.map(RunStatus::as_str).into(),
-        },
+        Field::new(T::Name.as_str(), |s| s.task_name.as_ref().into()),
+        Field::new(SET_NEXT, |s| s.next_run_at.is_some().into()),
+        Field::new(T::NextRunAt.as_str(), |s| s.next_run_at.flatten().into()),
+        Field::new(T::LastRunAt.as_str(), |s| s.last_run_at.into()),
+        Field::new(T::LastStatus.as_str(), |s| {
+            s.last_status.map(RunStatus::as_str).into()
+        }),
     ]
 }
 

@@ -52,8 +52,8 @@ impl StoredTask {
     }
 }
 
-/// What `COUNT(*)` and `MAX(version)` say about `scheduled_task`: when either moves, something
-/// a node schedules has changed.
+/// What `COUNT(*)`, `MAX(version)` and `MAX(id)` say about `scheduled_task`: when any of them
+/// moves, something a node schedules has changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, FromQueryResult)]
 pub struct ChangeMark {
     /// Number of rows.
@@ -166,6 +166,42 @@ pub(crate) async fn stored_trigger(
     }
 }
 
+/// Where a task row came from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Source {
+    /// Declared in a binary's code, synced at start-up.
+    Code,
+    /// Added by an operator (CLI, API, import).
+    Runtime,
+}
+
+/// A new task row for `decl` with its stored trigger (inline JSON or a conf id).
+pub(crate) fn new_task_row(
+    decl: &TaskDecl,
+    (trigger_json, trigger_conf_id): (Option<String>, Option<i64>),
+    source: Source,
+    now: DateTime<Utc>,
+) -> scheduled_task::ActiveModel {
+    let mut active = scheduled_task::ActiveModel {
+        name: Set(decl.name.clone()),
+        trigger_json: Set(trigger_json),
+        trigger_conf_id: Set(trigger_conf_id),
+        enabled: Set(decl.enabled),
+        source: Set(match source {
+            Source::Code => "code",
+            Source::Runtime => "runtime",
+        }
+        .to_owned()),
+        orphaned: Set(false),
+        schedule_overridden: Set(false),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    };
+    apply_spec_fields(&mut active, decl);
+    active
+}
+
 /// Which stored fields a declaration sets, other than the schedule and the enabled flag.
 pub(crate) fn apply_spec_fields(active: &mut scheduled_task::ActiveModel, decl: &TaskDecl) {
     active.module = Set(scheduler_core::validate_name(&decl.name)
@@ -229,22 +265,10 @@ pub async fn insert_runtime_task(
             decl.name
         )));
     }
-    let (trigger_json, trigger_conf_id) = stored_trigger(db, &decl.trigger).await?;
-    let now = Utc::now();
-    let mut active = scheduled_task::ActiveModel {
-        name: Set(decl.name.clone()),
-        trigger_json: Set(trigger_json),
-        trigger_conf_id: Set(trigger_conf_id),
-        enabled: Set(decl.enabled),
-        source: Set("runtime".to_owned()),
-        orphaned: Set(false),
-        schedule_overridden: Set(false),
-        created_at: Set(now),
-        updated_at: Set(now),
-        ..Default::default()
-    };
-    apply_spec_fields(&mut active, decl);
-    let row = active.insert(db).await?;
+    let trigger = stored_trigger(db, &decl.trigger).await?;
+    let row = new_task_row(decl, trigger, Source::Runtime, Utc::now())
+        .insert(db)
+        .await?;
     bump_version(db, row.id).await?;
     Ok(row)
 }
@@ -299,50 +323,49 @@ pub async fn remove_task(db: &DatabaseConnection, name: &str) -> Result<()> {
 /// Rows per bulk insert: about 20 binds a row keeps a chunk under SQLite's 32,766 and
 /// Postgres' 65,535 bind parameters.
 const INSERT_CHUNK: usize = 1000;
+/// Distinct triggers kept parsed during a bulk insert.
+const TRIGGER_CACHE_MAX: usize = 10_000;
 
-/// Adds many runtime tasks at once (loading a benchmark's or an import's tasks). Every spec
-/// is validated before anything is written, each distinct trigger parsed once; shared trigger
-/// confs are not resolved here (give inline triggers). All rows get one new version.
-/// Returns how many were added.
-pub async fn insert_runtime_tasks(db: &DatabaseConnection, decls: &[TaskDecl]) -> Result<u64> {
-    let mut parsed: HashMap<&str, (Trigger, String)> = HashMap::new();
-    let mut rows = Vec::with_capacity(decls.len());
-    let now = Utc::now();
-    for decl in decls {
+/// A bulk insert's triggers: each distinct JSON parsed once (up to a bound) into its
+/// canonical form.
+#[derive(Default)]
+struct CanonicalTriggers<'a> {
+    parsed: HashMap<&'a str, (Trigger, String)>,
+}
+
+impl<'a> CanonicalTriggers<'a> {
+    /// The declaration's inline trigger, parsed, with its canonical JSON.
+    fn of(&mut self, decl: &'a TaskDecl) -> Result<(Trigger, String)> {
         let TriggerDecl::Json(json) = &decl.trigger else {
             return Err(StoreError::refused(format!(
                 "task {:?}: a bulk insert takes inline trigger JSON only",
                 decl.name
             )));
         };
-        let (trigger, canonical) = match parsed.get(json.as_str()) {
-            Some(known) => known.clone(),
-            None => {
-                let trigger =
-                    Trigger::from_json(json).map_err(|e| StoreError::refused(e.to_string()))?;
-                let known = (trigger.clone(), trigger.to_json());
-                parsed.insert(json, known.clone());
-                known
-            }
-        };
+        if let Some(known) = self.parsed.get(json.as_str()) {
+            return Ok(known.clone());
+        }
+        let trigger = Trigger::from_json(json).map_err(|e| StoreError::refused(e.to_string()))?;
+        let known = (trigger.clone(), trigger.to_json());
+        if self.parsed.len() < TRIGGER_CACHE_MAX {
+            self.parsed.insert(json, known.clone());
+        }
+        Ok(known)
+    }
+}
+
+/// Adds many runtime tasks at once (loading a benchmark's or an import's tasks). Every spec
+/// is validated before anything is written, each distinct trigger parsed once; shared trigger
+/// confs are not resolved here (give inline triggers). Rows are built and written a chunk at
+/// a time, and all get one new version. Returns how many were added.
+pub async fn insert_runtime_tasks(db: &DatabaseConnection, decls: &[TaskDecl]) -> Result<u64> {
+    let mut triggers = CanonicalTriggers::default();
+    for decl in decls {
+        let (trigger, _) = triggers.of(decl)?;
         decl.validate_parsed(trigger).map_err(|errors| {
             let all: Vec<String> = errors.iter().map(ToString::to_string).collect();
             StoreError::refused(all.join("; "))
         })?;
-        let mut active = scheduled_task::ActiveModel {
-            name: Set(decl.name.clone()),
-            trigger_json: Set(Some(canonical)),
-            trigger_conf_id: Set(None),
-            enabled: Set(decl.enabled),
-            source: Set("runtime".to_owned()),
-            orphaned: Set(false),
-            schedule_overridden: Set(false),
-            created_at: Set(now),
-            updated_at: Set(now),
-            ..Default::default()
-        };
-        apply_spec_fields(&mut active, decl);
-        rows.push(active);
     }
     let version: i64 = ScheduledTask::find()
         .select_only()
@@ -351,18 +374,17 @@ pub async fn insert_runtime_tasks(db: &DatabaseConnection, decls: &[TaskDecl]) -
         .one(db)
         .await?
         .unwrap_or(1);
+    let now = Utc::now();
     let mut added = 0;
-    let mut rows = rows.into_iter().peekable();
-    while rows.peek().is_some() {
-        let chunk: Vec<scheduled_task::ActiveModel> = rows
-            .by_ref()
-            .take(INSERT_CHUNK)
-            .map(|mut r| {
-                r.version = Set(version);
-                r
-            })
-            .collect();
-        added += ScheduledTask::insert_many(chunk)
+    for chunk in decls.chunks(INSERT_CHUNK) {
+        let mut rows = Vec::with_capacity(chunk.len());
+        for decl in chunk {
+            let (_, canonical) = triggers.of(decl)?;
+            let mut row = new_task_row(decl, (Some(canonical), None), Source::Runtime, now);
+            row.version = Set(version);
+            rows.push(row);
+        }
+        added += ScheduledTask::insert_many(rows)
             .exec_without_returning(db)
             .await?;
     }

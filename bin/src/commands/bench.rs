@@ -204,7 +204,15 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         // Earlier runs leave millions of dead rows behind; without this every run on the
         // same database would be measured against a bigger, slower table.
         store::vacuum(&db).await?;
-        store::insert_runtime_tasks(&db, &bench_tasks(tasks, idle, burst)?).await?;
+        // A thousand at a time: a million declarations at once would be measured as the
+        // node's peak memory.
+        let total = tasks + idle;
+        let mut start = 0;
+        while start < total {
+            let end = total.min(start + 1000);
+            store::insert_runtime_tasks(&db, &bench_tasks(start..end, tasks, burst)?).await?;
+            start = end;
+        }
         Ok::<_, anyhow::Error>(db)
     })?;
     let created = started.elapsed();
@@ -463,9 +471,13 @@ fn run_workers(args: &BenchArgs, db_url: &str) -> anyhow::Result<Vec<NodeRun>> {
     Ok(runs)
 }
 
-/// The bench tasks: `tasks` firing every second (interval triggers anchored at offsets spread
-/// over the second, or all on the second with `burst`), then `idle` firing daily.
-fn bench_tasks(tasks: u32, idle: u32, burst: bool) -> anyhow::Result<Vec<TaskDecl>> {
+/// Bench tasks `range`: those below `tasks` fire every second (interval triggers anchored at
+/// offsets spread over the second, or all on the second with `burst`), the rest daily.
+fn bench_tasks(
+    range: std::ops::Range<u32>,
+    tasks: u32,
+    burst: bool,
+) -> anyhow::Result<Vec<TaskDecl>> {
     let daily = Trigger::cron("0 0 3 * * *", "UTC")?.to_json();
     let decl = |i: u32| {
         let trigger = if i < tasks {
@@ -483,15 +495,13 @@ fn bench_tasks(tasks: u32, idle: u32, burst: bool) -> anyhow::Result<Vec<TaskDec
         } else {
             daily.clone()
         };
-        let mut decl = TaskDecl::trigger_json(&bench_name(i), &trigger)
+        TaskDecl::trigger_json(&bench_name(i), &trigger)
             .handler("cronmesh::bench")
             .owner("bench")
             .misfire(MisfirePolicy::Skip)
             .misfire_grace_secs(1)
             .overlap(OverlapPolicy::Allow)
-            .lock_ttl_ms(30_000);
-        decl.enabled = true;
-        decl
+            .lock_ttl_ms(30_000)
     };
-    Ok((0..tasks + idle).map(decl).collect())
+    Ok(range.map(decl).collect())
 }

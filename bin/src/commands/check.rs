@@ -78,9 +78,12 @@ async fn shared_trigger_confs(settings: &Settings) -> Result<Vec<(String, String
     let db = store::connect(&url)
         .await
         .map_err(|e| format!("database {db_name} is unreachable ({e})"))?;
-    match store::schema_is_current(&db).await {
-        Ok(true) => {}
-        Ok(false) => return Err(format!("database {db_name} needs `cronmesh migrate`")),
+    match store::require_current_schema(&db, &db_name).await {
+        Ok(()) => {}
+        Err(store::StoreError::NoSchema { .. } | store::StoreError::SchemaBehind { .. }) => {
+            return Err(format!("database {db_name} needs `cronmesh migrate`"));
+        }
+        // A newer schema, or the database failing: its own words say what to do.
         Err(e) => return Err(format!("database {db_name}: {e}")),
     }
     store::trigger_confs(&db)

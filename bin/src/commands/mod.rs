@@ -14,7 +14,7 @@ pub(crate) mod triggers;
 
 use anyhow::Context;
 use sea_orm::DatabaseConnection;
-use store::{SchemaState, StoreError};
+use store::StoreError;
 
 use crate::settings::Settings;
 
@@ -31,23 +31,24 @@ pub(crate) async fn open_db(settings: &Settings) -> anyhow::Result<DatabaseConne
 }
 
 /// Opens the configured database for a command that adds something (`tasks add`, `triggers
-/// add`). Like [`open_db`], except that a brand-new SQLite database (the embedded default on
-/// a first try) is given the schema, and stderr says so.
+/// add`). Like [`open_db`], except that a SQLite database that does not exist yet (the
+/// embedded default on a first try) is created with the schema, and stderr says so.
 pub(crate) async fn open_db_to_add(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
     let name = settings.database.redacted_url();
-    if settings.database.sqlite_path().is_none() {
+    if settings
+        .database
+        .sqlite_path()
+        .is_none_or(|path| path.exists())
+    {
         return open_db(settings).await;
     }
     let db = store::connect(&settings.database.url)
         .await
-        .with_context(|| format!("opening database {name}"))?;
-    if store::schema_state(&db).await? == SchemaState::Missing {
-        store::migrate(&db)
-            .await
-            .with_context(|| format!("creating the schema in database {name}"))?;
-        eprintln!("note: database {name} was new; created the cronmesh schema in it");
-    }
-    store::require_current_schema(&db, &name).await?;
+        .with_context(|| format!("creating database {name}"))?;
+    store::migrate(&db)
+        .await
+        .with_context(|| format!("creating the schema in database {name}"))?;
+    eprintln!("note: database {name} did not exist; created it with the cronmesh schema");
     Ok(db)
 }
 

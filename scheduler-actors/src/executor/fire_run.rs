@@ -29,6 +29,8 @@ const CANCEL_GRACE: Duration = Duration::from_secs(2);
 pub(crate) enum Loudness {
     /// Normal in a cluster (a peer had it first).
     Quiet,
+    /// Worth a line in the log (a fire not started at shutdown).
+    Info,
     /// Worth an operator's attention.
     Warn,
     /// Something is broken.
@@ -38,8 +40,9 @@ pub(crate) enum Loudness {
 /// How a fire ended on this node.
 #[derive(Debug)]
 pub(crate) enum FireEnd {
-    /// The fire is not this node's to run, and nothing is recorded here: a peer holds its
-    /// lock or claimed it first, or this node cannot take part (database or lock failing).
+    /// The fire does not run here, and nothing is recorded here: a peer holds its lock or
+    /// claimed it first, this node cannot take part (database or lock failing), or it shuts
+    /// down (the fire is left to the misfire policy of the next start, or to a peer).
     Passed {
         /// Why, for the log.
         why: String,
@@ -139,6 +142,9 @@ pub(crate) fn settle(
             match loudness {
                 Loudness::Quiet => {
                     tracing::debug!(target: "cron_task", task = %task, fire_time = %fire_time, node = %node, attempt, "{why}")
+                }
+                Loudness::Info => {
+                    tracing::info!(target: "cron_task", task = %task, fire_time = %fire_time, node = %node, attempt, "{why}")
                 }
                 Loudness::Warn => {
                     tracing::warn!(target: "cron_task", task = %task, fire_time = %fire_time, node = %node, attempt, "{why}")

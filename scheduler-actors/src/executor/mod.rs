@@ -140,7 +140,7 @@ impl ExecutorActor {
             },
             None => FireEnd::Passed {
                 why: why.to_owned(),
-                loudness: Loudness::Warn,
+                loudness: Loudness::Info,
                 keep_lock: false,
             },
         };

@@ -107,29 +107,33 @@ mod tests {
     use super::*;
     use crate::lock::fire_key;
 
+    /// Acquire, answered `false` on an error.
+    async fn acquire(backend: &MemoryLockBackend, key: &str, value: &str, ttl: Duration) -> bool {
+        let got = backend.acquire(key.into(), value.into(), ttl).await;
+        got.unwrap_or(false)
+    }
+
+    /// Release, answered `false` on an error.
+    async fn release(
+        backend: &MemoryLockBackend,
+        key: &str,
+        value: &str,
+        keep: Option<Duration>,
+    ) -> bool {
+        let released = backend.release(key.into(), value.into(), keep).await;
+        released.unwrap_or(false)
+    }
+
     #[actix_rt::test]
     async fn memory_lock_is_exclusive_until_release() {
         let backend = MemoryLockBackend::new();
         let key = fire_key("cm", "a.b", 1000);
         assert_eq!(key, "cm:{a.b}:fire:1000");
         let ttl = Duration::from_secs(5);
+        assert!(acquire(&backend, &key, "n1:x", ttl).await);
+        assert!(!acquire(&backend, &key, "n2:y", ttl).await);
         assert!(
-            backend
-                .acquire(key.clone(), "n1:x".into(), ttl)
-                .await
-                .unwrap_or(false)
-        );
-        assert!(
-            !backend
-                .acquire(key.clone(), "n2:y".into(), ttl)
-                .await
-                .unwrap_or(true)
-        );
-        assert!(
-            !backend
-                .release(key.clone(), "n2:y".into(), None)
-                .await
-                .unwrap_or(true),
+            !release(&backend, &key, "n2:y", None).await,
             "not the holder"
         );
         let renewed = backend
@@ -141,48 +145,19 @@ mod tests {
             .await
             .unwrap_or_default();
         assert_eq!(renewed, [false]);
-        assert!(
-            backend
-                .release(key.clone(), "n1:x".into(), None)
-                .await
-                .unwrap_or(false)
-        );
-        assert!(
-            backend
-                .acquire(key, "n2:y".into(), ttl)
-                .await
-                .unwrap_or(false)
-        );
+        assert!(release(&backend, &key, "n1:x", None).await);
+        assert!(acquire(&backend, &key, "n2:y", ttl).await);
     }
 
     #[actix_rt::test]
     async fn kept_key_blocks_the_fire_until_it_expires() {
         let backend = MemoryLockBackend::new();
         let ttl = Duration::from_secs(5);
-        assert!(
-            backend
-                .acquire("k".into(), "a".into(), ttl)
-                .await
-                .unwrap_or(false)
-        );
-        assert!(
-            backend
-                .release("k".into(), "a".into(), Some(Duration::from_millis(30)))
-                .await
-                .unwrap_or(false)
-        );
-        assert!(
-            !backend
-                .acquire("k".into(), "b".into(), ttl)
-                .await
-                .unwrap_or(true)
-        );
+        assert!(acquire(&backend, "k", "a", ttl).await);
+        let keep = Some(Duration::from_millis(30));
+        assert!(release(&backend, "k", "a", keep).await);
+        assert!(!acquire(&backend, "k", "b", ttl).await);
         tokio::time::sleep(Duration::from_millis(40)).await;
-        assert!(
-            backend
-                .acquire("k".into(), "b".into(), ttl)
-                .await
-                .unwrap_or(false)
-        );
+        assert!(acquire(&backend, "k", "b", ttl).await);
     }
 }

@@ -368,17 +368,14 @@ crate::metrics::answer_get_metrics!(LockActor, actor: metrics, node: node_metric
 mod tests {
     use super::*;
 
-    #[actix_rt::test]
-    async fn actor_renews_held_locks_past_their_ttl() {
+    /// A lock actor over a memory backend, holding key `k` for `ttl`.
+    async fn holding_k(ttl: Duration) -> (Arc<MemoryLockBackend>, Addr<LockActor>, LockLease) {
         let backend = Arc::new(MemoryLockBackend::new());
         let metrics = crate::metrics::Metrics::new();
-        let actor = LockActor::new(backend.clone(), "n1".into(), metrics.clone()).start();
-        let ttl = Duration::from_millis(150);
+        let actor = LockActor::new(backend.clone(), "n1".into(), metrics).start();
+        let key = "k".to_owned();
         let lease = actor
-            .send(Acquire {
-                key: "k".into(),
-                ttl,
-            })
+            .send(Acquire { key, ttl })
             .await
             .ok()
             .and_then(Result::ok)
@@ -386,15 +383,23 @@ mod tests {
         let Some(lease) = lease else {
             panic!("acquired")
         };
+        (backend, actor, lease)
+    }
+
+    /// Whether someone else can take `k` now.
+    async fn free_for_others(backend: &MemoryLockBackend, ttl: Duration) -> bool {
+        let got = backend.acquire("k".into(), "other".into(), ttl).await;
+        got.unwrap_or(false)
+    }
+
+    #[actix_rt::test]
+    async fn actor_renews_held_locks_past_their_ttl() {
+        let ttl = Duration::from_millis(150);
+        let (backend, actor, lease) = holding_k(ttl).await;
         // Three ttls later the lock is still ours: renewals kept it alive.
         tokio::time::sleep(ttl * 3).await;
         assert!(!lease.lost.is_cancelled());
-        assert!(
-            !backend
-                .acquire("k".into(), "other".into(), ttl)
-                .await
-                .unwrap_or(true)
-        );
+        assert!(!free_for_others(&backend, ttl).await);
         actor.do_send(Release {
             key: "k".into(),
             value: lease.value.clone(),
@@ -402,32 +407,13 @@ mod tests {
         });
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert_eq!(actor.send(HeldLocks).await.unwrap_or(1), 0);
-        assert!(
-            backend
-                .acquire("k".into(), "other".into(), ttl)
-                .await
-                .unwrap_or(false)
-        );
+        assert!(free_for_others(&backend, ttl).await);
     }
 
     #[actix_rt::test]
     async fn refused_renewal_fires_the_lost_token() {
-        let backend = Arc::new(MemoryLockBackend::new());
-        let metrics = crate::metrics::Metrics::new();
-        let actor = LockActor::new(backend.clone(), "n1".into(), metrics.clone()).start();
         let ttl = Duration::from_millis(150);
-        let lease = actor
-            .send(Acquire {
-                key: "k".into(),
-                ttl,
-            })
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .flatten();
-        let Some(lease) = lease else {
-            panic!("acquired")
-        };
+        let (backend, _actor, lease) = holding_k(ttl).await;
         // Someone else's release-and-take (as after a Redis restart).
         backend.with_locks(|l| l.insert("k".into(), ("thief".into(), Instant::now() + ttl * 10)));
         tokio::time::timeout(ttl * 3, lease.lost.cancelled())

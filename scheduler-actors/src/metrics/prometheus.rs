@@ -2,163 +2,126 @@
 
 use std::fmt::Write as _;
 
-use super::MetricsSnapshot;
+use super::{ActorSnapshot, MetricsSnapshot};
+
+/// `# HELP` and `# TYPE` of one metric.
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// A counter's name ends in `_total`; every other plain value here is a gauge.
+fn kind_of(name: &str) -> &'static str {
+    if name.ends_with("_total") {
+        "counter"
+    } else {
+        "gauge"
+    }
+}
+
+/// Values per actor kind: (name, help, value).
+type PerActor = (&'static str, &'static str, fn(&ActorSnapshot) -> i64);
+const PER_ACTOR: [PerActor; 3] = [
+    (
+        "cronmesh_actor_mailbox_depth",
+        "Messages waiting in an actor's mailbox.",
+        |a| a.mailbox_depth as i64,
+    ),
+    (
+        "cronmesh_actor_instances",
+        "Running instances of an actor kind.",
+        |a| a.instances,
+    ),
+    (
+        "cronmesh_actor_restarts_total",
+        "Restarts of a supervised actor.",
+        |a| a.restarts as i64,
+    ),
+];
+
+/// One value for the node: (name, help, value).
+type PerNode = (&'static str, &'static str, fn(&MetricsSnapshot) -> i64);
+const PERSISTENCE_AND_HEALTH: [PerNode; 4] = [
+    (
+        "cronmesh_persistence_buffered",
+        "Writes waiting for the database.",
+        |m| m.persistence_buffered,
+    ),
+    (
+        "cronmesh_persistence_buffer_bound",
+        "The most writes that may wait for the database.",
+        |m| m.persistence_buffer_bound,
+    ),
+    (
+        "cronmesh_persistence_dropped_writes_total",
+        "Writes given up because the buffer was full.",
+        |m| m.persistence_dropped_writes as i64,
+    ),
+    ("cronmesh_degraded", "1 while a backend is down.", |m| {
+        i64::from(m.degraded)
+    }),
+];
 
 impl MetricsSnapshot {
     /// The Prometheus text format.
     pub fn prometheus(&self) -> String {
         let mut out = String::new();
-        let header = |out: &mut String, name: &str, kind: &str, help: &str| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        };
-        header(
-            &mut out,
-            "cronmesh_actor_messages_received_total",
-            "counter",
-            "Messages put in an actor's mailbox.",
-        );
-        for a in &self.actors {
-            for (m, s) in &a.messages {
-                let _ = writeln!(
-                    out,
-                    "cronmesh_actor_messages_received_total{{actor=\"{}\",message=\"{m}\"}} {}",
-                    a.actor, s.received
-                );
+        // Per actor kind and message type: put in the mailbox, and handled.
+        let received = "cronmesh_actor_messages_received_total";
+        let handled = "cronmesh_actor_messages_handled_total";
+        let mailbox = [
+            (received, "Messages put in an actor's mailbox."),
+            (handled, "Messages an actor has handled."),
+        ];
+        for (name, help) in mailbox {
+            header(&mut out, name, "counter", help);
+            for a in &self.actors {
+                for (m, s) in &a.messages {
+                    let v = if name == received {
+                        s.received
+                    } else {
+                        s.handled
+                    };
+                    let _ = writeln!(out, "{name}{{actor=\"{}\",message=\"{m}\"}} {v}", a.actor);
+                }
             }
         }
-        header(
-            &mut out,
-            "cronmesh_actor_messages_handled_total",
-            "counter",
-            "Messages an actor has handled.",
-        );
-        for a in &self.actors {
-            for (m, s) in &a.messages {
-                let _ = writeln!(
-                    out,
-                    "cronmesh_actor_messages_handled_total{{actor=\"{}\",message=\"{m}\"}} {}",
-                    a.actor, s.handled
-                );
+        for (name, help, value) in PER_ACTOR {
+            header(&mut out, name, kind_of(name), help);
+            for a in &self.actors {
+                let _ = writeln!(out, "{name}{{actor=\"{}\"}} {}", a.actor, value(a));
             }
         }
+        let handling = "cronmesh_actor_handling_seconds";
         header(
             &mut out,
-            "cronmesh_actor_mailbox_depth",
-            "gauge",
-            "Messages waiting in an actor's mailbox.",
-        );
-        for a in &self.actors {
-            let _ = writeln!(
-                out,
-                "cronmesh_actor_mailbox_depth{{actor=\"{}\"}} {}",
-                a.actor, a.mailbox_depth
-            );
-        }
-        header(
-            &mut out,
-            "cronmesh_actor_instances",
-            "gauge",
-            "Running instances of an actor kind.",
-        );
-        for a in &self.actors {
-            let _ = writeln!(
-                out,
-                "cronmesh_actor_instances{{actor=\"{}\"}} {}",
-                a.actor, a.instances
-            );
-        }
-        header(
-            &mut out,
-            "cronmesh_actor_restarts_total",
-            "counter",
-            "Restarts of a supervised actor.",
-        );
-        for a in &self.actors {
-            let _ = writeln!(
-                out,
-                "cronmesh_actor_restarts_total{{actor=\"{}\"}} {}",
-                a.actor, a.restarts
-            );
-        }
-        header(
-            &mut out,
-            "cronmesh_actor_handling_seconds",
+            handling,
             "histogram",
             "Time to handle one message.",
         );
         for a in &self.actors {
             for (m, s) in &a.messages {
-                s.handling_seconds.write_prometheus(
-                    &mut out,
-                    "cronmesh_actor_handling_seconds",
-                    &format!("actor=\"{}\",message=\"{m}\"", a.actor),
-                );
+                let labels = format!("actor=\"{}\",message=\"{m}\"", a.actor);
+                s.handling_seconds
+                    .write_prometheus(&mut out, handling, &labels);
             }
         }
-        header(
-            &mut out,
-            "cronmesh_fires_total",
-            "counter",
-            "Fires sent to executors.",
-        );
-        let _ = writeln!(out, "cronmesh_fires_total {}", self.fires_total);
-        header(
-            &mut out,
-            "cronmesh_runs_total",
-            "counter",
-            "Run outcomes by status.",
-        );
+        let fires = "cronmesh_fires_total";
+        header(&mut out, fires, "counter", "Fires sent to executors.");
+        let _ = writeln!(out, "{fires} {}", self.fires_total);
+        let runs = "cronmesh_runs_total";
+        header(&mut out, runs, "counter", "Run outcomes by status.");
         for (status, n) in &self.runs_total {
-            let _ = writeln!(out, "cronmesh_runs_total{{status=\"{status}\"}} {n}");
+            let _ = writeln!(out, "{runs}{{status=\"{status}\"}} {n}");
         }
-        header(
-            &mut out,
-            "cronmesh_fire_lateness_seconds",
-            "histogram",
-            "Handler start minus scheduled fire time.",
-        );
+        let lateness = "cronmesh_fire_lateness_seconds";
+        let help = "Handler start minus scheduled fire time.";
+        header(&mut out, lateness, "histogram", help);
         self.fire_lateness_seconds
-            .write_prometheus(&mut out, "cronmesh_fire_lateness_seconds", "");
-        header(
-            &mut out,
-            "cronmesh_persistence_buffered",
-            "gauge",
-            "Writes waiting for the database.",
-        );
-        let _ = writeln!(
-            out,
-            "cronmesh_persistence_buffered {}",
-            self.persistence_buffered
-        );
-        header(
-            &mut out,
-            "cronmesh_persistence_buffer_bound",
-            "gauge",
-            "The most writes that may wait for the database.",
-        );
-        let _ = writeln!(
-            out,
-            "cronmesh_persistence_buffer_bound {}",
-            self.persistence_buffer_bound
-        );
-        header(
-            &mut out,
-            "cronmesh_persistence_dropped_writes_total",
-            "counter",
-            "Writes given up because the buffer was full.",
-        );
-        let _ = writeln!(
-            out,
-            "cronmesh_persistence_dropped_writes_total {}",
-            self.persistence_dropped_writes
-        );
-        header(
-            &mut out,
-            "cronmesh_degraded",
-            "gauge",
-            "1 while a backend is down.",
-        );
-        let _ = writeln!(out, "cronmesh_degraded {}", i32::from(self.degraded));
+            .write_prometheus(&mut out, lateness, "");
+        for (name, help, value) in PERSISTENCE_AND_HEALTH {
+            header(&mut out, name, kind_of(name), help);
+            let _ = writeln!(out, "{name} {}", value(self));
+        }
         out
     }
 }

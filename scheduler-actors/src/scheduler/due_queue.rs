@@ -85,13 +85,23 @@ mod tests {
         }
     }
 
+    /// A queue of (task, fire ms, generation, dispatch ms).
+    fn queue(fires: &[(&str, i64, u64, i64)]) -> DueQueue {
+        let mut q = DueQueue::default();
+        for (task, at, generation, dispatch) in fires {
+            q.push(fire(task, *at, *generation), *dispatch);
+        }
+        q
+    }
+
     #[test]
     fn fires_come_out_by_dispatch_time_and_only_when_due() {
-        let mut q = DueQueue::default();
-        q.push(fire("b", 2_000, 1), 2_000);
-        q.push(fire("a", 1_000, 1), 1_000);
-        // Prepared ahead: dispatched before "a" although it fires after it.
-        q.push(fire("c", 1_100, 1), 900);
+        // "c" is prepared ahead: dispatched before "a" although it fires after it.
+        let mut q = queue(&[
+            ("b", 2_000, 1, 2_000),
+            ("a", 1_000, 1, 1_000),
+            ("c", 1_100, 1, 900),
+        ]);
         assert_eq!(q.pop_due(899), None);
         assert_eq!(q.pop_due(1_000), Some(fire("c", 1_100, 1)));
         assert_eq!(q.pop_due(1_000), Some(fire("a", 1_000, 1)));
@@ -103,9 +113,7 @@ mod tests {
 
     #[test]
     fn stale_entries_on_top_never_set_the_timer() {
-        let mut q = DueQueue::default();
-        q.push(fire("a", 1_000, 1), 1_000);
-        q.push(fire("a", 3_000, 2), 3_000);
+        let mut q = queue(&[("a", 1_000, 1, 1_000), ("a", 3_000, 2, 3_000)]);
         q.push(fire("b", 2_000, 7), 2_000);
         // "a" changed (generation 2 now): its first entry is dead, so is "b".
         let live = |task: &str, generation: u64, _at: i64| task == "a" && generation == 2;

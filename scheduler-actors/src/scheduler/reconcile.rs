@@ -1,7 +1,7 @@
 //! Applying the database's view of the tasks: new and changed tasks are (re)scheduled, removed
 //! ones dropped, and fires missed meanwhile go through each task's misfire policy. Changes made
-//! elsewhere (the CLI, another node) are found by reading two numbers every second and reloading
-//! only when they move.
+//! elsewhere (the CLI, another node) are found by reading the change mark (three numbers) every
+//! second and reloading only when it moves.
 
 use std::collections::HashSet;
 use std::sync::Arc;

@@ -1,0 +1,225 @@
+//! What the CLI does with a database it should not change, a database it cannot reach and a
+//! name that is not there: the exit code (2 only for the user's own input) and a message that
+//! says each cause once and what to do.
+
+use migration::{Migrator, MigratorTrait};
+
+use crate::support::postgres::TempDatabase;
+use crate::support::{cronmesh, stderr, stdout};
+
+/// The commands that only read.
+const READ_COMMANDS: [&[&str]; 5] = [
+    &["tasks", "list"],
+    &["tasks", "show", "a.b"],
+    &["runs"],
+    &["nodes"],
+    &["triggers", "list"],
+];
+
+/// Runs `cronmesh ARGS` in `dir` and insists that it succeeds.
+fn succeeds(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let out = cronmesh(dir, args, &[]);
+    assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    out
+}
+
+/// The error line of a failed command, checked for a cause said twice.
+fn error_line(out: &std::process::Output) -> String {
+    let err = stderr(out);
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line in {err:?}"))
+        .to_owned();
+    let parts: Vec<&str> = line.split(": ").collect();
+    for (i, part) in parts.iter().enumerate() {
+        assert!(
+            part.len() < 12 || !parts[i + 1..].iter().any(|later| later.contains(part)),
+            "{part:?} is said twice in {line:?}"
+        );
+    }
+    line
+}
+
+#[test]
+fn read_commands_on_a_new_sqlite_path_create_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in READ_COMMANDS {
+        let out = cronmesh(dir.path(), args, &[]);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        let line = error_line(&out);
+        assert!(line.contains("sqlite://cronmesh.db"), "{args:?}: {line}");
+        assert!(line.contains("run 'cronmesh migrate'"), "{args:?}: {line}");
+        let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert!(files.is_empty(), "{args:?} created {files:?}");
+    }
+}
+
+#[tokio::test]
+async fn read_commands_on_a_postgres_database_without_schema_create_nothing() {
+    let temp = TempDatabase::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("CRONMESH__DATABASE__URL", temp.url())];
+    for args in READ_COMMANDS {
+        let out = cronmesh(dir.path(), args, &env);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        assert!(
+            error_line(&out).contains("has no cronmesh schema"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    let db = store::connect(temp.url()).await.unwrap();
+    assert_eq!(
+        store::schema_state(&db).await.unwrap(),
+        store::SchemaState::Missing,
+        "nothing was migrated"
+    );
+    let manager = migration::SchemaManager::new(&db);
+    assert!(!manager.has_table("seaql_migrations").await.unwrap());
+    db.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_schema_behind_the_binary_is_named_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("cronmesh.db").display());
+    let db = store::connect(&url).await.unwrap();
+    Migrator::up(&db, Some(1)).await.unwrap();
+    let migrations = Migrator::migrations();
+    let have = migrations[0].name().to_owned();
+    let need = migrations.last().unwrap().name().to_owned();
+    db.close().await.unwrap();
+
+    let expected =
+        format!("database schema is at {have}, this cronmesh needs {need}: run 'cronmesh migrate'");
+    for args in READ_COMMANDS.iter().copied().chain([
+        &["tasks", "disable", "a.b"][..],
+        &[
+            "tasks",
+            "add",
+            "a.b",
+            "--cron",
+            "@daily",
+            "--handler",
+            "noop",
+        ],
+    ]) {
+        let out = cronmesh(dir.path(), args, &[]);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        assert!(error_line(&out).contains(&expected), "{}", stderr(&out));
+    }
+    let db = store::connect(&url).await.unwrap();
+    assert!(
+        matches!(
+            store::schema_state(&db).await.unwrap(),
+            store::SchemaState::Behind { .. }
+        ),
+        "no command but migrate upgraded it"
+    );
+    db.close().await.unwrap();
+
+    succeeds(dir.path(), &["migrate"]);
+    succeeds(dir.path(), &["tasks", "list", "--json"]);
+}
+
+#[test]
+fn adding_on_a_brand_new_embedded_database_creates_it_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let nightly = r#"{"type":"cron","expr":"0 2 * * *","timezone":"UTC"}"#;
+    let created = "created it with the cronmesh schema";
+    let first = succeeds(dir.path(), &["triggers", "add", "nightly", nightly]);
+    assert!(stderr(&first).contains(created), "{}", stderr(&first));
+    let add = [
+        "tasks",
+        "add",
+        "a.b",
+        "--trigger-conf",
+        "nightly",
+        "--handler",
+        "noop",
+    ];
+    let again = succeeds(dir.path(), &add);
+    assert!(
+        !stderr(&again).contains(created),
+        "only a new database is created: {}",
+        stderr(&again)
+    );
+    let list = succeeds(dir.path(), &["tasks", "list", "--json"]);
+    assert!(stdout(&list).contains("\"a.b\""), "{}", stdout(&list));
+}
+
+#[test]
+fn an_unknown_task_named_by_the_user_is_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    succeeds(dir.path(), &["migrate"]);
+    for args in [
+        &["tasks", "show", "no.such"][..],
+        &["tasks", "enable", "no.such"],
+        &["tasks", "run-now", "no.such"],
+        &["tasks", "remove", "no.such"],
+        &["tasks", "set-trigger", "no.such", "--cron", "@daily"],
+        &["triggers", "remove", "no-such"],
+    ] {
+        let out = cronmesh(dir.path(), args, &[]);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(error_line(&out).contains("no.such") || stderr(&out).contains("no-such"));
+    }
+    let add = |cron| {
+        [
+            "tasks",
+            "add",
+            "dup.task",
+            "--cron",
+            cron,
+            "--handler",
+            "noop",
+        ]
+    };
+    succeeds(dir.path(), &add("@daily"));
+    let dup = cronmesh(dir.path(), &add("@hourly"), &[]);
+    assert_eq!(dup.status.code(), Some(2), "{}", stderr(&dup));
+    assert!(error_line(&dup).contains("already exists"));
+}
+
+#[test]
+fn an_unreachable_database_is_a_failure_not_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    // A closed port on loopback: nothing listens on 1.
+    let url = "postgres://cron:s3cret@127.0.0.1:1/cron";
+    for args in [
+        &["tasks", "list"][..],
+        &["runs"],
+        &["tasks", "enable", "a.b"],
+    ] {
+        let out = cronmesh(dir.path(), args, &[("CRONMESH__DATABASE__URL", url)]);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        let line = error_line(&out);
+        assert!(
+            line.starts_with("error: connecting to database postgres://cron:***@127.0.0.1:1/cron"),
+            "{line}"
+        );
+        assert!(!stderr(&out).contains("s3cret"), "{}", stderr(&out));
+    }
+}
+
+#[test]
+fn help_says_what_cronmesh_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cronmesh(dir.path(), &["--help"], &[]);
+    assert!(out.status.success());
+    let help = stdout(&out);
+    let first = help.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with("cronmesh: a distributed cron scheduler"),
+        "{first}"
+    );
+    for command in [
+        "run", "tasks", "triggers", "runs", "nodes", "migrate", "check",
+    ] {
+        assert!(
+            help.lines().any(|l| l.trim_start().starts_with(command)),
+            "{command} missing from {help}"
+        );
+    }
+}
