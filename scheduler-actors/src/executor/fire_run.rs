@@ -97,7 +97,7 @@ pub(crate) fn settle(
     let fire_ts_ms = fire.fire_ts_ms;
     let fire_at = fire_time(fire_ts_ms);
     let (task, node, attempt) = (&spec.name, &deps.node_id, fire.attempt);
-    let fire_time = rfc3339(fire_at);
+    // Formatted inside the log macros only: they skip their fields when the event is off.
     let finished = |run_id: &str, status, error: Option<String>, output, duration: Duration| {
         RecordFinish(FinishedRun {
             task_name: spec.name.clone(),
@@ -141,28 +141,28 @@ pub(crate) fn settle(
         FireEnd::Passed { why, loudness, .. } => {
             match loudness {
                 Loudness::Quiet => {
-                    tracing::debug!(target: "cron_task", task = %task, fire_time = %fire_time, node = %node, attempt, "{why}")
+                    tracing::debug!(target: "cron_task", task = %task, fire_time = %rfc3339(fire_at), node = %node, attempt, "{why}")
                 }
                 Loudness::Info => {
-                    tracing::info!(target: "cron_task", task = %task, fire_time = %fire_time, node = %node, attempt, "{why}")
+                    tracing::info!(target: "cron_task", task = %task, fire_time = %rfc3339(fire_at), node = %node, attempt, "{why}")
                 }
                 Loudness::Warn => {
-                    tracing::warn!(target: "cron_task", task = %task, fire_time = %fire_time, node = %node, attempt, "{why}")
+                    tracing::warn!(target: "cron_task", task = %task, fire_time = %rfc3339(fire_at), node = %node, attempt, "{why}")
                 }
                 Loudness::Error => {
-                    tracing::error!(target: "cron_task", task = %task, fire_time = %fire_time, node = %node, attempt, "{why}")
+                    tracing::error!(target: "cron_task", task = %task, fire_time = %rfc3339(fire_at), node = %node, attempt, "{why}")
                 }
             }
             None
         }
         FireEnd::NotRun { status, why } => {
-            tracing::info!(target: "cron_task", task = %task, fire_time = %fire_time, node = %node, status = status.as_str(), "{why}");
+            tracing::info!(target: "cron_task", task = %task, fire_time = %rfc3339(fire_at), node = %node, status = status.as_str(), "{why}");
             not_run(status, why);
             Some(status)
         }
         FireEnd::OverlapElsewhere => {
             let status = RunStatus::SkippedOverlap;
-            tracing::info!(target: "cron_task", task = %task, fire_time = %fire_time, node = %node, status = status.as_str(), "a run of this task is still running elsewhere (overlap: forbid)");
+            tracing::info!(target: "cron_task", task = %task, fire_time = %rfc3339(fire_at), node = %node, status = status.as_str(), "a run of this task is still running elsewhere (overlap: forbid)");
             deps.persistence.do_send(RecordTaskState {
                 task: spec.name.clone(),
                 last: Some((fire_at, status)),
@@ -172,7 +172,7 @@ pub(crate) fn settle(
         }
         FireEnd::ClaimFailed { run_id, why } => {
             let status = RunStatus::Misfired;
-            tracing::error!(target: "cron_task", task = %task, run_id = %run_id, fire_time = %fire_time, node = %node, attempt, status = status.as_str(), "{why}");
+            tracing::error!(target: "cron_task", task = %task, run_id = %run_id, fire_time = %rfc3339(fire_at), node = %node, attempt, status = status.as_str(), "{why}");
             deps.persistence.do_send(finished(
                 &run_id,
                 status,
@@ -192,9 +192,9 @@ pub(crate) fn settle(
         } => {
             let duration_ms = duration.as_millis() as u64;
             if status == RunStatus::Succeeded {
-                tracing::info!(target: "cron_task", task = %task, run_id = %run_id, fire_time = %fire_time, node = %node, attempt, status = status.as_str(), duration_ms, "run finished");
+                tracing::info!(target: "cron_task", task = %task, run_id = %run_id, fire_time = %rfc3339(fire_at), node = %node, attempt, status = status.as_str(), duration_ms, "run finished");
             } else {
-                tracing::warn!(target: "cron_task", task = %task, run_id = %run_id, fire_time = %fire_time, node = %node, attempt, status = status.as_str(), duration_ms, error = error.as_deref().unwrap_or(""), "run finished");
+                tracing::warn!(target: "cron_task", task = %task, run_id = %run_id, fire_time = %rfc3339(fire_at), node = %node, attempt, status = status.as_str(), duration_ms, error = error.as_deref().unwrap_or(""), "run finished");
             }
             // The outcome also sets the task's last run and status (in the persistence actor).
             deps.persistence
