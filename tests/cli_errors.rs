@@ -31,11 +31,22 @@ fn error_line(out: &std::process::Output) -> String {
         .find(|l| l.starts_with("error: "))
         .unwrap_or_else(|| panic!("no error line in {err:?}"))
         .to_owned();
+    // Each part, and each URL in it, stands once in the line.
     let parts: Vec<&str> = line.split(": ").collect();
     for (i, part) in parts.iter().enumerate() {
-        assert!(
-            part.len() < 12 || !parts[i + 1..].iter().any(|later| later.contains(part)),
-            "{part:?} is said twice in {line:?}"
+        for (j, other) in parts.iter().enumerate() {
+            assert!(
+                i == j || part.len() < 12 || !other.contains(part),
+                "{part:?} is said twice in {line:?}"
+            );
+        }
+    }
+    for url in line.split_whitespace().filter(|w| w.contains("://")) {
+        let url = url.trim_end_matches(':');
+        assert_eq!(
+            line.matches(url).count(),
+            1,
+            "{url} is named twice in {line:?}"
         );
     }
     line
@@ -123,6 +134,28 @@ async fn a_schema_behind_the_binary_is_named_and_left_alone() {
     succeeds(dir.path(), &["tasks", "list", "--json"]);
 }
 
+#[tokio::test]
+async fn a_schema_from_a_newer_cronmesh_is_refused_and_left_alone() {
+    use sea_orm::ConnectionTrait;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("cronmesh.db").display());
+    let db = store::connect(&url).await.unwrap();
+    store::migrate(&db).await.unwrap();
+    db.execute_unprepared(
+        "INSERT INTO seaql_migrations (version, applied_at) VALUES ('m29991231_000001_later', 0)",
+    )
+    .await
+    .unwrap();
+    db.close().await.unwrap();
+    for args in [&["tasks", "list"][..], &["migrate"]] {
+        let out = cronmesh(dir.path(), args, &[]);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        let line = error_line(&out);
+        assert!(line.contains("m29991231_000001_later"), "{line}");
+        assert!(line.contains("newer than this cronmesh knows"), "{line}");
+    }
+}
+
 #[test]
 fn adding_on_a_brand_new_embedded_database_creates_it_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
@@ -153,17 +186,21 @@ fn adding_on_a_brand_new_embedded_database_creates_it_and_says_so() {
 fn an_unknown_task_named_by_the_user_is_bad_input() {
     let dir = tempfile::tempdir().unwrap();
     succeeds(dir.path(), &["migrate"]);
-    for args in [
-        &["tasks", "show", "no.such"][..],
-        &["tasks", "enable", "no.such"],
-        &["tasks", "run-now", "no.such"],
-        &["tasks", "remove", "no.such"],
-        &["tasks", "set-trigger", "no.such", "--cron", "@daily"],
-        &["triggers", "remove", "no-such"],
+    for (args, name) in [
+        (&["tasks", "show", "no.such"][..], "\"no.such\""),
+        (&["tasks", "enable", "no.such"], "\"no.such\""),
+        (&["tasks", "run-now", "no.such"], "\"no.such\""),
+        (&["tasks", "remove", "no.such"], "\"no.such\""),
+        (
+            &["tasks", "set-trigger", "no.such", "--cron", "@daily"],
+            "\"no.such\"",
+        ),
+        (&["triggers", "remove", "no-such"], "\"no-such\""),
     ] {
         let out = cronmesh(dir.path(), args, &[]);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
-        assert!(error_line(&out).contains("no.such") || stderr(&out).contains("no-such"));
+        let line = error_line(&out);
+        assert!(line.contains(name), "{args:?}: {line}");
     }
     let add = |cron| {
         [
@@ -218,7 +255,8 @@ fn help_says_what_cronmesh_is() {
         "run", "tasks", "triggers", "runs", "nodes", "migrate", "check",
     ] {
         assert!(
-            help.lines().any(|l| l.trim_start().starts_with(command)),
+            help.lines()
+                .any(|l| l.split_whitespace().next() == Some(command)),
             "{command} missing from {help}"
         );
     }

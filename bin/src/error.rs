@@ -99,5 +99,11 @@ mod tests {
             need: "m2".into(),
         });
         assert_eq!(exit_code(&behind), ExitCode::FAILURE);
+        let down = user_request(StoreError::Db(sea_orm::DbErr::Custom("gone".into())));
+        assert_eq!(exit_code(&down), ExitCode::FAILURE);
+        let none = user_request(StoreError::NoSchema {
+            database: "sqlite://x.db".into(),
+        });
+        assert_eq!(exit_code(&none), ExitCode::FAILURE);
     }
 }

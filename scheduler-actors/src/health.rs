@@ -5,39 +5,52 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
+/// Since-when value while writes fail.
+const FAILING: i64 = i64::MIN;
+
 /// Shared by a node's actors.
 #[derive(Debug)]
 pub struct Health {
-    /// Since when (UTC epoch ms) database writes have been succeeding; 0 while they fail.
+    /// Since when (UTC epoch ms) database writes have been succeeding; [`FAILING`] while
+    /// they fail.
     database_ok_since_ms: AtomicI64,
 }
 
 impl Default for Health {
     fn default() -> Self {
         Health {
-            database_ok_since_ms: AtomicI64::new(chrono::Utc::now().timestamp_millis()),
+            database_ok_since_ms: AtomicI64::new(now_ms()),
         }
     }
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
 }
 
 impl Health {
     /// Records whether the last database write succeeded.
     pub fn database_ok(&self, ok: bool) {
-        if !ok {
-            self.database_ok_since_ms.store(0, Ordering::Relaxed);
-        } else if self.database_ok_since_ms.load(Ordering::Relaxed) == 0 {
-            self.database_ok_since_ms
-                .store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
-        }
+        self.database_ok_at(ok, now_ms());
     }
 
     /// How long database writes have been succeeding without a failure (zero while failing).
     pub fn database_ok_for(&self) -> Duration {
+        self.database_ok_for_at(now_ms())
+    }
+
+    fn database_ok_at(&self, ok: bool, now_ms: i64) {
+        if !ok {
+            self.database_ok_since_ms.store(FAILING, Ordering::Relaxed);
+        } else if self.database_ok_since_ms.load(Ordering::Relaxed) == FAILING {
+            self.database_ok_since_ms.store(now_ms, Ordering::Relaxed);
+        }
+    }
+
+    fn database_ok_for_at(&self, now_ms: i64) -> Duration {
         match self.database_ok_since_ms.load(Ordering::Relaxed) {
-            0 => Duration::ZERO,
-            since => {
-                Duration::from_millis((chrono::Utc::now().timestamp_millis() - since).max(0) as u64)
-            }
+            FAILING => Duration::ZERO,
+            since => Duration::from_millis((now_ms - since).max(0) as u64),
         }
     }
 }
@@ -47,13 +60,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_failed_write_resets_the_healthy_time() {
+    fn healthy_time_counts_from_the_first_success_after_a_failure() {
         let health = Health::default();
-        health.database_ok(true);
-        health.database_ok(false);
-        assert_eq!(health.database_ok_for(), Duration::ZERO);
-        health.database_ok(true);
-        health.database_ok(true);
-        assert!(health.database_ok_for() < Duration::from_secs(5));
+        health.database_ok_at(true, 1_000);
+        let start = health.database_ok_for_at(0);
+        health.database_ok_at(false, 1_000);
+        assert_eq!(health.database_ok_for_at(5_000), Duration::ZERO, "failing");
+        health.database_ok_at(true, 6_000);
+        health.database_ok_at(true, 7_000);
+        assert_eq!(
+            health.database_ok_for_at(9_000),
+            Duration::from_secs(3),
+            "counted from the first success, not the latest"
+        );
+        assert_eq!(start, Duration::ZERO);
     }
 }

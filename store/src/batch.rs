@@ -89,7 +89,8 @@ mod tests {
         let items = [(1, "x"), (2, "y")];
         let (pg, values) = values_cte(DbBackend::Postgres, &fields, &items);
         assert_eq!(pg, "WITH v(a, b) AS (VALUES ($1, $2), ($3, $4)) ");
-        assert_eq!(values.len(), 4);
+        let expected: Vec<Value> = vec![1i64.into(), "x".into(), 2i64.into(), "y".into()];
+        assert_eq!(values, expected, "bound row by row");
         let (lite, _) = values_cte(DbBackend::Sqlite, &fields, &items);
         assert_eq!(lite, "WITH v(a, b) AS (VALUES (?, ?), (?, ?)) ");
     }

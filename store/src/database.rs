@@ -11,8 +11,8 @@ use crate::error::{Result, StoreError};
 
 /// Opens a connection pool, creating a SQLite file that does not exist yet. SQLite is put in
 /// WAL mode, so readers (the CLI) never block the node's writes.
-pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
-    open(url, "rwc", true).await
+pub async fn connect(url: &str) -> Result<DatabaseConnection> {
+    Ok(open(url, "rwc", true).await?)
 }
 
 /// Opens a connection pool to a database that must already exist: a SQLite file is never
@@ -87,9 +87,13 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-/// Applies every pending migration.
-pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
-    Migrator::up(db, None).await
+/// Applies every pending migration. A schema a newer cronmesh migrated is left alone and
+/// refused ([`StoreError::SchemaAhead`]).
+pub async fn migrate(db: &DatabaseConnection) -> Result<()> {
+    if let SchemaState::Ahead { have, need } = schema_state(db).await? {
+        return Err(StoreError::SchemaAhead { have, need });
+    }
+    Ok(Migrator::up(db, None).await?)
 }
 
 /// Reclaims the space of deleted rows and refreshes the planner's statistics of the run and
@@ -208,6 +212,31 @@ mod tests {
         );
         assert_eq!(sqlite_path("sqlite::memory:"), None);
         assert_eq!(sqlite_path("postgres://h/db"), None);
+    }
+
+    #[tokio::test]
+    async fn a_schema_from_a_newer_cronmesh_is_refused_not_migrated() {
+        let db = connect("sqlite::memory:").await.expect("in-memory sqlite");
+        migrate(&db).await.expect("migrate");
+        db.execute_unprepared(
+            "INSERT INTO seaql_migrations (version, applied_at) VALUES ('m29991231_000001_from_the_future', 0)",
+        )
+        .await
+        .expect("a newer migration");
+        let state = schema_state(&db).await.expect("state");
+        assert!(
+            matches!(&state, SchemaState::Ahead { have, .. } if have == "m29991231_000001_from_the_future"),
+            "{state:?}"
+        );
+        let err = migrate(&db).await.expect_err("newer schema");
+        assert!(matches!(err, StoreError::SchemaAhead { .. }), "{err}");
+        let err = require_current_schema(&db, "x")
+            .await
+            .expect_err("newer schema");
+        assert!(
+            err.to_string().contains("newer than this cronmesh knows"),
+            "{err}"
+        );
     }
 
     #[tokio::test]

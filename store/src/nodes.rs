@@ -119,7 +119,7 @@ pub async fn heartbeat(db: &DatabaseConnection, node_id: &str, now: DateTime<Utc
         .exec(db)
         .await?;
     // A node declared dead while it was only stalled is alive again (its runs were already
-    // handed over; its late writes are fenced off by attempt).
+    // handed over; its late writes are fenced off by their run ids).
     SchedulerNode::update_many()
         .col_expr(
             scheduler_node::Column::State,

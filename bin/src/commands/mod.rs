@@ -23,9 +23,14 @@ use crate::settings::Settings;
 /// or has another version's schema is refused (exit 1) with what to do.
 pub(crate) async fn open_db(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
     let name = settings.database.redacted_url();
-    let db = store::connect_existing(&settings.database.url)
-        .await
-        .with_context(|| format!("connecting to database {name}"))?;
+    let db = match store::connect_existing(&settings.database.url).await {
+        Ok(db) => db,
+        // It names the database itself.
+        Err(e @ StoreError::NoSchema { .. }) => return Err(e.into()),
+        Err(e) => {
+            return Err(anyhow::Error::new(e).context(format!("connecting to database {name}")));
+        }
+    };
     store::require_current_schema(&db, &name).await?;
     Ok(db)
 }

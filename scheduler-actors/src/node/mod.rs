@@ -129,10 +129,8 @@ impl NodeBuilder {
             database: url.clone(),
             source,
         };
-        let db = store::connect(&config.database_url)
-            .await
-            .map_err(|e| db_err(e.into()))?;
-        store::migrate(&db).await.map_err(|e| db_err(e.into()))?;
+        let db = store::connect(&config.database_url).await.map_err(db_err)?;
+        store::migrate(&db).await.map_err(db_err)?;
 
         // Handlers: built-ins, extra ones, then maintenance and code tasks (which win on a
         // name clash).

@@ -46,6 +46,18 @@ impl PendingStates {
         last: Option<(DateTime<Utc>, RunStatus)>,
         next: Option<Option<DateTime<Utc>>>,
     ) {
+        self.merge(task, last, next, true);
+    }
+
+    /// Merges fields into the task's pending state; `newest` says whether they came after
+    /// what is pending (a status of the same fire then replaces the pending one) or before.
+    fn merge(
+        &mut self,
+        task: TaskName<'_>,
+        last: Option<(DateTime<Utc>, RunStatus)>,
+        next: Option<Option<DateTime<Utc>>>,
+        newest: bool,
+    ) {
         let name: &str = match &task {
             TaskName::Shared(a) => a,
             TaskName::Borrowed(s) => s,
@@ -66,7 +78,9 @@ impl PendingStates {
             }
         };
         if let Some((at, status)) = last
-            && state.last_run_at.is_none_or(|prev| at >= prev)
+            && state
+                .last_run_at
+                .is_none_or(|prev| at > prev || (newest && at == prev))
         {
             state.last_run_at = Some(at);
             state.last_status = Some(status);
@@ -86,7 +100,7 @@ impl PendingStates {
                 .get(&*old.task_name)
                 .is_some_and(|newer| newer.next_run_at.is_some());
             let next = if newer_next { None } else { old.next_run_at };
-            self.note(TaskName::Shared(old.task_name), last, next);
+            self.merge(TaskName::Shared(old.task_name), last, next, false);
         }
     }
 }
@@ -134,5 +148,22 @@ mod tests {
         p.restore(states);
         assert_eq!(p.len(), 1);
         assert_eq!(p.take()[0].next_run_at, Some(Some(at(200))));
+    }
+
+    #[test]
+    fn a_restored_status_of_the_same_fire_loses_to_the_one_noted_since() {
+        let mut p = PendingStates::default();
+        p.note(
+            TaskName::Borrowed("a.b"),
+            Some((at(50), RunStatus::Succeeded)),
+            None,
+        );
+        p.restore(vec![TaskState {
+            task_name: Arc::from("a.b"),
+            last_run_at: Some(at(50)),
+            last_status: Some(RunStatus::SkippedOverlap),
+            next_run_at: None,
+        }]);
+        assert_eq!(p.take()[0].last_status, Some(RunStatus::Succeeded));
     }
 }

@@ -124,6 +124,16 @@ mod tests {
     }
 
     #[test]
+    fn liveness_is_asked_with_the_fire_time_not_the_dispatch_time() {
+        // Prepared ahead: dispatched 200 ms before its fire time.
+        let mut q = queue(&[("a", 1_200, 1, 1_000)]);
+        let live =
+            |task: &str, generation: u64, at: i64| task == "a" && generation == 1 && at == 1_200;
+        assert_eq!(q.next_dispatch(live), Some(1_000));
+        assert_eq!(q.pop_due(1_000), Some(fire("a", 1_200, 1)));
+    }
+
+    #[test]
     fn fires_of_one_instant_all_come_out() {
         let mut q = DueQueue::default();
         for i in 0..1000 {
