@@ -13,5 +13,7 @@ mod cli_errors;
 mod cli_next;
 mod cluster;
 mod engine;
+mod first_start;
 mod library;
 mod migrations;
+mod start_errors;

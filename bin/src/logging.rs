@@ -7,13 +7,15 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, fmt};
 
+use crate::error::InvalidInput;
 use crate::settings::{LogFormat, Settings};
 
 /// Keeps the file writer flushing; drop it last.
 pub(crate) struct LogGuard(#[allow(dead_code)] Option<WorkerGuard>);
 
-/// Installs the global subscriber. `RUST_LOG` overrides the default level (`info`).
-pub(crate) fn init(settings: &Settings) -> LogGuard {
+/// Installs the global subscriber. `RUST_LOG` overrides the default level (`info`). A
+/// `log.dir` where no log file can be written is bad input naming the key.
+pub(crate) fn init(settings: &Settings) -> anyhow::Result<LogGuard> {
     let filter = || {
         EnvFilter::try_from_default_env()
             .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn"))
@@ -34,7 +36,16 @@ pub(crate) fn init(settings: &Settings) -> LogGuard {
     };
     let (file_layer, guard) = match &settings.log_dir {
         Some(dir) => {
-            let appender = tracing_appender::rolling::daily(dir, "cronmesh.log");
+            let appender = tracing_appender::rolling::Builder::new()
+                .rotation(tracing_appender::rolling::Rotation::DAILY)
+                .filename_prefix("cronmesh.log")
+                .build(dir)
+                .map_err(|e| {
+                    InvalidInput(format!(
+                        "config key `log.dir`: {:?} cannot hold log files: {e}",
+                        dir.display()
+                    ))
+                })?;
             let (writer, guard) = tracing_appender::non_blocking(appender);
             // Files are for machines: always JSON lines.
             let layer = fmt::layer()
@@ -50,5 +61,5 @@ pub(crate) fn init(settings: &Settings) -> LogGuard {
         .with(stderr_layer)
         .with(file_layer)
         .try_init();
-    LogGuard(guard)
+    Ok(LogGuard(guard))
 }

@@ -240,6 +240,11 @@ impl TryFrom<RawSettings> for Settings {
                 format!("{:?} is not a redis:// URL", redact_url(u)),
             ));
         }
+        if let Some(u) = &redis_url
+            && let Err(why) = scheduler_actors::RedisLockBackend::check_url(u)
+        {
+            return Err(bad("redis.url", format!("{:?}: {why}", redact_url(u))));
+        }
         let http_bind = match (raw.http.enabled.unwrap_or(true), raw.http.bind) {
             (false, _) => None,
             (true, None) => Some(SocketAddr::from(([127, 0, 0, 1], 8080))),

@@ -2,7 +2,7 @@
 //! what the scheduler holds. It binds to loopback by default; it has no authentication, so
 //! expose it only where operators, not the public, can reach it.
 
-use std::net::SocketAddr;
+use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_web::dev::ServerHandle;
@@ -17,13 +17,13 @@ struct AdminState {
     node_id: String,
 }
 
-/// Binds and starts the server on the current actix System; returns the bound address.
+/// Starts the server on an already bound listener, on the current actix System.
 pub(crate) fn start(
-    addr: SocketAddr,
+    listener: TcpListener,
     metrics: Arc<Metrics>,
     scheduler: Metered<SchedulerActor>,
     node_id: String,
-) -> std::io::Result<(SocketAddr, ServerHandle)> {
+) -> std::io::Result<ServerHandle> {
     let state = web::Data::new(AdminState {
         metrics,
         scheduler,
@@ -39,8 +39,7 @@ pub(crate) fn start(
     })
     .workers(1)
     .disable_signals()
-    .bind(addr)?;
-    let bound = server.addrs().first().copied().unwrap_or(addr);
+    .listen(listener)?;
     let server = server.run();
     let handle = server.handle();
     actix::spawn(async move {
@@ -48,7 +47,7 @@ pub(crate) fn start(
             tracing::error!(error = %e, "admin HTTP server failed");
         }
     });
-    Ok((bound, handle))
+    Ok(handle)
 }
 
 async fn healthz(state: web::Data<AdminState>) -> HttpResponse {

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::sea_query::{Alias, Order, Query};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr, TransactionTrait,
+};
 
 use crate::error::{Result, StoreError};
 
@@ -87,13 +89,44 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// Key of the Postgres advisory lock that makes migrations of one database take turns.
+const MIGRATION_LOCK: i64 = 0x6372_6f6e_6d65_7368;
+/// How often, and how far apart, a SQLite migration that lost a race with another process is
+/// tried again.
+const SQLITE_MIGRATION_TRIES: u32 = 50;
+const SQLITE_MIGRATION_PAUSE: Duration = Duration::from_millis(100);
+
 /// Applies every pending migration. A schema a newer cronmesh migrated is left alone and
 /// refused ([`StoreError::SchemaAhead`]).
+///
+/// Processes that start together on a new database (a cluster's first start, two CLI
+/// commands) take turns: on Postgres one transaction at a time holds an advisory lock around
+/// all of it (DDL is transactional there); on SQLite a process whose `CREATE TABLE` lost the
+/// race waits and looks again, and finds the schema its peer made.
 pub async fn migrate(db: &DatabaseConnection) -> Result<()> {
     if let SchemaState::Ahead { have, need } = schema_state(db).await? {
         return Err(StoreError::SchemaAhead { have, need });
     }
-    Ok(Migrator::up(db, None).await?)
+    if db.get_database_backend() == sea_orm::DbBackend::Postgres {
+        let txn = db.begin().await?;
+        txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
+            .await?;
+        Migrator::up(&txn, None).await?;
+        txn.commit().await?;
+        return Ok(());
+    }
+    let mut tries = 0;
+    loop {
+        match Migrator::up(db, None).await {
+            Ok(()) => return Ok(()),
+            Err(_) if schema_state(db).await? == SchemaState::Current => return Ok(()),
+            Err(_) if tries < SQLITE_MIGRATION_TRIES => {
+                tries += 1;
+                tokio::time::sleep(SQLITE_MIGRATION_PAUSE).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 /// Reclaims the space of deleted rows and refreshes the planner's statistics of the run and
@@ -167,6 +200,40 @@ pub async fn schema_state(db: &DatabaseConnection) -> Result<SchemaState> {
     } else {
         SchemaState::Current
     })
+}
+
+/// The tables cronmesh's migrations create, its migration record among them.
+const CRONMESH_TABLES: [&str; 5] = [
+    "seaql_migrations",
+    "trigger_conf",
+    "scheduled_task",
+    "task_run",
+    "scheduler_node",
+];
+
+/// Whether a database holds nothing but (some of) cronmesh's own tables: empty, or being
+/// migrated by another process right now. Anything else in it means it is not cronmesh's to
+/// set up.
+pub async fn holds_only_cronmesh_tables(db: &DatabaseConnection) -> Result<bool> {
+    let sql = match db.get_database_backend() {
+        sea_orm::DbBackend::Sqlite => {
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        }
+        _ => "SELECT tablename AS name FROM pg_tables WHERE schemaname = current_schema()",
+    };
+    let rows = db
+        .query_all_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            sql,
+        ))
+        .await?;
+    for row in rows {
+        let name: String = row.try_get("", "name")?;
+        if !CRONMESH_TABLES.contains(&name.as_str()) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// True when the schema has no pending migrations (and none this binary does not know).

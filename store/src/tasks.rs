@@ -268,7 +268,14 @@ pub async fn insert_runtime_task(
     let trigger = stored_trigger(db, &decl.trigger).await?;
     let row = new_task_row(decl, trigger, Source::Runtime, Utc::now())
         .insert(db)
-        .await?;
+        .await
+        .map_err(|e| match e.sql_err() {
+            // Another writer added the same name between the check above and this insert.
+            Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => {
+                StoreError::conflict(format!("a task named {:?} already exists", decl.name))
+            }
+            _ => StoreError::Db(e),
+        })?;
     bump_version(db, row.id).await?;
     Ok(row)
 }

@@ -57,7 +57,7 @@ pub async fn add_trigger_conf(
         )));
     }
     let now = Utc::now();
-    Ok(trigger_conf::ActiveModel {
+    trigger_conf::ActiveModel {
         name: Set(name.to_owned()),
         trigger_json: Set(trigger_json),
         description: Set(description.to_owned()),
@@ -67,7 +67,14 @@ pub async fn add_trigger_conf(
         ..Default::default()
     }
     .insert(db)
-    .await?)
+    .await
+    .map_err(|e| match e.sql_err() {
+        // Another writer added the same name between the check above and this insert.
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => StoreError::conflict(format!(
+            "trigger conf {name:?} already exists; use `cronmesh triggers set` to change it"
+        )),
+        _ => StoreError::Db(e),
+    })
 }
 
 /// Changes a conf and reschedules every task that uses it.

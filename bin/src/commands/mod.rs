@@ -36,24 +36,39 @@ pub(crate) async fn open_db(settings: &Settings) -> anyhow::Result<DatabaseConne
 }
 
 /// Opens the configured database for a command that adds something (`tasks add`, `triggers
-/// add`). Like [`open_db`], except that a SQLite database that does not exist yet (the
-/// embedded default on a first try) is created with the schema, and stderr says so.
+/// add`). Like [`open_db`], except on SQLite: a file that does not exist yet (a first try)
+/// is created with the schema, and stderr says so; one that holds no tables but cronmesh's
+/// (another command creating it at this moment) is waited for.
 pub(crate) async fn open_db_to_add(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
     let name = settings.database.redacted_url();
-    if settings
-        .database
-        .sqlite_path()
-        .is_none_or(|path| path.exists())
-    {
+    let Some(path) = settings.database.sqlite_path() else {
         return open_db(settings).await;
-    }
+    };
+    let new = !path.exists();
     let db = store::connect(&settings.database.url)
         .await
-        .with_context(|| format!("creating database {name}"))?;
-    store::migrate(&db)
-        .await
-        .with_context(|| format!("creating the schema in database {name}"))?;
-    eprintln!("note: database {name} did not exist; created it with the cronmesh schema");
+        .with_context(|| format!("opening database {name}"))?;
+    let mut state = store::schema_state(&db).await?;
+    let ours = new || store::holds_only_cronmesh_tables(&db).await?;
+    if !new && ours {
+        // Another command may be creating it this moment: give it a little time.
+        for _ in 0..20 {
+            if state == store::SchemaState::Current {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            state = store::schema_state(&db).await?;
+        }
+    }
+    if state == store::SchemaState::Missing && ours {
+        store::migrate(&db)
+            .await
+            .with_context(|| format!("creating the schema in database {name}"))?;
+        if new {
+            eprintln!("note: database {name} did not exist; created it with the cronmesh schema");
+        }
+    }
+    store::require_current_schema(&db, &name).await?;
     Ok(db)
 }
 

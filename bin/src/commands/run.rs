@@ -5,14 +5,19 @@ use std::process::ExitCode;
 use anyhow::Context;
 use scheduler_actors::{CodeTasks, NodeBuilder};
 
+use crate::error::InvalidInput;
 use crate::settings::Settings;
 
 pub(crate) fn run(settings: &Settings, tasks: CodeTasks) -> anyhow::Result<ExitCode> {
-    let _logs = crate::logging::init(settings);
+    let _logs = crate::logging::init(settings)?;
     let config = settings.node_config();
     let system = actix::System::new();
     let result = system.block_on(async move {
-        let node = NodeBuilder::new(config).code_tasks(tasks).start().await?;
+        let node = NodeBuilder::new(config)
+            .code_tasks(tasks)
+            .start()
+            .await
+            .map_err(start_error)?;
         if let Some(addr) = node.http_addr {
             tracing::info!(
                 "admin HTTP on http://{addr} (/healthz, /metrics, /api/actors, /api/tasks)"
@@ -25,6 +30,25 @@ pub(crate) fn run(settings: &Settings, tasks: CodeTasks) -> anyhow::Result<ExitC
     drop_system(system);
     result.context("running the node")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Why a node could not start, in the settings' words where a setting is the cause: an admin
+/// address this host does not have is bad input (2); one that another process holds is a
+/// failure of the environment (1).
+fn start_error(e: scheduler_actors::Error) -> anyhow::Error {
+    use std::io::ErrorKind;
+    match &e {
+        scheduler_actors::Error::Http { addr, source } => match source.kind() {
+            ErrorKind::AddrNotAvailable => anyhow::Error::new(InvalidInput(format!(
+                "config key `http.bind`: {addr} is not an address of this host ({source})"
+            ))),
+            ErrorKind::AddrInUse => anyhow::anyhow!(
+                "config key `http.bind`: {addr} is already in use by another process ({source}); stop it, or bind the admin server elsewhere"
+            ),
+            _ => anyhow::Error::new(e),
+        },
+        _ => anyhow::Error::new(e),
+    }
 }
 
 /// Drops an actix System whose actors may still hold database pools. A pooled connection

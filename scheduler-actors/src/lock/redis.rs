@@ -56,6 +56,15 @@ fn ttl_ms(ttl: Duration) -> u64 {
 }
 
 impl RedisLockBackend {
+    /// Whether `url` is a Redis URL this backend can use; the error says what is wrong
+    /// without repeating the URL (it may hold a password).
+    pub fn check_url(url: &str) -> Result<(), String> {
+        redis::Client::open(url).map(drop).map_err(|e| {
+            let why = e.detail().unwrap_or_else(|| e.category()).to_owned();
+            format!("not a usable Redis URL: {why} (is the port a number up to 65535?)")
+        })
+    }
+
     /// Connects lazily: the node starts even if Redis is down, and runs degraded until it is up.
     pub fn connect(
         url: &str,

@@ -68,7 +68,7 @@ pub struct Node {
     running: Arc<AtomicUsize>,
     stopping: CancellationToken,
     interrupt: CancellationToken,
-    handler_runtime: Option<tokio::runtime::Runtime>,
+    handler_runtime: HandlerRuntime,
     http: Option<actix_web::dev::ServerHandle>,
 }
 
@@ -155,15 +155,29 @@ impl NodeBuilder {
             tracing::warn!(target: "cron_task", task = %name, "task marked orphaned: its handler is not in this binary");
         }
 
+        // Everything that can fail on a bad setting or a busy environment happens before any
+        // actor starts and before the node says it runs: the admin port is taken now, the
+        // lock backend set up, the task rows read.
+        let listener = match config.http_bind {
+            None => None,
+            Some(addr) => Some(
+                std::net::TcpListener::bind(addr).map_err(|source| Error::Http { addr, source })?,
+            ),
+        };
+        let http_addr = match &listener {
+            None => None,
+            Some(l) => Some(l.local_addr().map_err(|source| {
+                Error::Http {
+                    addr: config
+                        .http_bind
+                        .unwrap_or_else(|| ([127, 0, 0, 1], 0).into()),
+                    source,
+                }
+            })?),
+        };
         let node_id = config.node_id.clone().unwrap_or_else(node_id_default);
         let metrics = Metrics::new();
         let health = Arc::new(Health::default());
-        let handler_runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(config.handler_threads.max(1))
-            .thread_name("cronmesh-handler")
-            .enable_all()
-            .build()
-            .map_err(Error::Runtime)?;
 
         let lock_backend: Arc<dyn LockBackend> = match (self.lock_backend, &config.redis_url) {
             (Some(backend), _) => backend,
@@ -174,6 +188,8 @@ impl NodeBuilder {
             )?),
             (None, None) => Arc::new(MemoryLockBackend::new()),
         };
+        let initial = InitialTasks::read(&db, &handlers).await.map_err(db_err)?;
+        let handler_runtime = HandlerRuntime::new(config.handler_threads)?;
         let has_peers = lock_backend.shared_across_nodes();
         // The actors that own connections run under supervisors: stopped, they come back
         // with their held locks and buffered writes.
@@ -203,7 +219,7 @@ impl NodeBuilder {
             lock_prefix: config.lock_prefix.clone(),
             lock: Metered::new(lock.clone(), metrics.actor::<LockActor>()),
             persistence: Metered::new(persistence.clone(), metrics.actor::<PersistenceActor>()),
-            handler_runtime: handler_runtime.handle().clone(),
+            handler_runtime: handler_runtime.handle()?,
             has_peers,
             stopping: stopping.clone(),
             interrupt: interrupt.clone(),
@@ -222,11 +238,10 @@ impl NodeBuilder {
         if settled > 0 {
             tracing::warn!(target: "cron_task", node = %node_id, runs = settled, "runs left running by an earlier process of this node were settled (interrupted or abandoned)");
         }
-        store::register_node(&db, &node_info(&node_id, config.http_bind), Utc::now())
+        store::register_node(&db, &node_info(&node_id, http_addr), Utc::now())
             .await
             .map_err(db_err)?;
 
-        let initial = InitialTasks::read(&db, &handlers).await.map_err(db_err)?;
         let mut scheduler = SchedulerActor::new(
             db.clone(),
             handlers,
@@ -240,25 +255,27 @@ impl NodeBuilder {
             scheduler = scheduler.with_change_notices(url.clone(), channel);
         }
         let scheduler = Metered::new(scheduler.start(), metrics.actor::<SchedulerActor>());
-        let (http_addr, http) = match config.http_bind {
-            None => (None, None),
-            Some(addr) => {
-                let (bound, handle) = crate::admin_http::start(
-                    addr,
+        let http = match listener {
+            None => None,
+            Some(listener) => {
+                let started = crate::admin_http::start(
+                    listener,
                     metrics.clone(),
                     scheduler.clone(),
                     node_id.clone(),
-                )
-                .map_err(|source| Error::Http { addr, source })?;
-                (Some(bound), Some(handle))
+                );
+                match started {
+                    Ok(handle) => Some(handle),
+                    Err(source) => {
+                        // Registered already: do not leave the row claiming to run.
+                        let _ = scheduler.send(Shutdown).await;
+                        let _ = store::set_node_state(&db, &node_id, NodeState::Stopped).await;
+                        let addr = http_addr.unwrap_or_else(|| ([127, 0, 0, 1], 0).into());
+                        return Err(Error::Http { addr, source });
+                    }
+                }
             }
         };
-        if http_addr.is_some() && http_addr != config.http_bind {
-            // Bound to port 0: record the port actually taken.
-            store::register_node(&db, &node_info(&node_id, http_addr), Utc::now())
-                .await
-                .map_err(db_err)?;
-        }
 
         tracing::info!(target: "cron_task", node = %node_id, database = %url, http = ?http_addr, "node started");
         Ok(Node {
@@ -273,7 +290,7 @@ impl NodeBuilder {
             running,
             stopping,
             interrupt,
-            handler_runtime: Some(handler_runtime),
+            handler_runtime,
             http,
         })
     }
@@ -322,19 +339,45 @@ impl Node {
         if let Some(http) = self.http.take() {
             http.stop(true).await;
         }
-        if let Some(rt) = self.handler_runtime.take() {
-            rt.shutdown_background();
-        }
+        self.handler_runtime.stop();
         tracing::info!(target: "cron_task", node = %self.node_id, "node stopped");
         Ok(())
     }
 }
 
-impl Drop for Node {
-    fn drop(&mut self) {
-        // A runtime may not be dropped from async code; let its threads go in the background.
-        if let Some(rt) = self.handler_runtime.take() {
+/// The runtime handlers run on, apart from the actors' threads. A tokio runtime may not be
+/// dropped inside async code (it panics), and a node is started and stopped inside one; this
+/// one lets its threads go in the background whenever it goes, on an error path of the
+/// start-up as at shutdown.
+struct HandlerRuntime(Option<tokio::runtime::Runtime>);
+
+impl HandlerRuntime {
+    fn new(threads: usize) -> Result<Self, Error> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads.max(1))
+            .thread_name("cronmesh-handler")
+            .enable_all()
+            .build()
+            .map_err(Error::Runtime)?;
+        Ok(HandlerRuntime(Some(rt)))
+    }
+
+    fn handle(&self) -> Result<tokio::runtime::Handle, Error> {
+        self.0
+            .as_ref()
+            .map(|rt| rt.handle().clone())
+            .ok_or_else(|| Error::Runtime(std::io::Error::other("the handler runtime was stopped")))
+    }
+
+    fn stop(&mut self) {
+        if let Some(rt) = self.0.take() {
             rt.shutdown_background();
         }
+    }
+}
+
+impl Drop for HandlerRuntime {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
