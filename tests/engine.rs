@@ -211,6 +211,45 @@ async fn shell_task_over_its_timeout_is_killed_with_its_children() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn shell_task_never_sees_the_nodes_own_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    // NodeProcess sets several CRONMESH__ settings; this one carries a password.
+    let secret = "redis://:n0de-s3cret@127.0.0.1:1/0";
+    let node = NodeProcess::start(dir.path(), &[("CRONMESH__REDIS__URL", secret)]);
+    let args = serde_json::json!({"program": "env", "env": {"GIVEN": "yes"}}).to_string();
+    let trigger = date_in(4);
+    let add = [
+        "tasks",
+        "add",
+        "shell.secrets",
+        "--trigger-json",
+        &trigger,
+        "--handler",
+        "shell",
+        "--args",
+        &args,
+    ];
+    cli_ok(dir.path(), &add);
+    let db = node_db(dir.path()).await;
+    let run = wait_for("the run to end", Duration::from_secs(15), || {
+        let db = db.clone();
+        async move {
+            runs_of(&db, "shell.secrets")
+                .await
+                .into_iter()
+                .find(|r| r.status == RunStatus::Succeeded)
+        }
+    })
+    .await;
+    let output = run.output.unwrap_or_default();
+    assert!(output.contains("GIVEN=yes"), "{output}");
+    assert!(output.contains("CRONMESH_TASK=shell.secrets"), "{output}");
+    assert!(!output.contains("CRONMESH__"), "{output}");
+    assert!(!output.contains("n0de-s3cret"), "{output}");
+    assert!(node.stop().success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn shell_task_gets_its_environment_and_keeps_its_output() {
     let dir = tempfile::tempdir().unwrap();
     let node = NodeProcess::start(dir.path(), &[]);

@@ -1,8 +1,10 @@
 //! `shell`: runs a program directly (no implicit shell) in its own process group.
 //!
 //! The process gets `CRONMESH_TASK`, `CRONMESH_RUN_ID`, `CRONMESH_FIRE_TIME` (RFC 3339 UTC of
-//! the scheduled fire), `CRONMESH_ATTEMPT` and `CRONMESH_NODE`. A non-zero exit fails the run;
-//! the last 4 KiB of stdout and stderr are kept with it. On timeout or cancellation the whole
+//! the scheduled fire), `CRONMESH_ATTEMPT` and `CRONMESH_NODE`, its own `env`, and the node's
+//! environment without the node's own settings (`CRONMESH__*`, which hold its database and
+//! Redis URLs). A non-zero exit fails the run; the last 4 KiB of stdout and stderr are kept
+//! with it. On timeout or cancellation the whole
 //! group gets SIGTERM, then SIGKILL a second later, so children go too.
 
 use std::collections::BTreeMap;
@@ -19,6 +21,9 @@ use tokio::process::Command;
 
 use super::parse_args;
 use crate::tasks::handler::{TaskContext, TaskFailure, TaskFuture, TaskHandler, TaskOutput};
+
+/// Environment variables with this prefix are the node's settings and never reach a task.
+const NODE_SETTINGS_PREFIX: &str = "CRONMESH__";
 
 /// How much output is kept with a run.
 pub const OUTPUT_TAIL_BYTES: usize = 4096;
@@ -101,6 +106,14 @@ impl TaskHandler for ShellHandler {
             let args: ShellArgs =
                 parse_args("shell", ctx.args.as_ref()).map_err(TaskFailure::new)?;
             let mut cmd = Command::new(&args.program);
+            // The node's own settings (its database and Redis URLs, passwords and all) are
+            // not the task's business: a task sees the rest of the node's environment, and
+            // what its own `env` gives it.
+            for (name, _) in std::env::vars_os() {
+                if name.to_string_lossy().starts_with(NODE_SETTINGS_PREFIX) {
+                    cmd.env_remove(&name);
+                }
+            }
             cmd.args(&args.args)
                 .envs(&args.env)
                 .env("CRONMESH_TASK", &ctx.task)
