@@ -222,22 +222,50 @@ fn an_unknown_task_named_by_the_user_is_bad_input() {
 #[test]
 fn an_unreachable_database_is_a_failure_not_bad_input() {
     let dir = tempfile::tempdir().unwrap();
-    // A closed port on loopback: nothing listens on 1.
-    let url = "postgres://cron:s3cret@127.0.0.1:1/cron";
-    for args in [
-        &["tasks", "list"][..],
-        &["runs"],
-        &["tasks", "enable", "a.b"],
-    ] {
+    // A closed port on loopback: nothing listens on 1. The password in both of its forms.
+    let cases = [
+        (
+            &["tasks", "list"][..],
+            "postgres://cron:s3cret@127.0.0.1:1/cron",
+            "postgres://cron:***@127.0.0.1:1/cron",
+        ),
+        (
+            &["tasks", "enable", "a.b"],
+            "postgres://127.0.0.1:1/cron?user=cron&password=s3cret",
+            "postgres://127.0.0.1:1/cron?user=cron&password=***",
+        ),
+    ];
+    for (args, url, shown) in cases {
         let out = cronmesh(dir.path(), args, &[("CRONMESH__DATABASE__URL", url)]);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
         let line = error_line(&out);
-        assert!(
-            line.starts_with("error: connecting to database postgres://cron:***@127.0.0.1:1/cron"),
-            "{line}"
-        );
+        let expected = format!("error: connecting to database {shown}");
+        assert!(line.starts_with(&expected), "{line}");
         assert!(!stderr(&out).contains("s3cret"), "{}", stderr(&out));
     }
+}
+
+#[test]
+fn a_database_url_that_does_not_parse_is_bad_input_without_its_password() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in [
+        "postgres://cron:pa/s3cret@127.0.0.1:1/cron",
+        "postgres://cron:p@s3cret@127.0.0.1:notaport/cron",
+        "sqlite:",
+        "sqlite://",
+    ] {
+        let out = cronmesh(
+            dir.path(),
+            &["tasks", "list"],
+            &[("CRONMESH__DATABASE__URL", url)],
+        );
+        assert_eq!(out.status.code(), Some(2), "{url}: {}", stderr(&out));
+        let line = error_line(&out);
+        assert!(line.contains("`database.url`"), "{line}");
+        assert!(!stderr(&out).contains("s3cret"), "{}", stderr(&out));
+    }
+    let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(files.is_empty(), "nothing was created: {files:?}");
 }
 
 #[test]

@@ -231,6 +231,9 @@ impl TryFrom<RawSettings> for Settings {
                 ),
             ));
         }
+        if let Err(why) = store::check_database_url(&url) {
+            return Err(bad("database.url", format!("{:?} {why}", redact_url(&url))));
+        }
         let redis_url = raw.redis.url.filter(|u| !u.is_empty());
         if let Some(u) = &redis_url
             && !(u.starts_with("redis://") || u.starts_with("rediss://"))

@@ -59,11 +59,45 @@ async fn open(url: &str, sqlite_mode: &str, wal: bool) -> Result<DatabaseConnect
                 .row_buffer_size(1024)
         });
     }
-    let db = Database::connect(options).await?;
+    let db = Database::connect(options)
+        .await
+        .map_err(|e| without_url(e, &url))?;
     if wal && is_sqlite && !url.contains(":memory:") && !url.contains("mode=ro") {
         db.execute_unprepared("PRAGMA journal_mode=WAL").await?;
     }
     Ok(db)
+}
+
+/// A connection error as the driver words it, with the URL (which it may quote whole,
+/// password and all) redacted.
+fn without_url(e: DbErr, url: &str) -> DbErr {
+    let text = e.to_string();
+    if text.contains(url) {
+        DbErr::Conn(sea_orm::RuntimeErr::Internal(
+            text.replace(url, &redact_url(url)),
+        ))
+    } else {
+        e
+    }
+}
+
+/// Whether `url` names a database this binary can open: a `sqlite:` URL with a file (or
+/// `:memory:`) or a `postgres://` URL the driver can parse. The error says what is wrong
+/// without repeating the URL (it may hold a password).
+pub fn check_database_url(url: &str) -> std::result::Result<(), String> {
+    use std::str::FromStr;
+    let parsed = if url.starts_with("sqlite:") {
+        if sqlite_path(url).is_none() && !url.contains(":memory:") {
+            return Err("names no database file; write sqlite://path/to/cronmesh.db".to_owned());
+        }
+        sea_orm::sqlx::sqlite::SqliteConnectOptions::from_str(url).map(drop)
+    } else {
+        sea_orm::sqlx::postgres::PgConnectOptions::from_str(url).map(drop)
+    };
+    parsed.map_err(|e| {
+        let why = e.to_string().replace(url, &redact_url(url));
+        format!("does not parse ({why}); is the port a number, and is a password with `/`, `@` or `:` percent-encoded?")
+    })
 }
 
 /// The file of a SQLite URL (`None` for other databases and in-memory SQLite).
@@ -74,19 +108,54 @@ pub fn sqlite_path(url: &str) -> Option<PathBuf> {
     (!path.is_empty() && !path.contains(":memory:")).then(|| PathBuf::from(path))
 }
 
-/// Replaces the password of a URL with `***`, for messages and logs.
+/// Query parameters whose values are secrets (compared without case).
+const SECRET_PARAMS: [&str; 6] = [
+    "password",
+    "passwd",
+    "pwd",
+    "sslpassword",
+    "secret",
+    "token",
+];
+
+/// Replaces every secret in a URL with `***`, for messages and logs: the password of the
+/// user info (which may itself hold `/`, `@` or `:`), and the values of query parameters such
+/// as `password=`.
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{path}"),
-            None => url.to_owned(),
-        },
-        None => url.to_owned(),
+    let (before_query, query) = match rest.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (rest, None),
+    };
+    // The user info ends at the last `@` before the query: a password may hold `/` or `@`.
+    let mut out = format!("{scheme}://");
+    match before_query.rsplit_once('@') {
+        Some((userinfo, host_path)) => {
+            match userinfo.split_once(':') {
+                Some((user, _password)) => out.push_str(&format!("{user}:***")),
+                None => out.push_str(userinfo),
+            }
+            out.push('@');
+            out.push_str(host_path);
+        }
+        None => out.push_str(before_query),
     }
+    if let Some(query) = query {
+        out.push('?');
+        let params: Vec<String> = query
+            .split('&')
+            .map(|param| match param.split_once('=') {
+                Some((key, _)) if SECRET_PARAMS.iter().any(|s| key.eq_ignore_ascii_case(s)) => {
+                    format!("{key}=***")
+                }
+                _ => param.to_owned(),
+            })
+            .collect();
+        out.push_str(&params.join("&"));
+    }
+    out
 }
 
 /// Key of the Postgres advisory lock that makes migrations of one database take turns.
@@ -269,6 +338,19 @@ mod tests {
             "redis://:***@127.0.0.1:6379/0"
         );
         assert_eq!(redact_url("sqlite://cronmesh.db"), "sqlite://cronmesh.db");
+        assert_eq!(
+            redact_url("postgres://app:pa/ss@w0rd@db.internal:5432/cron?sslmode=require"),
+            "postgres://app:***@db.internal:5432/cron?sslmode=require"
+        );
+        assert_eq!(
+            redact_url("postgres://127.0.0.1/cron?user=app&password=s3cret&PWD=x"),
+            "postgres://127.0.0.1/cron?user=app&password=***&PWD=***"
+        );
+        assert_eq!(
+            redact_url("https://user:tok@127.0.0.1/hook?token=abc&x=1"),
+            "https://user:***@127.0.0.1/hook?token=***&x=1"
+        );
+        assert_eq!(redact_url("not a url"), "not a url");
     }
 
     #[test]

@@ -41,12 +41,14 @@ impl HttpArgs {
 
     pub(crate) fn validate(self) -> Result<(), String> {
         self.method()?;
-        let url = reqwest::Url::parse(&self.url)
-            .map_err(|e| format!("handler_args for `http`: url {:?}: {e}", self.url))?;
+        let url = reqwest::Url::parse(&self.url).map_err(|e| {
+            let url = store::redact_url(&self.url);
+            format!("handler_args for `http`: url {url:?}: {e}")
+        })?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(format!(
                 "handler_args for `http`: url {:?} must be http:// or https://",
-                self.url
+                store::redact_url(&self.url)
             ));
         }
         if let Some(s) = self.expect_status
@@ -98,7 +100,8 @@ impl TaskHandler for HttpHandler {
                 req = req.body(body.clone());
             }
             let resp = tokio::select! {
-                r = req.send() => r.map_err(|e| TaskFailure::new(format!("request to {} failed: {e}", args.url)))?,
+                // The client's own error repeats the URL, credentials and all: say it once, redacted.
+                r = req.send() => r.map_err(|e| TaskFailure::new(format!("request to {} failed: {}", store::redact_url(&args.url), e.without_url())))?,
                 () = ctx.cancel.cancelled() => return Err(TaskFailure::new("request cancelled")),
             };
             let status = resp.status();
@@ -121,7 +124,10 @@ impl TaskHandler for HttpHandler {
                     .expect_status
                     .map_or_else(|| "2xx".to_owned(), |s| s.to_string());
                 Err(TaskFailure {
-                    message: format!("{} answered {status}, expected {expected}", args.url),
+                    message: format!(
+                        "{} answered {status}, expected {expected}",
+                        store::redact_url(&args.url)
+                    ),
                     output,
                 })
             }
@@ -212,5 +218,39 @@ mod tests {
             .await
             .expect_err("nothing listens");
         assert!(err.message.contains("failed"), "{}", err.message);
+    }
+
+    #[tokio::test]
+    async fn credentials_in_the_url_never_reach_an_error() {
+        let handler = HttpHandler::new();
+        let closed = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("addr");
+        let refused = format!("http://ops:hunter2@{closed}/hook?token=t0ken&x=1");
+        let err = handler
+            .run(ctx(serde_json::json!({"url": refused})))
+            .await
+            .expect_err("nothing listens");
+        let down =
+            serve("500 Internal Server Error", "", 1).replace("http://", "http://ops:hunter2@");
+        let answered = handler
+            .run(ctx(
+                serde_json::json!({"url": format!("{down}?password=p4ss")}),
+            ))
+            .await
+            .expect_err("500 fails");
+        for message in [err.message, answered.message] {
+            for secret in ["hunter2", "t0ken", "p4ss"] {
+                assert!(!message.contains(secret), "{message}");
+            }
+            assert!(message.contains("ops:***@"), "{message}");
+        }
+        let bad = super::super::validate_handler_args(
+            "http",
+            Some(&serde_json::json!({"url": "http://ops:hunter2@127.0.0.1:notaport/"})),
+            &|_| false,
+        )
+        .expect_err("bad port");
+        assert!(!bad.contains("hunter2"), "{bad}");
     }
 }
