@@ -7,6 +7,7 @@
 
 mod support;
 
+mod bad_input;
 mod bench;
 mod cli_check;
 mod cli_errors;

@@ -29,7 +29,9 @@ pub(crate) fn init(settings: &Settings) -> anyhow::Result<LogGuard> {
             .with_filter(filter())
             .boxed()
     } else {
+        // Colour codes only where a terminal will show them, not in files or pipes.
         fmt::layer()
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .with_writer(std::io::stderr)
             .with_filter(filter())
             .boxed()

@@ -53,6 +53,9 @@ impl FromStr for MisfirePolicy {
             "fire_once" => Ok(MisfirePolicy::FireOnce),
             _ => match s.strip_prefix("fire_all:").map(str::parse::<u32>) {
                 Some(Ok(max)) if max >= 1 => Ok(MisfirePolicy::FireAll { max }),
+                Some(Err(e)) if *e.kind() == std::num::IntErrorKind::PosOverflow => Err(bad(
+                    &format!("fire_all takes a count of at most {}", u32::MAX),
+                )),
                 Some(_) => Err(bad("fire_all needs a count of at least 1, e.g. fire_all:3")),
                 None => Err(bad("expected skip, fire_once or fire_all:N")),
             },
@@ -444,6 +447,11 @@ mod tests {
         for s in ["forbid", "allow"] {
             assert_eq!(s.parse::<OverlapPolicy>().expect(s).to_string(), s);
         }
+        let too_many = "fire_all:99999999999999"
+            .parse::<MisfirePolicy>()
+            .expect_err("too large")
+            .to_string();
+        assert!(too_many.contains("at most"), "{too_many}");
         let err = "fire_all:0"
             .parse::<MisfirePolicy>()
             .expect_err("zero")

@@ -59,6 +59,9 @@ async fn open(url: &str, sqlite_mode: &str, wal: bool) -> Result<DatabaseConnect
                 .row_buffer_size(1024)
         });
     }
+    if !is_sqlite {
+        first_connection(&url).await?;
+    }
     let db = Database::connect(options)
         .await
         .map_err(|e| without_url(e, &url))?;
@@ -66,6 +69,32 @@ async fn open(url: &str, sqlite_mode: &str, wal: bool) -> Result<DatabaseConnect
         db.execute_unprepared("PRAGMA journal_mode=WAL").await?;
     }
     Ok(db)
+}
+
+/// How long the first connection to a server may take.
+const FIRST_CONNECTION: Duration = Duration::from_secs(5);
+
+/// Opens one connection and closes it again, so that a server that refuses or does not answer
+/// is reported at once with its own cause ("connection refused"), not after the pool's wait
+/// as "pool timed out".
+async fn first_connection(url: &str) -> Result<(), DbErr> {
+    use sea_orm::sqlx::Connection;
+    let failed = |why: String| {
+        DbErr::Conn(sea_orm::RuntimeErr::Internal(
+            why.replace(url, &redact_url(url)),
+        ))
+    };
+    match tokio::time::timeout(FIRST_CONNECTION, sea_orm::sqlx::PgConnection::connect(url)).await {
+        Ok(Ok(conn)) => {
+            let _ = conn.close().await;
+            Ok(())
+        }
+        Ok(Err(e)) => Err(failed(e.to_string())),
+        Err(_) => Err(failed(format!(
+            "no answer within {} s",
+            FIRST_CONNECTION.as_secs()
+        ))),
+    }
 }
 
 /// A connection error as the driver words it, with the URL (which it may quote whole,

@@ -251,6 +251,12 @@ pub async fn insert_runtime_task(
     if let Err(p) = check(decl) {
         problems.push(p);
     }
+    if is_built_in(&decl.name) {
+        problems.push(format!(
+            "task {:?}: the module `{BUILT_IN_MODULE}` is reserved for cronmesh's built-in tasks",
+            decl.name
+        ));
+    }
     if !problems.is_empty() {
         return Err(StoreError::refused(problems.join("; ")));
     }
@@ -319,10 +325,24 @@ pub async fn request_run_now(db: &DatabaseConnection, name: &str, at: DateTime<U
     update_task(db, name, |t| t.run_now_at = Set(Some(at))).await
 }
 
+/// The module of the tasks every node brings (`cronmesh.prune_runs`): operators cannot add to
+/// it or remove from it, or a task they did not mean to touch would silently stop.
+const BUILT_IN_MODULE: &str = "cronmesh";
+
+fn is_built_in(name: &str) -> bool {
+    name.split_once('.')
+        .is_some_and(|(module, _)| module == BUILT_IN_MODULE)
+}
+
 /// Deletes a task row (its run history stays). A code task comes back at the next start-up
 /// of a node that has it; disable it instead to keep it off.
 pub async fn remove_task(db: &DatabaseConnection, name: &str) -> Result<()> {
     let row = get_task(db, name).await?.row;
+    if is_built_in(name) {
+        return Err(StoreError::refused(format!(
+            "task {name:?} is built in: every node brings it back at its start; disable it instead"
+        )));
+    }
     ScheduledTask::delete_by_id(row.id).exec(db).await?;
     Ok(())
 }
@@ -368,6 +388,12 @@ impl<'a> CanonicalTriggers<'a> {
 pub async fn insert_runtime_tasks(db: &DatabaseConnection, decls: &[TaskDecl]) -> Result<u64> {
     let mut triggers = CanonicalTriggers::default();
     for decl in decls {
+        if is_built_in(&decl.name) {
+            return Err(StoreError::refused(format!(
+                "task {:?}: the module `{BUILT_IN_MODULE}` is reserved for cronmesh's built-in tasks",
+                decl.name
+            )));
+        }
         let (trigger, _) = triggers.of(decl)?;
         decl.validate_parsed(trigger).map_err(|errors| {
             let all: Vec<String> = errors.iter().map(ToString::to_string).collect();

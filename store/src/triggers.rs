@@ -35,6 +35,32 @@ fn canonical(json: &str) -> Result<String> {
         .map_err(|e| StoreError::refused(e.to_string()))
 }
 
+/// The longest trigger conf name.
+const MAX_CONF_NAME: usize = 128;
+
+/// A conf name: 1 to 128 letters, digits, `.`, `_` or `-`.
+fn check_conf_name(name: &str) -> Result<()> {
+    if name.is_empty() {
+        return Err(StoreError::refused("a trigger conf needs a name"));
+    }
+    if name.chars().count() > MAX_CONF_NAME {
+        let start: String = name.chars().take(40).collect();
+        return Err(StoreError::refused(format!(
+            "trigger conf name {start:?}... is {} characters long; at most {MAX_CONF_NAME}",
+            name.chars().count()
+        )));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(StoreError::refused(format!(
+            "trigger conf name {name:?} holds {c:?}; use letters, digits, '.', '_' and '-'"
+        )));
+    }
+    Ok(())
+}
+
 /// Adds a conf; the JSON is validated and stored in canonical form.
 pub async fn add_trigger_conf(
     db: &DatabaseConnection,
@@ -42,9 +68,7 @@ pub async fn add_trigger_conf(
     json: &str,
     description: &str,
 ) -> Result<trigger_conf::Model> {
-    if name.trim().is_empty() {
-        return Err(StoreError::refused("a trigger conf needs a name"));
-    }
+    check_conf_name(name)?;
     let trigger_json = canonical(json)?;
     if TriggerConf::find()
         .filter(trigger_conf::Column::Name.eq(name))

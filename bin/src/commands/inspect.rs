@@ -27,6 +27,11 @@ pub(crate) async fn run(settings: &Settings, args: InspectArgs) -> anyhow::Resul
             "the admin HTTP server is disabled (http.enabled = false); pass --url".to_owned()
         )),
     };
+    if reqwest::Url::parse(&base).map_or(true, |u| !matches!(u.scheme(), "http" | "https")) {
+        anyhow::bail!(crate::cli::InvalidInput(format!(
+            "--url {base:?} is not an http:// URL of a node's admin server"
+        )));
+    }
     let url = format!("{base}/api/actors");
     let body = reqwest::get(&url)
         .await

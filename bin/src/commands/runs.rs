@@ -41,6 +41,11 @@ pub(crate) async fn run(settings: &Settings, args: RunsArgs) -> anyhow::Result<E
                 })?,
         ),
     };
+    if args.limit == 0 {
+        return Err(
+            InvalidInput("--limit 0 would show nothing; give at least 1".to_owned()).into(),
+        );
+    }
     let db = open_db(settings).await?;
     let runs = store::list_runs(
         &db,

@@ -85,9 +85,9 @@ pub(crate) struct AddArgs {
     name: String,
     #[command(flatten)]
     trigger: TriggerArgs,
-    /// Zone of a --cron expression.
-    #[arg(long, default_value = "UTC")]
-    tz: String,
+    /// Zone of a --cron expression (default UTC; a trigger JSON or conf names its own).
+    #[arg(long)]
+    tz: Option<String>,
     /// Handler: shell, http, noop, sleep, or a code handler's path.
     #[arg(long)]
     handler: String,
@@ -143,7 +143,12 @@ fn invalid(msg: String) -> anyhow::Error {
 
 impl AddArgs {
     fn decl(&self) -> anyhow::Result<TaskDecl> {
-        let mut decl = match self.trigger.decl(&self.tz) {
+        if let (Some(tz), None) = (&self.tz, &self.trigger.cron) {
+            return Err(invalid(format!(
+                "--tz {tz:?} is the zone of a --cron expression; a trigger JSON or a trigger conf names its own"
+            )));
+        }
+        let mut decl = match self.trigger.decl(self.tz.as_deref().unwrap_or("UTC")) {
             TriggerDecl::Cron { expr, timezone } => {
                 TaskDecl::cron(&self.name, &expr).timezone(&timezone)
             }

@@ -51,6 +51,12 @@ impl HttpArgs {
                 store::redact_url(&self.url)
             ));
         }
+        if self.timeout_secs == Some(0) {
+            return Err(
+                "handler_args for `http`: timeout_secs 0 would fail every request; give at least 1"
+                    .to_owned(),
+            );
+        }
         if let Some(s) = self.expect_status
             && !(100..=599).contains(&s)
         {
