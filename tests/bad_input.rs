@@ -148,8 +148,30 @@ async fn every_bad_input_is_refused_with_its_reason_and_nothing_is_written() {
     let long_name = "x".repeat(100_000);
     let json = r#"{"type":"cron","expr":"@daily","timezone":"UTC"}"#;
     let long_conf: [&str; 4] = ["triggers", "add", &long_name, json];
+    let long_task: [&str; 7] = [
+        "tasks",
+        "add",
+        &long_name,
+        "--cron",
+        "@daily",
+        "--handler",
+        "noop",
+    ];
+    let long_show: [&str; 3] = ["tasks", "show", &long_name];
+    let long_conf_of_task: [&str; 7] = [
+        "tasks",
+        "add",
+        "a.b",
+        "--trigger-conf",
+        &long_name,
+        "--handler",
+        "noop",
+    ];
     let mut all: Vec<Case<'_>> = CASES.to_vec();
     all.push((&long_conf, &[], 2, "100000 characters"));
+    all.push((&long_task, &[], 2, "longer than 200 characters"));
+    all.push((&long_show, &[], 2, "(100000 characters)"));
+    all.push((&long_conf_of_task, &[], 2, "no shared trigger conf named"));
     for (args, env, code, fragment) in all {
         let out = cronmesh(dir.path(), args, env);
         let err = stderr(&out);
@@ -160,8 +182,9 @@ async fn every_bad_input_is_refused_with_its_reason_and_nothing_is_written() {
             &args[..2]
         );
         assert!(
-            err.len() < 2_000,
-            "the message stays short: {} bytes",
+            err.len() < 500,
+            "{:?}: the message stays short: {} bytes",
+            &args[..2],
             err.len()
         );
     }
@@ -176,4 +199,104 @@ async fn every_bad_input_is_refused_with_its_reason_and_nothing_is_written() {
     assert!(store::list_trigger_confs(&db).await.unwrap().is_empty());
     let runs = cronmesh(dir.path(), &["runs", "--json"], &[]);
     assert_eq!(stdout(&runs).trim(), "[]");
+}
+
+#[test]
+fn what_is_accepted_but_likely_a_mistake_gets_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let past_date = r#"{"type":"date","run_at":"2020-01-01T00:00:00Z"}"#;
+    let ended =
+        r#"{"type":"cron","expr":"@daily","timezone":"UTC","end_at":"2021-01-01T00:00:00Z"}"#;
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &[
+                "tasks",
+                "add",
+                "old.date",
+                "--trigger-json",
+                past_date,
+                "--handler",
+                "noop",
+            ],
+            "warning: task old.date will never fire: its date is in the past",
+        ),
+        (
+            &[
+                "tasks",
+                "add",
+                "old.ended",
+                "--trigger-json",
+                ended,
+                "--handler",
+                "noop",
+            ],
+            "warning: task old.ended will never fire: its end_at has passed",
+        ),
+        (
+            &["triggers", "add", "ended", ended],
+            "warning: trigger conf ended will never fire: its end_at has passed",
+        ),
+        (
+            &[
+                "tasks",
+                "add",
+                "old.conf",
+                "--trigger-conf",
+                "ended",
+                "--handler",
+                "noop",
+            ],
+            "warning: task old.conf will never fire: its end_at has passed",
+        ),
+        (
+            &[
+                "tasks",
+                "set-trigger",
+                "old.conf",
+                "--trigger-json",
+                past_date,
+            ],
+            "warning: task old.conf will never fire: its date is in the past",
+        ),
+    ];
+    for (args, warning) in cases {
+        let out = cronmesh(dir.path(), args, &[]);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(warning), "{args:?}: {}", stderr(&out));
+    }
+    // A trigger that fires gets no warning.
+    let out = cronmesh(
+        dir.path(),
+        &[
+            "tasks",
+            "add",
+            "a.daily",
+            "--cron",
+            "@daily",
+            "--handler",
+            "noop",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
+
+    // Environment variables that look like settings but are not read are named (not their
+    // values: they may be secrets); the setting is not taken from them.
+    let out = cronmesh(
+        dir.path(),
+        &["tasks", "list"],
+        &[
+            ("CRONMESH_DATABASE__URL", "sqlite://elsewhere-s3cret.db"),
+            ("CRONMESH__DATABASE__URL", "sqlite://cronmesh.db"),
+        ],
+    );
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("warning: environment variable CRONMESH_DATABASE__URL is not read"),
+        "{err}"
+    );
+    assert!(!err.contains("s3cret"), "{err}");
+    assert!(!dir.path().join("elsewhere-s3cret.db").exists());
 }

@@ -289,3 +289,114 @@ fn help_says_what_cronmesh_is() {
         );
     }
 }
+
+/// `cronmesh ARGS` in `dir` as a user who may read but not write the database: `nobody` when
+/// the tests run as root (root writes every file), else this user.
+fn as_reader(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    use std::os::unix::fs::MetadataExt;
+    // A file this process made is owned by its effective user.
+    let root = std::fs::metadata(dir.join("cronmesh.db")).is_ok_and(|m| m.uid() == 0);
+    let mut cmd = if root {
+        let mut c = std::process::Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(crate::support::cronmesh_bin());
+        c
+    } else {
+        std::process::Command::new(crate::support::cronmesh_bin())
+    };
+    cmd.args(args)
+        .current_dir(dir)
+        .env_remove("CRONMESH__DATABASE__URL");
+    cmd.envs(env.iter().copied());
+    cmd.output().expect("cronmesh runs")
+}
+
+#[test]
+fn a_database_this_user_cannot_write_serves_reads_and_refuses_writes_clearly() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    succeeds(
+        dir.path(),
+        &[
+            "tasks",
+            "add",
+            "a.b",
+            "--cron",
+            "@daily",
+            "--handler",
+            "noop",
+        ],
+    );
+    // The file and its directory read-only: SQLite cannot make the WAL's shared-memory file.
+    let set_mode = |path: &std::path::Path, mode| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    set_mode(&dir.path().join("cronmesh.db"), 0o444);
+    set_mode(dir.path(), 0o555);
+    for args in READ_COMMANDS {
+        let out = as_reader(dir.path(), args, &[]);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    }
+    let list = as_reader(dir.path(), &["tasks", "list"], &[]);
+    assert!(stdout(&list).contains("a.b"), "{}", stdout(&list));
+    let disable = as_reader(dir.path(), &["tasks", "disable", "a.b"], &[]);
+    assert_eq!(disable.status.code(), Some(1), "{}", stderr(&disable));
+    assert!(
+        error_line(&disable).contains("the database is read-only"),
+        "{}",
+        stderr(&disable)
+    );
+    set_mode(dir.path(), 0o755);
+    set_mode(&dir.path().join("cronmesh.db"), 0o644);
+    let show = succeeds(dir.path(), &["tasks", "show", "a.b"]);
+    assert!(
+        stdout(&show).contains("\"enabled\": true"),
+        "nothing changed"
+    );
+}
+
+#[test]
+fn a_database_opened_with_mode_ro_serves_reads_and_refuses_writes_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    succeeds(
+        dir.path(),
+        &[
+            "tasks",
+            "add",
+            "a.b",
+            "--cron",
+            "@daily",
+            "--handler",
+            "noop",
+        ],
+    );
+    let read_only = [("CRONMESH__DATABASE__URL", "sqlite://cronmesh.db?mode=ro")];
+    for args in READ_COMMANDS {
+        let out = cronmesh(dir.path(), args, &read_only);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    }
+    for args in [
+        &["tasks", "disable", "a.b"][..],
+        &[
+            "tasks",
+            "add",
+            "c.d",
+            "--cron",
+            "@daily",
+            "--handler",
+            "noop",
+        ],
+    ] {
+        let out = cronmesh(dir.path(), args, &read_only);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        assert!(
+            error_line(&out).contains("the database is read-only"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+    let list = succeeds(dir.path(), &["tasks", "list", "--json"]);
+    let tasks: serde_json::Value = serde_json::from_str(&stdout(&list)).unwrap();
+    assert_eq!(tasks.as_array().map(Vec::len), Some(1), "nothing added");
+    assert_eq!(tasks[0]["enabled"], true, "nothing changed");
+}

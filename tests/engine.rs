@@ -102,21 +102,12 @@ async fn every_second_tasks_fire_on_their_times_once_each() {
     assert!(log_path_node.stop_keeping_log().success());
     let log = std::fs::read_to_string(dir.path().join("node.log")).unwrap_or_default();
     let mut started: std::collections::BTreeMap<(String, String), usize> = Default::default();
-    for v in log
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-    {
-        if v["fields"]["message"] == "run started" && v["target"] == "cron_task" {
+    for v in fire_events(&log) {
+        if v["fields"]["message"] == "run started" {
             let key = (
                 v["fields"]["task"].as_str().unwrap_or("").to_owned(),
                 v["fields"]["fire_time"].as_str().unwrap_or("").to_owned(),
             );
-            for field in ["run_id", "node", "attempt", "status"] {
-                assert!(
-                    !v["fields"][field].is_null(),
-                    "cron_task event without {field}: {v}"
-                );
-            }
             *started.entry(key).or_default() += 1;
         }
     }
@@ -388,6 +379,33 @@ async fn sigterm_interrupts_what_outlives_the_grace() {
 }
 
 /// Lines of a JSON log that say a catch-up run of `task` started.
+/// The documented fields of an event about a fire.
+const FIRE_FIELDS: [&str; 6] = ["task", "run_id", "fire_time", "node", "attempt", "status"];
+
+/// Every `cron_task` event of a JSON log that is about a fire (it names a task and a status,
+/// fire time or run), after checking that each has all six documented fields.
+fn fire_events(log: &str) -> Vec<serde_json::Value> {
+    let events: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["target"] == "cron_task" && !v["fields"]["task"].is_null())
+        .filter(|v| {
+            ["status", "fire_time", "run_id"]
+                .iter()
+                .any(|f| !v["fields"][f].is_null())
+        })
+        .collect();
+    for v in &events {
+        for field in FIRE_FIELDS {
+            assert!(
+                !v["fields"][field].is_null(),
+                "fire event without {field}: {v}"
+            );
+        }
+    }
+    events
+}
+
 fn catch_up_runs(log: &str, task: &str) -> usize {
     log.lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
@@ -467,6 +485,12 @@ async fn misfire_policies_after_downtime() {
         assert_eq!(misfired.len(), 1, "{task}: one record of the skipped fires");
         let why = misfired[0].error.clone().unwrap_or_default();
         assert!(why.contains(&format!("misfire policy {policy}")), "{why}");
+        // Its log event is a full fire event naming the same run.
+        let event = fire_events(&log)
+            .into_iter()
+            .find(|v| v["fields"]["task"] == task && v["fields"]["status"] == "misfired")
+            .unwrap_or_else(|| panic!("{task}: no misfired event in\n{log}"));
+        assert_eq!(event["fields"]["run_id"], misfired[0].run_id.as_str());
     }
 }
 

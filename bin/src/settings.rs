@@ -194,6 +194,11 @@ impl Settings {
                     .add_source(config::File::with_name(DEFAULT_CONFIG_FILE).required(false));
             }
         }
+        for name in near_miss_env_vars(std::env::vars_os().map(|(k, _)| k)) {
+            eprintln!(
+                "warning: environment variable {name} is not read: settings are CRONMESH__SECTION__KEY, with two underscores after CRONMESH and between the parts (e.g. CRONMESH__DATABASE__URL)"
+            );
+        }
         builder = builder.add_source(
             config::Environment::with_prefix("CRONMESH")
                 .prefix_separator("__")
@@ -206,6 +211,24 @@ impl Settings {
             .context("loading settings")?;
         Settings::try_from(raw).map_err(|e| anyhow::Error::new(e).context("loading settings"))
     }
+}
+
+/// Names of environment variables that look like cronmesh settings but are not read: they
+/// start with `CRONMESH` without the `CRONMESH__` of a setting (a single underscore, a missing
+/// one). `CRONMESH_TEST_*` belongs to the test suite. Only names: a value may be a secret.
+fn near_miss_env_vars(names: impl Iterator<Item = std::ffi::OsString>) -> Vec<String> {
+    let mut found: Vec<String> = names
+        .filter_map(|name| name.into_string().ok())
+        .filter(|name| {
+            let upper = name.to_ascii_uppercase();
+            upper.starts_with("CRONMESH")
+                && !upper.starts_with("CRONMESH__")
+                && !upper.starts_with("CRONMESH_TEST_")
+        })
+        .map(|name| name.chars().take(100).collect())
+        .collect();
+    found.sort();
+    found
 }
 
 impl TryFrom<RawSettings> for Settings {
@@ -390,6 +413,27 @@ mod tests {
             "postgres://app:***@db:5432/cron"
         );
         assert_eq!(redact_url("sqlite://cronmesh.db"), "sqlite://cronmesh.db");
+    }
+
+    #[test]
+    fn near_misses_of_setting_names_are_found() {
+        let names = [
+            "CRONMESH_DATABASE__URL",
+            "CRONMESHDATABASE__URL",
+            "cronmesh_redis_url",
+            "CRONMESH__DATABASE__URL",
+            "CRONMESH_TEST_DATABASE_URL",
+            "PATH",
+        ]
+        .map(std::ffi::OsString::from);
+        assert_eq!(
+            near_miss_env_vars(names.into_iter()),
+            [
+                "CRONMESHDATABASE__URL",
+                "CRONMESH_DATABASE__URL",
+                "cronmesh_redis_url"
+            ]
+        );
     }
 
     #[test]

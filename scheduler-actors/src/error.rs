@@ -67,7 +67,10 @@ pub enum Error {
         actor: &'static str,
     },
     /// `TriggerNow` for a task this node does not schedule.
-    #[error("no task named {task:?} is scheduled on this node")]
+    #[error(
+        "no task named {} is scheduled on this node",
+        scheduler_core::quoted(task)
+    )]
     NotScheduled {
         /// The task asked for.
         task: String,

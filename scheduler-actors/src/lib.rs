@@ -35,6 +35,7 @@ mod admin_http;
 pub mod change_notices;
 mod error;
 mod executor;
+mod fire_event;
 mod health;
 pub mod lock;
 pub mod metrics;

@@ -29,7 +29,7 @@ pub enum Error {
         problem: String,
     },
     /// A task spec field with a bad value.
-    #[error("task {task:?}: {problem}")]
+    #[error("task {}: {problem}", quoted(task))]
     Task {
         /// The task's name.
         task: String,
@@ -68,6 +68,18 @@ impl Error {
             problem: problem.into(),
         }
     }
+}
+
+/// A value for a message: quoted, and when long only its start and its length, so a
+/// 100,000-character name does not fill the terminal.
+pub fn quoted(value: &str) -> String {
+    const KEEP: usize = 60;
+    let length = value.chars().count();
+    if length <= KEEP {
+        return format!("{value:?}");
+    }
+    let start: String = value.chars().take(KEEP).collect();
+    format!("{start:?}... ({length} characters)")
 }
 
 /// `Result` with the crate's [`Error`].

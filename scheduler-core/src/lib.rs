@@ -26,7 +26,7 @@ mod task;
 mod trigger;
 
 pub use cron_expr::CronExpr;
-pub use error::{Error, Result};
+pub use error::{Error, Result, quoted};
 pub use misfire::{CatchUp, SkippedFires, plan_catch_up};
 pub use registry::{Problem, Registry};
 pub use schedule::{CronSchedule, parse_zone};

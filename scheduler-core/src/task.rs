@@ -292,7 +292,7 @@ impl TaskDecl {
                 .map(|t| (t, None))
                 .map_err(|e| format!("field `trigger`: {e}")),
             TriggerDecl::Conf(name) => conf(name).map(|t| (t, Some(name.clone()))).ok_or_else(|| {
-                format!("field `trigger_conf`: no shared trigger conf named {name:?}; create it with `cronmesh triggers add` or fix the name")
+                format!("field `trigger_conf`: no shared trigger conf named {}; create it with `cronmesh triggers add` or fix the name", crate::quoted(name))
             }),
         })
     }
@@ -380,6 +380,9 @@ impl TaskDecl {
     }
 }
 
+/// The longest task name, in bytes (names are ASCII).
+pub(crate) const MAX_NAME: usize = 200;
+
 /// Checks a dotted task name and returns its module (everything before the last dot).
 pub fn validate_name(name: &str) -> std::result::Result<&str, String> {
     let segment_ok = |s: &str| {
@@ -387,10 +390,14 @@ pub fn validate_name(name: &str) -> std::result::Result<&str, String> {
             && s.bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
     };
+    // The message goes after the task's name (see `Error::Task`), so it does not repeat it.
+    if name.len() > MAX_NAME {
+        return Err(format!("field `name`: longer than {MAX_NAME} characters"));
+    }
     match name.rsplit_once('.') {
-        Some((module, _)) if name.len() <= 200 && name.split('.').all(segment_ok) => Ok(module),
+        Some((module, _)) if name.split('.').all(segment_ok) => Ok(module),
         _ => Err(format!(
-            "name {name:?} must be dotted `module.task` (lower-case letters, digits, _ and -; at most 200 characters), e.g. \"orders.reconcile\""
+            "field `name`: must be dotted `module.task` (lower-case letters, digits, _ and -; at most {MAX_NAME} characters), e.g. \"orders.reconcile\""
         )),
     }
 }

@@ -14,7 +14,12 @@ use crate::error::{Result, StoreError};
 /// Opens a connection pool, creating a SQLite file that does not exist yet. SQLite is put in
 /// WAL mode, so readers (the CLI) never block the node's writes.
 pub async fn connect(url: &str) -> Result<DatabaseConnection> {
-    Ok(open(url, "rwc", true).await?)
+    let params = if url.contains("mode=") {
+        ""
+    } else {
+        "mode=rwc"
+    };
+    Ok(open(url, params, true).await?)
 }
 
 /// Opens a connection pool to a database that must already exist: a SQLite file is never
@@ -29,14 +34,41 @@ pub async fn connect_existing(url: &str) -> Result<DatabaseConnection> {
             database: redact_url(url),
         });
     }
-    Ok(open(url, "rw", false).await?)
+    if sqlite_path(url).is_none() {
+        return Ok(open(url, "", false).await?);
+    }
+    // A file (or directory) this process cannot write is read read-only. A WAL database is
+    // read through its shared-memory file; while no node has the database open there is
+    // none, and a read-only directory cannot get one, so the last resort reads it as
+    // immutable (nobody can be writing it then: a writer keeps that file in place).
+    let tries: &[&str] = if url.contains("mode=ro") {
+        &["", "immutable=1"]
+    } else if url.contains("mode=") {
+        &[""]
+    } else {
+        &["mode=rw", "mode=ro", "mode=ro&immutable=1"]
+    };
+    let mut last = None;
+    for params in tries {
+        match open(url, params, false).await {
+            Ok(db) => return Ok(db),
+            Err(e) if crate::error::is_read_only(&e) => last = Some(e),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(last.map_or_else(
+        || StoreError::Db(DbErr::Custom("no way to open the database".into())),
+        StoreError::Db,
+    ))
 }
 
-async fn open(url: &str, sqlite_mode: &str, wal: bool) -> Result<DatabaseConnection, DbErr> {
+/// Opens a pool on `url`, with `sqlite_params` (such as `mode=rwc`) added to a SQLite file's
+/// URL.
+async fn open(url: &str, sqlite_params: &str, wal: bool) -> Result<DatabaseConnection, DbErr> {
     let is_sqlite = url.starts_with("sqlite:");
-    let url = if is_sqlite && !url.contains("mode=") && !url.contains(":memory:") {
+    let url = if is_sqlite && !sqlite_params.is_empty() && !url.contains(":memory:") {
         let sep = if url.contains('?') { '&' } else { '?' };
-        format!("{url}{sep}mode={sqlite_mode}")
+        format!("{url}{sep}{sqlite_params}")
     } else {
         url.to_owned()
     };

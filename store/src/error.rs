@@ -12,9 +12,15 @@ use sea_orm::DbErr;
 pub enum StoreError {
     /// The database failed (unreachable, timed out, a statement refused by the server).
     #[error("database error: {0}")]
-    Db(#[from] DbErr),
+    Db(DbErr),
+    /// A write to a database this process may only read (file or directory permissions,
+    /// `mode=ro`, a read-only server); nothing was written.
+    #[error(
+        "the database is read-only and this needs to write: {0} (reads such as `tasks list` and `runs` still work)"
+    )]
+    ReadOnly(DbErr),
     /// No row of that kind has that name.
-    #[error("no {what} named {name:?}")]
+    #[error("no {what} named {}", scheduler_core::quoted(name))]
     NotFound {
         /// What was looked for: `task`, `trigger conf`.
         what: &'static str,
@@ -60,6 +66,24 @@ pub enum StoreError {
         /// The newest migration this binary knows.
         need: String,
     },
+}
+
+impl From<DbErr> for StoreError {
+    fn from(e: DbErr) -> Self {
+        if is_read_only(&e) {
+            StoreError::ReadOnly(e)
+        } else {
+            StoreError::Db(e)
+        }
+    }
+}
+
+/// Whether the database refused a write because it may only be read: SQLite's
+/// `SQLITE_READONLY` family ("attempt to write a readonly database") or Postgres'
+/// `read_only_sql_transaction` (a replica, `default_transaction_read_only`).
+pub(crate) fn is_read_only(e: &DbErr) -> bool {
+    let text = e.to_string();
+    text.contains("readonly database") || text.contains("read-only transaction")
 }
 
 impl StoreError {

@@ -20,6 +20,8 @@ pub struct OrphanRun {
     pub id: i64,
     /// Task.
     pub task_name: String,
+    /// The run id of the attempt that lost its node.
+    pub run_id: String,
     /// Fire.
     pub fire_ts_ms: i64,
     /// The attempt that was running.
@@ -42,6 +44,7 @@ pub async fn orphan_runs(db: &DatabaseConnection) -> Result<Vec<OrphanRun>> {
         .columns([
             (TaskRun, C::Id),
             (TaskRun, C::TaskName),
+            (TaskRun, C::RunId),
             (TaskRun, C::FireTsMs),
             (TaskRun, C::Attempt),
             (TaskRun, C::NodeId),

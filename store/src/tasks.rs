@@ -280,7 +280,7 @@ pub async fn insert_runtime_task(
             Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => {
                 StoreError::conflict(format!("a task named {:?} already exists", decl.name))
             }
-            _ => StoreError::Db(e),
+            _ => e.into(),
         })?;
     bump_version(db, row.id).await?;
     Ok(row)

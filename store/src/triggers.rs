@@ -44,10 +44,9 @@ fn check_conf_name(name: &str) -> Result<()> {
         return Err(StoreError::refused("a trigger conf needs a name"));
     }
     if name.chars().count() > MAX_CONF_NAME {
-        let start: String = name.chars().take(40).collect();
         return Err(StoreError::refused(format!(
-            "trigger conf name {start:?}... is {} characters long; at most {MAX_CONF_NAME}",
-            name.chars().count()
+            "trigger conf name {}: at most {MAX_CONF_NAME} characters",
+            scheduler_core::quoted(name)
         )));
     }
     if let Some(c) = name
@@ -97,7 +96,7 @@ pub async fn add_trigger_conf(
         Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => StoreError::conflict(format!(
             "trigger conf {name:?} already exists; use `cronmesh triggers set` to change it"
         )),
-        _ => StoreError::Db(e),
+        _ => e.into(),
     })
 }
 

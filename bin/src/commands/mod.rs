@@ -72,6 +72,27 @@ pub(crate) async fn open_db_to_add(settings: &Settings) -> anyhow::Result<Databa
     Ok(db)
 }
 
+/// The next fire of a trigger just written, with a warning on stderr when there is none: a
+/// `date` in the past or an `end_at` that has passed is accepted (a record of what ran), but
+/// whoever wrote it most likely expected it to fire.
+pub(crate) fn next_fire_or_warn(
+    what: &str,
+    trigger: &scheduler_core::Trigger,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    let next = trigger.next_fire_after(chrono::Utc::now());
+    if next.is_none() {
+        let why = match trigger {
+            scheduler_core::Trigger::Date { .. } => "its date is in the past",
+            scheduler_core::Trigger::Cron {
+                end_at: Some(_), ..
+            } => "its end_at has passed",
+            _ => "it has no fire after now",
+        };
+        eprintln!("warning: {what} will never fire: {why}");
+    }
+    next
+}
+
 /// Refusals, unknown names and conflicts of a request the user made are bad input (exit 2);
 /// database failures are not.
 pub(crate) fn store_error(e: StoreError) -> anyhow::Error {

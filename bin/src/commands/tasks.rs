@@ -11,7 +11,7 @@ use scheduler_core::{MisfirePolicy, OverlapPolicy, TaskDecl, Trigger, TriggerDec
 use store::StoredTask;
 
 use super::output::{table, when};
-use super::{open_db, open_db_to_add, store_error};
+use super::{next_fire_or_warn, open_db, open_db_to_add, store_error};
 use crate::cli::InvalidInput;
 use crate::settings::Settings;
 
@@ -190,6 +190,24 @@ impl AddArgs {
     }
 }
 
+/// A stored task's trigger, its shared conf resolved (`None` if it does not validate).
+async fn resolved_trigger(
+    db: &sea_orm::DatabaseConnection,
+    task: &StoredTask,
+) -> anyhow::Result<Option<Trigger>> {
+    let confs = match &task.conf_name {
+        Some(_) => store::trigger_confs(db).await?,
+        None => Vec::new(),
+    };
+    let conf = |name: &str| {
+        confs
+            .iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, json)| Trigger::from_json(json).ok())
+    };
+    Ok(task.decl().validate(conf).ok().map(|spec| spec.trigger))
+}
+
 fn trigger_text(t: &StoredTask) -> String {
     match (&t.conf_name, &t.row.trigger_json) {
         (Some(conf), _) => format!("conf {conf}"),
@@ -296,11 +314,9 @@ pub(crate) async fn run(
                 .await
                 .map_err(store_error)?;
             let task = store::get_task(&db, &row.name).await?;
-            let next = task
-                .decl()
-                .validate(|_| None)
-                .ok()
-                .and_then(|s| s.trigger.next_fire_after(Utc::now()));
+            let next = resolved_trigger(&db, &task)
+                .await?
+                .and_then(|t| next_fire_or_warn(&format!("task {}", row.name), &t));
             println!(
                 "added task {} ({}; next fire {})",
                 row.name,
@@ -352,6 +368,9 @@ pub(crate) async fn run(
                 .await
                 .map_err(store_error)?;
             let task = store::get_task(&db, &name).await?;
+            if let Some(t) = resolved_trigger(&db, &task).await? {
+                next_fire_or_warn(&format!("task {name}"), &t);
+            }
             println!("task {name} now fires on {}", trigger_text(&task));
         }
     }

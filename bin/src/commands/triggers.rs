@@ -83,12 +83,14 @@ pub(crate) async fn run(settings: &Settings, cmd: TriggersCommand) -> anyhow::Re
             store::add_trigger_conf(&db, &name, &json, &description)
                 .await
                 .map_err(store_error)?;
+            warn_if_never_fires(&name, &json);
             println!("added trigger conf {name}");
         }
         TriggersCommand::Set { name, json } => {
             let n = store::set_trigger_conf(&db, &name, &json)
                 .await
                 .map_err(store_error)?;
+            warn_if_never_fires(&name, &json);
             println!("changed trigger conf {name}; {n} task(s) rescheduled");
         }
         TriggersCommand::Remove { name } => {
@@ -102,4 +104,11 @@ pub(crate) async fn run(settings: &Settings, cmd: TriggersCommand) -> anyhow::Re
         super::notify_nodes(settings, "triggers").await;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Warns when a conf just written (and so valid) will never fire.
+fn warn_if_never_fires(name: &str, json: &str) {
+    if let Ok(trigger) = scheduler_core::Trigger::from_json(json) {
+        super::next_fire_or_warn(&format!("trigger conf {name}"), &trigger);
+    }
 }

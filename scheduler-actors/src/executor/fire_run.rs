@@ -12,11 +12,12 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use entity::task_run::RunStatus;
-use scheduler_core::{OverlapPolicy, TaskSpec, rfc3339};
+use scheduler_core::{OverlapPolicy, TaskSpec};
 use store::{ClaimOutcome, FinishedRun};
 use tokio_util::sync::CancellationToken;
 
 use super::{ExecutorDeps, Fire, FireReason};
+use crate::fire_event::{PASSED, fire_event};
 use crate::lock::{Acquire, LockLease, Release, fire_key};
 use crate::persistence::{ClaimRun, RecordFinish, RecordSkipped, RecordTaskState};
 use crate::tasks::{TaskContext, TaskHandler};
@@ -111,15 +112,20 @@ pub(crate) fn settle(
             output,
         })
     };
+    // A fire that did not run gets a row saying why (logged by the caller with its run id).
     let not_run = |status: RunStatus, why: String| {
-        deps.persistence.do_send(RecordSkipped(store::not_run_row(
+        store::not_run_row(
             &spec.name,
             fire_ts_ms,
             &deps.node_id,
             status,
             why,
             Utc::now(),
-        )));
+        )
+    };
+    let record_not_run = |row: entity::task_run::Model| {
+        let status = row.status;
+        deps.persistence.do_send(RecordSkipped(row));
         deps.persistence.do_send(RecordTaskState {
             task: spec.name.clone(),
             last: Some((fire_at, status)),
@@ -139,30 +145,31 @@ pub(crate) fn settle(
     };
     let status = match end {
         FireEnd::Passed { why, loudness, .. } => {
+            macro_rules! passed {
+                ($level:ident) => {
+                    fire_event!($level, task: task, run_id: "", fire_ts_ms: fire_ts_ms, node: node,
+                        attempt: attempt, status: PASSED, "{why}")
+                };
+            }
             match loudness {
-                Loudness::Quiet => {
-                    tracing::debug!(target: "cron_task", task = %task, fire_time = %rfc3339(fire_at), node = %node, attempt, "{why}")
-                }
-                Loudness::Info => {
-                    tracing::info!(target: "cron_task", task = %task, fire_time = %rfc3339(fire_at), node = %node, attempt, "{why}")
-                }
-                Loudness::Warn => {
-                    tracing::warn!(target: "cron_task", task = %task, fire_time = %rfc3339(fire_at), node = %node, attempt, "{why}")
-                }
-                Loudness::Error => {
-                    tracing::error!(target: "cron_task", task = %task, fire_time = %rfc3339(fire_at), node = %node, attempt, "{why}")
-                }
+                Loudness::Quiet => passed!(DEBUG),
+                Loudness::Info => passed!(INFO),
+                Loudness::Warn => passed!(WARN),
+                Loudness::Error => passed!(ERROR),
             }
             None
         }
         FireEnd::NotRun { status, why } => {
-            tracing::info!(target: "cron_task", task = %task, fire_time = %rfc3339(fire_at), node = %node, status = status.as_str(), "{why}");
-            not_run(status, why);
+            let row = not_run(status, why);
+            fire_event!(INFO, task: task, run_id: row.run_id, fire_ts_ms: fire_ts_ms, node: node,
+                attempt: row.attempt, status: status.as_str(), "{}", row.error.as_deref().unwrap_or(""));
+            record_not_run(row);
             Some(status)
         }
         FireEnd::OverlapElsewhere => {
             let status = RunStatus::SkippedOverlap;
-            tracing::info!(target: "cron_task", task = %task, fire_time = %rfc3339(fire_at), node = %node, status = status.as_str(), "a run of this task is still running elsewhere (overlap: forbid)");
+            fire_event!(INFO, task: task, run_id: "", fire_ts_ms: fire_ts_ms, node: node,
+                attempt: attempt, status: status.as_str(), "a run of this task is still running elsewhere (overlap: forbid)");
             deps.persistence.do_send(RecordTaskState {
                 task: spec.name.clone(),
                 last: Some((fire_at, status)),
@@ -172,7 +179,8 @@ pub(crate) fn settle(
         }
         FireEnd::ClaimFailed { run_id, why } => {
             let status = RunStatus::Misfired;
-            tracing::error!(target: "cron_task", task = %task, run_id = %run_id, fire_time = %rfc3339(fire_at), node = %node, attempt, status = status.as_str(), "{why}");
+            fire_event!(ERROR, task: task, run_id: run_id, fire_ts_ms: fire_ts_ms, node: node,
+                attempt: attempt, status: status.as_str(), "{why}");
             deps.persistence.do_send(finished(
                 &run_id,
                 status,
@@ -180,7 +188,7 @@ pub(crate) fn settle(
                 None,
                 Duration::ZERO,
             ));
-            not_run(status, why);
+            record_not_run(not_run(status, why));
             Some(status)
         }
         FireEnd::Finished {
@@ -192,9 +200,12 @@ pub(crate) fn settle(
         } => {
             let duration_ms = duration.as_millis() as u64;
             if status == RunStatus::Succeeded {
-                tracing::info!(target: "cron_task", task = %task, run_id = %run_id, fire_time = %rfc3339(fire_at), node = %node, attempt, status = status.as_str(), duration_ms, "run finished");
+                fire_event!(INFO, task: task, run_id: run_id, fire_ts_ms: fire_ts_ms, node: node,
+                    attempt: attempt, status: status.as_str(), duration_ms, "run finished");
             } else {
-                tracing::warn!(target: "cron_task", task = %task, run_id = %run_id, fire_time = %rfc3339(fire_at), node = %node, attempt, status = status.as_str(), duration_ms, error = error.as_deref().unwrap_or(""), "run finished");
+                fire_event!(WARN, task: task, run_id: run_id, fire_ts_ms: fire_ts_ms, node: node,
+                    attempt: attempt, status: status.as_str(), duration_ms,
+                    error = error.as_deref().unwrap_or(""), "run finished");
             }
             // The outcome also sets the task's last run and status (in the persistence actor).
             deps.persistence
@@ -391,7 +402,9 @@ impl FireRun {
         if self.fire.reason == FireReason::Scheduled {
             deps.metrics.lateness(late);
         }
-        tracing::info!(target: "cron_task", task = %spec.name, run_id = %run_id, fire_time = %rfc3339(fire_at), node = %deps.node_id, attempt = self.fire.attempt, status = "running", late_ms = late.as_millis() as u64, reason = ?self.fire.reason, "run started");
+        fire_event!(INFO, task: spec.name, run_id: run_id, fire_ts_ms: self.fire.fire_ts_ms,
+            node: deps.node_id, attempt: self.fire.attempt, status: "running",
+            late_ms = late.as_millis() as u64, reason = ?self.fire.reason, "run started");
 
         let mut join = deps.handler_runtime.spawn(self.handler.run(ctx));
         let timeout = async {

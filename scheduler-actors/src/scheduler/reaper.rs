@@ -13,6 +13,7 @@ use store::OrphanRun;
 
 use super::SchedulerActor;
 use crate::executor::{Fire, FireReason};
+use crate::fire_event::fire_event;
 
 impl SchedulerActor {
     /// Declares nodes with stale heartbeats dead and settles the runs they left: `abandoned`,
@@ -72,7 +73,9 @@ impl SchedulerActor {
             let now = Utc::now();
             for o in &abandon {
                 if store::abandon_run(&db, o, now).await? {
-                    tracing::warn!(target: "cron_task", task = %o.task_name, fire_ts_ms = o.fire_ts_ms, attempt = o.attempt, node = %o.node_id, status = "abandoned", "run abandoned: its node died");
+                    fire_event!(WARN, task: o.task_name, run_id: o.run_id, fire_ts_ms: o.fire_ts_ms,
+                        node: o.node_id, attempt: o.attempt, status: RunStatus::Abandoned.as_str(),
+                        settled_by = %me, "run abandoned: its node died");
                 }
             }
             let mut won = Vec::new();
@@ -89,7 +92,9 @@ impl SchedulerActor {
             match res {
                 Ok(won) => {
                     for (o, run_id) in won {
-                        tracing::info!(target: "cron_task", task = %o.task_name, fire_ts_ms = o.fire_ts_ms, attempt = o.attempt + 1, node = %act.deps.node_id, "re-running a fire whose attempt {} was {} on node {}", o.attempt, o.status, o.node_id);
+                        fire_event!(INFO, task: o.task_name, run_id: run_id, fire_ts_ms: o.fire_ts_ms,
+                            node: act.deps.node_id, attempt: o.attempt + 1, status: RunStatus::Running.as_str(),
+                            "re-running a fire whose attempt {} was {} on node {}", o.attempt, o.status, o.node_id);
                         let name: Arc<str> = Arc::from(o.task_name.as_str());
                         act.send_fire(&name, Fire {
                             fire_ts_ms: o.fire_ts_ms,

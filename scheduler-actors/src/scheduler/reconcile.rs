@@ -14,6 +14,7 @@ use store::ChangeMark;
 
 use super::task_rows::{TaskRows, read_task_rows};
 use super::{Entry, FireReason, LiveTask, RUN_NOW_WINDOW, SchedulerActor};
+use crate::fire_event::fire_event;
 use crate::persistence::RecordSkipped;
 
 impl SchedulerActor {
@@ -152,17 +153,18 @@ impl SchedulerActor {
                 spec.misfire,
                 rfc3339(latest),
             );
-            tracing::info!(target: "cron_task", task = %spec.name, status = "misfired", "{why}");
-            self.deps
-                .persistence
-                .do_send(RecordSkipped(store::not_run_row(
-                    &spec.name,
-                    latest.timestamp_millis(),
-                    &self.deps.node_id,
-                    RunStatus::Misfired,
-                    why,
-                    Utc::now(),
-                )));
+            let row = store::not_run_row(
+                &spec.name,
+                latest.timestamp_millis(),
+                &self.deps.node_id,
+                RunStatus::Misfired,
+                why,
+                Utc::now(),
+            );
+            fire_event!(INFO, task: spec.name, run_id: row.run_id, fire_ts_ms: row.fire_ts_ms,
+                node: row.node_id, attempt: row.attempt, status: row.status.as_str(),
+                "{}", row.error.as_deref().unwrap_or(""));
+            self.deps.persistence.do_send(RecordSkipped(row));
         }
         for fire in &plan.run {
             let name: Arc<str> = Arc::from(spec.name.as_str());

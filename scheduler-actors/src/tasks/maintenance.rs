@@ -24,7 +24,9 @@ pub(crate) fn maintenance_tasks(
             let deleted = store::prune_runs(&db, before)
                 .await
                 .map_err(|e| TaskFailure::new(e.to_string()))?;
-            tracing::info!(target: "cron_task", task = %ctx.task, run_id = %ctx.run_id, deleted, "pruned run records older than {}", scheduler_core::rfc3339(before));
+            ctx.span().in_scope(|| {
+                tracing::info!(target: "cron_task", deleted, "pruned run records older than {}", scheduler_core::rfc3339(before));
+            });
             Ok::<(), TaskFailure>(())
         }
     });
@@ -39,7 +41,9 @@ pub(crate) fn maintenance_tasks(
     );
     if demo {
         let demo: Arc<dyn TaskHandler> = Arc::new(|ctx: TaskContext| async move {
-            tracing::info!(target: "cron_task", task = %ctx.task, run_id = %ctx.run_id, node = %ctx.node, "demo heartbeat: the scheduler is running");
+            ctx.span().in_scope(|| {
+                tracing::info!(target: "cron_task", "demo heartbeat: the scheduler is running");
+            });
             Ok::<(), TaskFailure>(())
         });
         tasks = tasks.with_handler(
