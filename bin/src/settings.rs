@@ -199,18 +199,32 @@ impl Settings {
                 "warning: environment variable {name} is not read: settings are CRONMESH__SECTION__KEY, with two underscores after CRONMESH and between the parts (e.g. CRONMESH__DATABASE__URL)"
             );
         }
-        builder = builder.add_source(
-            config::Environment::with_prefix("CRONMESH")
-                .prefix_separator("__")
-                .separator("__"),
-        );
+        Settings::from_config(builder.add_source(environment()))
+    }
+
+    /// Reads and validates what `builder`'s sources say.
+    fn from_config(
+        builder: config::ConfigBuilder<config::builder::DefaultState>,
+    ) -> anyhow::Result<Settings> {
         let raw: RawSettings = builder
             .build()
             .and_then(|c| c.try_deserialize())
-            .map_err(|e| InvalidInput(format!("configuration: {e}")))
+            .map_err(|e| {
+                InvalidInput(format!(
+                    "configuration: {}",
+                    store::redact_urls_in(&e.to_string())
+                ))
+            })
             .context("loading settings")?;
         Settings::try_from(raw).map_err(|e| anyhow::Error::new(e).context("loading settings"))
     }
+}
+
+/// The environment as a settings source: `CRONMESH__SECTION__KEY`.
+fn environment() -> config::Environment {
+    config::Environment::with_prefix("CRONMESH")
+        .prefix_separator("__")
+        .separator("__")
 }
 
 /// Names of environment variables that look like cronmesh settings but are not read: they
@@ -235,8 +249,13 @@ impl TryFrom<RawSettings> for Settings {
     type Error = InvalidInput;
 
     fn try_from(raw: RawSettings) -> Result<Self, InvalidInput> {
-        let bad =
-            |key: &str, problem: String| InvalidInput(format!("config key `{key}`: {problem}"));
+        // A value is quoted in the message; whatever it is, a URL's password is not.
+        let bad = |key: &str, problem: String| {
+            InvalidInput(format!(
+                "config key `{key}`: {}",
+                store::redact_urls_in(&problem)
+            ))
+        };
 
         let url = raw
             .database
@@ -365,12 +384,14 @@ mod tests {
     use super::*;
 
     fn from_toml(text: &str) -> Result<Settings, String> {
-        let raw: RawSettings = config::Config::builder()
-            .add_source(config::File::from_str(text, config::FileFormat::Toml))
-            .build()
-            .and_then(|c| c.try_deserialize())
-            .map_err(|e| e.to_string())?;
-        Settings::try_from(raw).map_err(|e| e.to_string())
+        from_source(config::File::from_str(text, config::FileFormat::Toml))
+    }
+
+    fn from_source(
+        source: impl config::Source + Send + Sync + 'static,
+    ) -> Result<Settings, String> {
+        Settings::from_config(config::Config::builder().add_source(source))
+            .map_err(|e| format!("{e:#}"))
     }
 
     #[test]
@@ -413,6 +434,105 @@ mod tests {
             "postgres://app:***@db:5432/cron"
         );
         assert_eq!(redact_url("sqlite://cronmesh.db"), "sqlite://cronmesh.db");
+    }
+
+    /// Every setting, as `section.key`.
+    const KEYS: [&str; 16] = [
+        "database.url",
+        "redis.url",
+        "redis.prefix",
+        "http.bind",
+        "http.enabled",
+        "node.id",
+        "node.shutdown_grace_secs",
+        "node.heartbeat_secs",
+        "node.timeout_secs",
+        "handlers.shell_enabled",
+        "runs.retention_days",
+        "demo.enabled",
+        "log.format",
+        "log.dir",
+        "database.nope",
+        "nope.url",
+    ];
+
+    /// A password planted in URL values; no message may hold it.
+    const SECRET: &str = "pa55-w0rd-9";
+
+    fn text() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        prop_oneof![
+            3 => prop::sample::select(vec![
+                format!("postgres://app:{SECRET}@127.0.0.1:5432/cron"),
+                format!("postgres://app:{SECRET}@127.0.0.1:notaport/cron"),
+                format!("postgres://127.0.0.1/cron?password={SECRET}&x=1"),
+                format!("redis://:{SECRET}@127.0.0.1:99999/0"),
+                format!("rediss://u:{SECRET}@127.0.0.1:6380"),
+                format!("mysql://u:{SECRET}@127.0.0.1/"),
+                "sqlite://x.db".to_owned(),
+                "sqlite:".to_owned(),
+                "127.0.0.1:0".to_owned(),
+                "[::1]:8080".to_owned(),
+                "json".to_owned(),
+                "text".to_owned(),
+                "true".to_owned(),
+                "-1".to_owned(),
+                "18446744073709551616".to_owned(),
+                String::new(),
+            ]),
+            2 => ".{0,20}",
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3_000))]
+
+        /// Any value for any key, from a file (as a string, a number, a boolean) or from
+        /// the environment (always text): settings, or an error naming the key that never
+        /// repeats a password.
+        #[test]
+        fn any_value_of_any_setting_is_taken_or_refused_by_name(
+            key in proptest::sample::select(KEYS.to_vec()),
+            text in text(),
+            number in proptest::prelude::any::<i64>(),
+            kind in 0..3u8,
+        ) {
+            use proptest::prelude::*;
+            let (section, name) = key.split_once('.').unwrap_or((key, ""));
+            let value = match kind {
+                0 => toml::Value::String(text.clone()),
+                1 => toml::Value::Integer(number),
+                _ => toml::Value::Boolean(number % 2 == 0),
+            };
+            let from_file = || {
+                let mut table = toml::Table::new();
+                let mut inner = toml::Table::new();
+                inner.insert(name.to_owned(), value.clone());
+                table.insert(section.to_owned(), toml::Value::Table(inner));
+                from_toml(&table.to_string())
+            };
+            let from_env = || {
+                let env = std::collections::HashMap::from([(
+                    format!("CRONMESH__{}__{}", section.to_uppercase(), name.to_uppercase()),
+                    text.clone(),
+                )]);
+                from_source(environment().source(Some(env)))
+            };
+            for result in [from_file(), from_env()] {
+                match result {
+                    Ok(settings) => {
+                        prop_assert!(KEYS[..14].contains(&key), "{} was taken", key);
+                        if let Some(addr) = settings.http_bind {
+                            prop_assert_eq!(addr.to_string().parse().ok(), Some(addr));
+                        }
+                    }
+                    Err(e) => {
+                        prop_assert!(e.contains(name) || e.contains(section), "{}: {}", key, e);
+                        prop_assert!(!e.contains(SECRET), "{}", e);
+                    }
+                }
+            }
+        }
     }
 
     #[test]

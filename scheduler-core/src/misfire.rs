@@ -14,6 +14,11 @@ use crate::trigger::Trigger;
 /// Missed fires counted exactly up to this many; beyond it the count says "at least".
 pub const MAX_COUNTED_MISSES: u64 = 100_000;
 
+/// At most this many fires run on one catch-up, late ones and kept misfires together; the
+/// rest count as misfires. A long grace or `fire_all:4294967295` on a task that fires every
+/// second must not make a starting node enumerate (or run) years of seconds.
+pub const MAX_CATCH_UP_RUNS: usize = 1_000;
+
 /// The outcome of [`plan_catch_up`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CatchUp {
@@ -58,15 +63,24 @@ pub fn plan_catch_up(
     let grace = Duration::from_std(grace).unwrap_or(Duration::MAX);
     let grace_start = now.checked_sub_signed(grace).unwrap_or(last).max(last);
 
-    // Late but within grace: (grace_start, now].
-    let mut run: Vec<_> = trigger.fires_between(grace_start, now).collect();
+    // Late but within grace: (grace_start, now], the newest MAX_CATCH_UP_RUNS of them; older
+    // ones beyond that count as misfires.
+    let mut run = latest_fires(trigger, grace_start, now, MAX_CATCH_UP_RUNS);
+    let grace_start = match run.first() {
+        Some(oldest) if run.len() == MAX_CATCH_UP_RUNS => oldest
+            .checked_sub_signed(Duration::nanoseconds(1))
+            .unwrap_or(last)
+            .max(last),
+        _ => grace_start,
+    };
 
     // Misfires: (last, grace_start].
     let keep = match policy {
         MisfirePolicy::Skip => 0,
         MisfirePolicy::FireOnce => 1,
         MisfirePolicy::FireAll { max } => max as usize,
-    };
+    }
+    .min(MAX_CATCH_UP_RUNS - run.len());
     let kept = latest_fires(trigger, last, grace_start, keep);
     let (count, saturated) = count_fires(trigger, last, grace_start);
     let dropped = count.saturating_sub(kept.len() as u64);
@@ -242,5 +256,37 @@ mod tests {
         );
         assert!(plan.skipped.saturated);
         assert_eq!(plan.skipped.count, MAX_COUNTED_MISSES - 1);
+    }
+
+    #[test]
+    fn a_huge_grace_or_fire_all_runs_at_most_the_cap() {
+        let every_second = Trigger::cron("* * * * * *", "UTC").expect("valid");
+        let now = utc("2026-03-01T00:00:00Z");
+        // Ten years of grace: the newest MAX_CATCH_UP_RUNS run, the rest are misfires.
+        let plan = plan_catch_up(
+            &every_second,
+            Some(utc("2016-03-01T00:00:00Z")),
+            now,
+            MisfirePolicy::Skip,
+            StdDuration::from_secs(10 * 365 * 86_400),
+        );
+        assert_eq!(plan.run.len(), MAX_CATCH_UP_RUNS);
+        assert_eq!(plan.run.last(), Some(&now));
+        assert!(plan.skipped.saturated);
+        // fire_all with the largest count: the cap again, the newest fires.
+        let plan = plan_catch_up(
+            &every_second,
+            Some(utc("2026-02-28T00:00:00Z")),
+            now,
+            MisfirePolicy::FireAll { max: u32::MAX },
+            StdDuration::ZERO,
+        );
+        assert_eq!(plan.run.len(), MAX_CATCH_UP_RUNS);
+        assert_eq!(plan.run.last(), Some(&now));
+        assert_eq!(
+            plan.skipped.count,
+            86_400 - MAX_CATCH_UP_RUNS as u64,
+            "the rest of the day is recorded as skipped"
+        );
     }
 }

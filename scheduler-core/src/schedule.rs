@@ -35,6 +35,21 @@ const MAX_OVERLAP: Duration = Duration::days(2);
 // Upper bound on transitions crossed by one search (each costs a binary search).
 const MAX_SEGMENTS: usize = 64;
 
+/// The instants a search for the next fire starts from: two days around the years a cron
+/// expression can name.
+fn searchable_range() -> (DateTime<Utc>, DateTime<Utc>) {
+    use crate::cron_expr::{MAX_YEAR, MIN_YEAR};
+    let day = |year, month, day| {
+        chrono::NaiveDate::from_ymd_opt(year, month, day)
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .map(|t| t.and_utc())
+    };
+    (
+        day(MIN_YEAR - 1, 12, 30).unwrap_or(DateTime::<Utc>::MIN_UTC),
+        day(MAX_YEAR + 1, 1, 2).unwrap_or(DateTime::<Utc>::MAX_UTC),
+    )
+}
+
 impl CronSchedule {
     /// An expression in a zone.
     pub fn new(expr: CronExpr, zone: Tz) -> Self {
@@ -54,6 +69,13 @@ impl CronSchedule {
     /// The first fire strictly after `after`, or `None` when the expression has no more fires
     /// (its year field ended, or the search passed [`crate::cron_expr::MAX_YEAR`]).
     pub fn next_fire_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        // Fires fall in MIN_YEAR..=MAX_YEAR local time, a day at most from UTC: an instant
+        // far outside is moved to the edge, so the offset arithmetic below stays in range.
+        let (first, last) = searchable_range();
+        if after > last {
+            return None;
+        }
+        let after = after.max(first);
         if self.zone == Tz::UTC {
             let next = self.expr.next_after(after.naive_utc())?;
             return Some(next.and_utc());

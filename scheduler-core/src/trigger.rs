@@ -163,7 +163,9 @@ impl Trigger {
             } => {
                 let from = match start_at {
                     // First fire at or after start_at.
-                    Some(s) if after < *s => *s - chrono::Duration::nanoseconds(1),
+                    Some(s) if after < *s => s
+                        .checked_sub_signed(chrono::Duration::nanoseconds(1))
+                        .unwrap_or(*s),
                     _ => after,
                 };
                 schedule

@@ -219,6 +219,27 @@ pub fn redact_url(url: &str) -> String {
     out
 }
 
+/// [`redact_url`] applied to every URL inside a text (a message that quotes a value which
+/// may be a URL, such as a settings error): a URL runs from its scheme to the next space or
+/// quote.
+pub fn redact_urls_in(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let scheme_start = rest[..at]
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+            .map_or(0, |i| i + 1);
+        let end = rest[at..]
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '`' | '<' | '>'))
+            .map_or(rest.len(), |i| at + i);
+        out.push_str(&rest[..scheme_start]);
+        out.push_str(&redact_url(&rest[scheme_start..end]));
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Key of the Postgres advisory lock that makes migrations of one database take turns.
 const MIGRATION_LOCK: i64 = 0x6372_6f6e_6d65_7368;
 /// How often, and how far apart, a SQLite migration that lost a race with another process is
@@ -412,6 +433,18 @@ mod tests {
             "https://user:***@127.0.0.1/hook?token=***&x=1"
         );
         assert_eq!(redact_url("not a url"), "not a url");
+    }
+
+    #[test]
+    fn urls_inside_a_text_are_redacted() {
+        assert_eq!(
+            redact_urls_in(
+                r#"key `http.bind`: "postgres://app:s3cret@127.0.0.1/x" is not an address; nor redis://:pw@h:1"#
+            ),
+            r#"key `http.bind`: "postgres://app:***@127.0.0.1/x" is not an address; nor redis://:***@h:1"#
+        );
+        assert_eq!(redact_urls_in("no url here"), "no url here");
+        assert_eq!(redact_urls_in("://"), "://");
     }
 
     #[test]

@@ -45,8 +45,8 @@ pub use claims::{ClaimOutcome, claim_fire, claim_run, claim_runs};
 pub use code_tasks::{TaskChange, sync_code_tasks};
 pub use database::{
     SchemaState, check_database_url, connect, connect_existing, holds_only_cronmesh_tables,
-    migrate, redact_url, require_current_schema, schema_is_current, schema_state, sqlite_path,
-    vacuum,
+    migrate, redact_url, redact_urls_in, require_current_schema, schema_is_current, schema_state,
+    sqlite_path, vacuum,
 };
 pub use error::{Result, StoreError};
 pub use nodes::{NodeInfo, heartbeat, list_nodes, mark_dead_nodes, register_node, set_node_state};

@@ -112,10 +112,10 @@ pub(crate) fn parse_args<T: DeserializeOwned>(
     handler: &str,
     args: Option<&serde_json::Value>,
 ) -> Result<T, String> {
-    // No arguments reads as an empty object, so the error names the missing field.
+    // No arguments reads as an empty object, so the error names the missing field. The
+    // arguments themselves are not repeated: they may hold a token (an http header).
     let args = args.cloned().unwrap_or_else(|| serde_json::json!({}));
-    serde_json::from_value(args.clone())
-        .map_err(|e| format!("handler_args for `{handler}` ({args}): {e}"))
+    serde_json::from_value(args).map_err(|e| format!("handler_args for `{handler}`: {e}"))
 }
 
 /// Checks `handler_args` for a built-in handler; code handlers (known to `is_code_handler`)
