@@ -56,3 +56,42 @@ fn a_log_dir_that_cannot_hold_logs_is_bad_input() {
         assert!(err.contains("`log.dir`") && err.contains(log_dir), "{err}");
     }
 }
+
+#[test]
+fn an_admin_address_this_host_does_not_have_is_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    // 192.0.2.1 is reserved for documentation (RFC 5737) and on no host: binding to it fails
+    // at once, and nothing is ever sent to it.
+    let (code, err) = run_fails(dir.path(), &[("CRONMESH__HTTP__BIND", "192.0.2.1:8080")]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("`http.bind`") && err.contains("not an address of this host"),
+        "{err}"
+    );
+    let nodes = cronmesh(dir.path(), &["nodes", "--json"], &[]);
+    assert!(nodes.status.success(), "{}", stderr(&nodes));
+    assert_eq!(stdout(&nodes).trim(), "[]", "no node row claims to run");
+}
+
+#[test]
+fn an_admin_server_open_beyond_loopback_is_warned_about() {
+    use crate::support::node::{NodeProcess, free_port};
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    // Listens on every interface; the test itself talks to it over loopback only.
+    let node = NodeProcess::start_at(
+        dir.path(),
+        &format!("http://127.0.0.1:{port}"),
+        &[("CRONMESH__HTTP__BIND", &format!("0.0.0.0:{port}"))],
+    );
+    let log = node.log();
+    assert!(node.stop().success());
+    assert!(
+        log.contains("which is not loopback, and has no authentication"),
+        "{log}"
+    );
+    let quiet = NodeProcess::start(dir.path(), &[]);
+    let log = quiet.log();
+    assert!(quiet.stop().success());
+    assert!(!log.contains("not loopback"), "{log}");
+}

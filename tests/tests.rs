@@ -17,4 +17,5 @@ mod engine;
 mod first_start;
 mod library;
 mod migrations;
+mod secrets;
 mod start_errors;

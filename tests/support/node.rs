@@ -35,6 +35,16 @@ impl NodeProcess {
     /// `env` adds or overrides `CRONMESH__*` settings. Waits until /healthz answers.
     pub fn start(dir: &Path, env: &[(&str, &str)]) -> NodeProcess {
         let port = free_port();
+        let bind = format!("127.0.0.1:{port}");
+        let mut with_bind = vec![("CRONMESH__HTTP__BIND", bind.as_str())];
+        with_bind.extend_from_slice(env);
+        Self::start_at(dir, &format!("http://{bind}"), &with_bind)
+    }
+
+    /// Like [`NodeProcess::start`], for a node whose `env` sets `CRONMESH__HTTP__BIND`
+    /// itself; `url` is where the test reaches its admin server (always loopback).
+    pub fn start_at(dir: &Path, url: &str, env: &[(&str, &str)]) -> NodeProcess {
+        let port = url.rsplit(':').next().unwrap_or("0");
         let log = dir.join(format!("node-{port}.log"));
         let file = std::fs::File::create(&log).expect("log file");
         let mut cmd = Command::new(cronmesh_bin());
@@ -48,8 +58,7 @@ impl NodeProcess {
                 cmd.env_remove(k);
             }
         }
-        cmd.env("CRONMESH__HTTP__BIND", format!("127.0.0.1:{port}"))
-            .env("CRONMESH__DEMO__ENABLED", "false")
+        cmd.env("CRONMESH__DEMO__ENABLED", "false")
             .env("CRONMESH__NODE__HEARTBEAT_SECS", "1")
             .env("CRONMESH__NODE__TIMEOUT_SECS", "3")
             .env("RUST_LOG", "info");
@@ -57,7 +66,7 @@ impl NodeProcess {
         let child = cmd.spawn().expect("cronmesh run starts");
         let node = NodeProcess {
             child: Some(child),
-            url: format!("http://127.0.0.1:{port}"),
+            url: url.to_owned(),
             log,
         };
         node.wait_healthy();

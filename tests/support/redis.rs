@@ -10,31 +10,46 @@ use super::node::free_port;
 pub struct RedisServer {
     child: Option<Child>,
     port: u16,
+    password: Option<String>,
 }
 
 impl RedisServer {
     /// Starts one on a free port and waits until it answers.
     pub fn start() -> RedisServer {
+        Self::start_with(None)
+    }
+
+    /// Starts one that requires `password` (its URL carries it).
+    pub fn start_with_password(password: &str) -> RedisServer {
+        Self::start_with(Some(password.to_owned()))
+    }
+
+    fn start_with(password: Option<String>) -> RedisServer {
         let mut server = RedisServer {
             child: None,
             port: free_port(),
+            password,
         };
         server.spawn();
         server
     }
 
     fn spawn(&mut self) {
+        let mut args = vec![
+            "--port".to_owned(),
+            self.port.to_string(),
+            "--bind".to_owned(),
+            "127.0.0.1".to_owned(),
+            "--save".to_owned(),
+            String::new(),
+            "--appendonly".to_owned(),
+            "no".to_owned(),
+        ];
+        if let Some(password) = &self.password {
+            args.extend(["--requirepass".to_owned(), password.clone()]);
+        }
         let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
+            .args(&args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -59,7 +74,10 @@ impl RedisServer {
 
     /// Its URL.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        match &self.password {
+            Some(password) => format!("redis://:{password}@127.0.0.1:{}", self.port),
+            None => format!("redis://127.0.0.1:{}", self.port),
+        }
     }
 
     /// Kills it (SIGKILL): every key is gone.
