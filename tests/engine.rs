@@ -241,6 +241,57 @@ async fn shell_task_never_sees_the_nodes_own_settings() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_setting_listed_in_shell_pass_env_reaches_shell_tasks_and_no_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProcess::start(
+        dir.path(),
+        &[
+            ("CRONMESH__REDIS__URL", "redis://:n0de-s3cret@127.0.0.1:1/0"),
+            (
+                "CRONMESH__HANDLERS__SHELL_PASS_ENV",
+                "CRONMESH__NODE__HEARTBEAT_SECS, CRONMESH__DEMO__ENABLED",
+            ),
+        ],
+    );
+    let args = serde_json::json!({"program": "env"}).to_string();
+    let trigger = date_in(4);
+    cli_ok(
+        dir.path(),
+        &[
+            "tasks",
+            "add",
+            "shell.passed",
+            "--trigger-json",
+            &trigger,
+            "--handler",
+            "shell",
+            "--args",
+            &args,
+        ],
+    );
+    let db = node_db(dir.path()).await;
+    let run = wait_for("the run to end", Duration::from_secs(15), || {
+        let db = db.clone();
+        async move {
+            runs_of(&db, "shell.passed")
+                .await
+                .into_iter()
+                .find(|r| r.status == RunStatus::Succeeded)
+        }
+    })
+    .await;
+    let output = run.output.unwrap_or_default();
+    assert!(
+        output.contains("CRONMESH__NODE__HEARTBEAT_SECS=1"),
+        "{output}"
+    );
+    assert!(output.contains("CRONMESH__DEMO__ENABLED=false"), "{output}");
+    assert!(!output.contains("CRONMESH__REDIS__URL"), "{output}");
+    assert!(!output.contains("n0de-s3cret"), "{output}");
+    assert!(node.stop().success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn shell_task_gets_its_environment_and_keeps_its_output() {
     let dir = tempfile::tempdir().unwrap();
     let node = NodeProcess::start(dir.path(), &[]);

@@ -65,6 +65,30 @@ struct RawNode {
 #[serde(deny_unknown_fields, default)]
 struct RawHandlers {
     shell_enabled: Option<bool>,
+    shell_pass_env: Option<NameList>,
+}
+
+/// A list of names, written as a TOML array or (in an environment variable) separated by
+/// commas.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum NameList {
+    List(Vec<String>),
+    Text(String),
+}
+
+impl NameList {
+    fn names(self) -> Vec<String> {
+        match self {
+            NameList::List(names) => names,
+            NameList::Text(text) => text
+                .split(',')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -107,6 +131,8 @@ pub struct Settings {
     pub node_timeout: Duration,
     /// Whether the built-in `shell` handler may run.
     pub shell_enabled: bool,
+    /// The node's own `CRONMESH__*` variables `shell` tasks still see.
+    pub shell_pass_env: Vec<String>,
     /// Run records older than this are pruned.
     pub run_retention: Duration,
     /// Whether the `demo.heartbeat` task is registered.
@@ -170,6 +196,7 @@ impl Settings {
             shutdown_grace: self.shutdown_grace,
             heartbeat_interval: self.heartbeat_interval,
             shell_enabled: self.shell_enabled,
+            shell_pass_env: self.shell_pass_env.clone(),
             run_retention: self.run_retention,
             demo_enabled: self.demo_enabled,
             ..scheduler_actors::NodeConfig::default()
@@ -349,6 +376,19 @@ impl TryFrom<RawSettings> for Settings {
             None => LogFormat::Text,
             Some(f) => f.parse().map_err(|e| bad("log.format", e))?,
         };
+        let shell_pass_env = raw
+            .handlers
+            .shell_pass_env
+            .map(NameList::names)
+            .unwrap_or_default();
+        if let Some(name) = shell_pass_env.iter().find(|n| !n.starts_with("CRONMESH__")) {
+            return Err(bad(
+                "handlers.shell_pass_env",
+                format!(
+                    "{name:?} is not one of the node's CRONMESH__ settings; tasks see every other variable anyway"
+                ),
+            ));
+        }
         let redis_prefix = raw.redis.prefix.unwrap_or_else(|| "cronmesh".to_owned());
         if redis_prefix.is_empty() || redis_prefix.contains(char::is_whitespace) {
             return Err(bad(
@@ -371,6 +411,7 @@ impl TryFrom<RawSettings> for Settings {
             heartbeat_interval,
             node_timeout,
             shell_enabled: raw.handlers.shell_enabled.unwrap_or(true),
+            shell_pass_env,
             run_retention: Duration::from_secs(retention_days * 86_400),
             demo_enabled: raw.demo.enabled.unwrap_or(true),
             log_format,
@@ -415,6 +456,10 @@ mod tests {
             ("[runs]\nretention_days = 0", "`runs.retention_days`"),
             ("[node]\nheartbeat_secs = 99999999", "`node.heartbeat_secs`"),
             ("[http]\nbnd = \"x\"", "unknown field `bnd`"),
+            (
+                "[handlers]\nshell_pass_env = [\"PATH\"]",
+                "`handlers.shell_pass_env`",
+            ),
             ("[nodes]\nid = \"x\"", "unknown field `nodes`"),
             (
                 "[node]\nshutdown_grace_secs = \"soon\"",
@@ -437,7 +482,7 @@ mod tests {
     }
 
     /// Every setting, as `section.key`.
-    const KEYS: [&str; 16] = [
+    const KEYS: [&str; 17] = [
         "database.url",
         "redis.url",
         "redis.prefix",
@@ -448,6 +493,7 @@ mod tests {
         "node.heartbeat_secs",
         "node.timeout_secs",
         "handlers.shell_enabled",
+        "handlers.shell_pass_env",
         "runs.retention_days",
         "demo.enabled",
         "log.format",
@@ -521,7 +567,7 @@ mod tests {
             for result in [from_file(), from_env()] {
                 match result {
                     Ok(settings) => {
-                        prop_assert!(KEYS[..14].contains(&key), "{} was taken", key);
+                        prop_assert!(KEYS[..15].contains(&key), "{} was taken", key);
                         if let Some(addr) = settings.http_bind {
                             prop_assert_eq!(addr.to_string().parse().ok(), Some(addr));
                         }

@@ -25,6 +25,9 @@ pub struct NodeConfig {
     pub heartbeat_interval: Duration,
     /// Whether `shell` may run here.
     pub shell_enabled: bool,
+    /// The node's own `CRONMESH__*` environment variables `shell` tasks still see (all others
+    /// are removed from their environment).
+    pub shell_pass_env: Vec<String>,
     /// How long run records are kept (the `cronmesh.prune_runs` task).
     pub run_retention: Duration,
     /// Whether the `demo.heartbeat` task is registered.
@@ -49,6 +52,7 @@ impl Default for NodeConfig {
             shutdown_grace: Duration::from_secs(30),
             heartbeat_interval: Duration::from_secs(2),
             shell_enabled: true,
+            shell_pass_env: Vec::new(),
             run_retention: Duration::from_secs(30 * 86_400),
             demo_enabled: false,
             persistence_buffer: 100_000,

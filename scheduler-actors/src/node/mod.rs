@@ -136,7 +136,12 @@ impl NodeBuilder {
         // name clash).
         let maintenance = maintenance_tasks(&db, config.run_retention, config.demo_enabled);
         let code = [&maintenance, &self.code_tasks];
-        let handlers = handler_table(config.shell_enabled, self.extra_handlers, &code);
+        let handlers = handler_table(
+            config.shell_enabled,
+            &config.shell_pass_env,
+            self.extra_handlers,
+            &code,
+        );
         let decls: Vec<TaskDecl> = code.iter().flat_map(|t| t.decls()).cloned().collect();
         let confs = store::trigger_confs(&db).await.map_err(db_err)?;
         let registry = Registry::build(decls.clone(), confs);

@@ -12,15 +12,21 @@ use std::sync::Arc;
 pub use self::handler::{TaskContext, TaskFailure, TaskFuture, TaskHandler, TaskOutput};
 pub use self::registration::{CodeTask, CodeTasks};
 
-/// Every handler a node has, by name: the built-ins (`shell` only with `shell_enabled`), then
-/// `extra` (handlers for runtime tasks), then the code tasks' own, each winning over the
-/// ones before on a name clash.
+/// Every handler a node has, by name: the built-ins (`shell` only with `shell_enabled`,
+/// passing `shell_pass_env` to its tasks), then `extra` (handlers for runtime tasks), then the
+/// code tasks' own, each winning over the ones before on a name clash.
 pub(crate) fn handler_table(
     shell_enabled: bool,
+    shell_pass_env: &[String],
     extra: Vec<(String, Arc<dyn TaskHandler>)>,
     code: &[&CodeTasks],
 ) -> HashMap<String, Arc<dyn TaskHandler>> {
     let mut handlers = builtin::builtin_handlers(shell_enabled);
+    if !shell_pass_env.is_empty()
+        && let Some(shell) = handlers.get_mut("shell")
+    {
+        *shell = Arc::new(builtin::ShellHandler::passing(shell_pass_env));
+    }
     handlers.extend(extra);
     for tasks in code {
         handlers.extend(tasks.handlers().map(|(n, h)| (n.clone(), h.clone())));
@@ -33,5 +39,5 @@ pub fn known_handlers(
     code_tasks: &CodeTasks,
     shell_enabled: bool,
 ) -> HashMap<String, Arc<dyn TaskHandler>> {
-    handler_table(shell_enabled, Vec::new(), &[code_tasks])
+    handler_table(shell_enabled, &[], Vec::new(), &[code_tasks])
 }

@@ -35,7 +35,7 @@ pub struct Builtin {
 pub const BUILTINS: [Builtin; 4] = [
     Builtin {
         name: "shell",
-        make: || Arc::new(ShellHandler),
+        make: || Arc::new(ShellHandler::default()),
         check_args: |args| parse_args::<ShellArgs>("shell", args).and_then(ShellArgs::validate),
         doc: r#"`{"program": "...", "args": ["..."], "env": {"K": "V"}, "cwd": "..."}`: runs the program (no implicit shell) in its own process group"#,
         runs_programs: true,

@@ -60,8 +60,21 @@ impl ShellArgs {
 }
 
 /// The `shell` handler.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct ShellHandler;
+#[derive(Debug, Default, Clone)]
+pub struct ShellHandler {
+    /// The node's own `CRONMESH__*` settings a task may still see
+    /// (`handlers.shell_pass_env`).
+    pass_env: Arc<[String]>,
+}
+
+impl ShellHandler {
+    /// A handler whose tasks also see these of the node's `CRONMESH__*` settings.
+    pub fn passing(names: &[String]) -> Self {
+        ShellHandler {
+            pass_env: names.into(),
+        }
+    }
+}
 
 /// Keeps the last [`OUTPUT_TAIL_BYTES`] of everything written to it.
 #[derive(Debug, Default, Clone)]
@@ -102,15 +115,19 @@ fn signal_group(pid: Option<u32>, signal: Signal) {
 
 impl TaskHandler for ShellHandler {
     fn run(&self, ctx: TaskContext) -> TaskFuture {
+        let pass_env = self.pass_env.clone();
         Box::pin(async move {
             let args: ShellArgs =
                 parse_args("shell", ctx.args.as_ref()).map_err(TaskFailure::new)?;
             let mut cmd = Command::new(&args.program);
             // The node's own settings (its database and Redis URLs, passwords and all) are
-            // not the task's business: a task sees the rest of the node's environment, and
-            // what its own `env` gives it.
+            // not the task's business: a task sees the rest of the node's environment, those
+            // listed in `handlers.shell_pass_env`, and what its own `env` gives it.
             for (name, _) in std::env::vars_os() {
-                if name.to_string_lossy().starts_with(NODE_SETTINGS_PREFIX) {
+                let text = name.to_string_lossy();
+                if text.starts_with(NODE_SETTINGS_PREFIX)
+                    && !pass_env.iter().any(|passed| *passed == text)
+                {
                     cmd.env_remove(&name);
                 }
             }
