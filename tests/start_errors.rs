@@ -94,4 +94,7 @@ fn an_admin_server_open_beyond_loopback_is_warned_about() {
     let log = quiet.log();
     assert!(quiet.stop().success());
     assert!(!log.contains("not loopback"), "{log}");
+    // Text logs into a file (not a terminal) carry no colour codes.
+    assert!(log.contains(" INFO "), "{log}");
+    assert!(!log.contains('\u{1b}'), "{log:?}");
 }
