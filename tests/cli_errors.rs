@@ -16,6 +16,17 @@ const READ_COMMANDS: [&[&str]; 5] = [
     &["triggers", "list"],
 ];
 
+/// Adds the task `a.b`.
+const ADD_A_B: &[&str] = &[
+    "tasks",
+    "add",
+    "a.b",
+    "--cron",
+    "@daily",
+    "--handler",
+    "noop",
+];
+
 /// Runs `cronmesh ARGS` in `dir` and insists that it succeeds.
 fn succeeds(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
     let out = cronmesh(dir, args, &[]);
@@ -104,18 +115,11 @@ async fn a_schema_behind_the_binary_is_named_and_left_alone() {
 
     let expected =
         format!("database schema is at {have}, this cronmesh needs {need}: run 'cronmesh migrate'");
-    for args in READ_COMMANDS.iter().copied().chain([
-        &["tasks", "disable", "a.b"][..],
-        &[
-            "tasks",
-            "add",
-            "a.b",
-            "--cron",
-            "@daily",
-            "--handler",
-            "noop",
-        ],
-    ]) {
+    for args in READ_COMMANDS
+        .iter()
+        .copied()
+        .chain([&["tasks", "disable", "a.b"][..], ADD_A_B])
+    {
         let out = cronmesh(dir.path(), args, &[]);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
         assert!(error_line(&out).contains(&expected), "{}", stderr(&out));
@@ -315,18 +319,7 @@ fn as_reader(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> std:
 fn a_database_this_user_cannot_write_serves_reads_and_refuses_writes_clearly() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
-    succeeds(
-        dir.path(),
-        &[
-            "tasks",
-            "add",
-            "a.b",
-            "--cron",
-            "@daily",
-            "--handler",
-            "noop",
-        ],
-    );
+    succeeds(dir.path(), ADD_A_B);
     // The file and its directory read-only: SQLite cannot make the WAL's shared-memory file.
     let set_mode = |path: &std::path::Path, mode| {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
@@ -358,18 +351,7 @@ fn a_database_this_user_cannot_write_serves_reads_and_refuses_writes_clearly() {
 #[test]
 fn a_database_opened_with_mode_ro_serves_reads_and_refuses_writes_clearly() {
     let dir = tempfile::tempdir().unwrap();
-    succeeds(
-        dir.path(),
-        &[
-            "tasks",
-            "add",
-            "a.b",
-            "--cron",
-            "@daily",
-            "--handler",
-            "noop",
-        ],
-    );
+    succeeds(dir.path(), ADD_A_B);
     let read_only = [("CRONMESH__DATABASE__URL", "sqlite://cronmesh.db?mode=ro")];
     for args in READ_COMMANDS {
         let out = cronmesh(dir.path(), args, &read_only);

@@ -29,6 +29,42 @@ fn date_in(secs: i64) -> String {
     )
 }
 
+/// Adds a `shell` task with `args` that fires once in a few seconds, and waits for its run to
+/// end with `status`.
+async fn shell_task_once(
+    dir: &Path,
+    name: &str,
+    args: &str,
+    status: RunStatus,
+) -> entity::task_run::Model {
+    let trigger = date_in(4);
+    cli_ok(
+        dir,
+        &[
+            "tasks",
+            "add",
+            name,
+            "--trigger-json",
+            &trigger,
+            "--handler",
+            "shell",
+            "--args",
+            args,
+        ],
+    );
+    let db = node_db(dir).await;
+    wait_for("the run to end", Duration::from_secs(15), || {
+        let db = db.clone();
+        async move {
+            runs_of(&db, name)
+                .await
+                .into_iter()
+                .find(|r| r.status == status)
+        }
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn every_second_tasks_fire_on_their_times_once_each() {
     let dir = tempfile::tempdir().unwrap();
@@ -208,30 +244,7 @@ async fn shell_task_never_sees_the_nodes_own_settings() {
     let secret = "redis://:n0de-s3cret@127.0.0.1:1/0";
     let node = NodeProcess::start(dir.path(), &[("CRONMESH__REDIS__URL", secret)]);
     let args = serde_json::json!({"program": "env", "env": {"GIVEN": "yes"}}).to_string();
-    let trigger = date_in(4);
-    let add = [
-        "tasks",
-        "add",
-        "shell.secrets",
-        "--trigger-json",
-        &trigger,
-        "--handler",
-        "shell",
-        "--args",
-        &args,
-    ];
-    cli_ok(dir.path(), &add);
-    let db = node_db(dir.path()).await;
-    let run = wait_for("the run to end", Duration::from_secs(15), || {
-        let db = db.clone();
-        async move {
-            runs_of(&db, "shell.secrets")
-                .await
-                .into_iter()
-                .find(|r| r.status == RunStatus::Succeeded)
-        }
-    })
-    .await;
+    let run = shell_task_once(dir.path(), "shell.secrets", &args, RunStatus::Succeeded).await;
     let output = run.output.unwrap_or_default();
     assert!(output.contains("GIVEN=yes"), "{output}");
     assert!(output.contains("CRONMESH_TASK=shell.secrets"), "{output}");
@@ -254,32 +267,7 @@ async fn a_setting_listed_in_shell_pass_env_reaches_shell_tasks_and_no_other() {
         ],
     );
     let args = serde_json::json!({"program": "env"}).to_string();
-    let trigger = date_in(4);
-    cli_ok(
-        dir.path(),
-        &[
-            "tasks",
-            "add",
-            "shell.passed",
-            "--trigger-json",
-            &trigger,
-            "--handler",
-            "shell",
-            "--args",
-            &args,
-        ],
-    );
-    let db = node_db(dir.path()).await;
-    let run = wait_for("the run to end", Duration::from_secs(15), || {
-        let db = db.clone();
-        async move {
-            runs_of(&db, "shell.passed")
-                .await
-                .into_iter()
-                .find(|r| r.status == RunStatus::Succeeded)
-        }
-    })
-    .await;
+    let run = shell_task_once(dir.path(), "shell.passed", &args, RunStatus::Succeeded).await;
     let output = run.output.unwrap_or_default();
     assert!(
         output.contains("CRONMESH__NODE__HEARTBEAT_SECS=1"),
@@ -298,32 +286,7 @@ async fn shell_task_gets_its_environment_and_keeps_its_output() {
     let script = "env | grep ^CRONMESH_ | sort; echo oops >&2; exit 3";
     let args = serde_json::json!({"program": "sh", "args": ["-c", script], "env": {"EXTRA": "1"}})
         .to_string();
-    let trigger = date_in(4);
-    cli_ok(
-        dir.path(),
-        &[
-            "tasks",
-            "add",
-            "shell.env",
-            "--trigger-json",
-            &trigger,
-            "--handler",
-            "shell",
-            "--args",
-            &args,
-        ],
-    );
-    let db = node_db(dir.path()).await;
-    let run = wait_for("the run to fail", Duration::from_secs(15), || {
-        let db = db.clone();
-        async move {
-            runs_of(&db, "shell.env")
-                .await
-                .into_iter()
-                .find(|r| r.status == RunStatus::Failed)
-        }
-    })
-    .await;
+    let run = shell_task_once(dir.path(), "shell.env", &args, RunStatus::Failed).await;
     assert!(
         run.error
             .as_deref()
