@@ -71,24 +71,23 @@ fn a_failing_panicking_or_hanging_task_does_not_touch_its_neighbours() {
             .start()
             .await
             .unwrap();
-        // The library API: the scheduler is a plain actor address.
-        node.scheduler
+        // The library API: a run now, and one of a task the node does not have.
+        node.run_now("lib.healthy").await.unwrap();
+        let unknown = node.run_now("lib.nope").await.unwrap_err();
+        assert!(
+            matches!(&unknown, scheduler_actors::Error::NotScheduled { task } if task == "lib.nope"),
+            "{unknown}"
+        );
+        // The same through the scheduler's (metered) address.
+        node.scheduler()
             .send(TriggerNow {
                 task: "lib.healthy".into(),
             })
             .await
             .unwrap()
             .unwrap();
-        let unknown = node
-            .scheduler
-            .send(TriggerNow {
-                task: "lib.nope".into(),
-            })
-            .await
-            .unwrap();
-        assert!(unknown.unwrap_err().to_string().contains("lib.nope"));
         tokio::time::sleep(Duration::from_millis(4500)).await;
-        let db = node.db.clone();
+        let db = node.db().clone();
         node.shutdown().await.unwrap();
         db
     });
@@ -170,7 +169,7 @@ fn overlap_forbid_records_skipped_fires() {
             .await
             .unwrap();
         tokio::time::sleep(Duration::from_millis(5200)).await;
-        let db = node.db.clone();
+        let db = node.db().clone();
         node.shutdown().await.unwrap();
         db
     });
@@ -199,103 +198,7 @@ fn overlap_forbid_records_skipped_fires() {
 }
 
 #[test]
-fn persistence_buffers_through_a_database_failure_and_a_restart() {
-    use scheduler_actors::{
-        ClaimRun, Flush, Metrics, PersistenceActor, RecordFinish, RestartPersistence,
-    };
-    use sea_orm::ConnectionTrait;
-    use store::FinishedRun;
-
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("p.db").display());
-    actix::System::new().block_on(async move {
-        let db = store::connect(&url).await.unwrap();
-        store::migrate(&db).await.unwrap();
-        let metrics = Metrics::new();
-        let (pdb, m) = (db.clone(), metrics.clone());
-        let persistence =
-            actix::Supervisor::start(move |_| PersistenceActor::new(pdb, "n1".into(), 1000, m));
-        let claim = entity::task_run::Model {
-            id: 0,
-            run_id: "run-1".into(),
-            task_name: "p.task".into(),
-            fire_ts_ms: 1_000,
-            attempt: 1,
-            node_id: "n1".into(),
-            status: RunStatus::Running,
-            started_at: chrono::Utc::now(),
-            finished_at: None,
-            duration_ms: None,
-            error: None,
-            output: None,
-        };
-        let claimed = persistence
-            .send(ClaimRun {
-                run: claim,
-                forbid_overlap: true,
-            })
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(claimed, store::ClaimOutcome::Claimed);
-
-        // The table goes away: writes fail and must be kept.
-        db.execute_unprepared("ALTER TABLE task_run RENAME TO task_run_away")
-            .await
-            .unwrap();
-        persistence.do_send(RecordFinish(FinishedRun {
-            task_name: "p.task".into(),
-            fire_ts_ms: 1_000,
-            attempt: 1,
-            run_id: "run-1".into(),
-            status: RunStatus::Succeeded,
-            finished_at: chrono::Utc::now(),
-            duration_ms: 5,
-            error: None,
-            output: None,
-        }));
-        tokio::time::sleep(Duration::from_millis(400)).await;
-        assert_eq!(
-            metrics.snapshot().persistence_buffered,
-            1,
-            "kept while the write fails"
-        );
-        persistence.do_send(RestartPersistence);
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let snap = metrics.snapshot();
-        let restarts = snap
-            .actors
-            .iter()
-            .find(|a| a.actor == "PersistenceActor")
-            .unwrap()
-            .restarts;
-        assert_eq!(restarts, 1);
-        assert_eq!(snap.persistence_buffered, 1, "a restart keeps the buffer");
-
-        db.execute_unprepared("ALTER TABLE task_run_away RENAME TO task_run")
-            .await
-            .unwrap();
-        let left = persistence
-            .send(Flush {
-                within: Duration::from_secs(10),
-            })
-            .await
-            .unwrap();
-        assert_eq!(left, 0);
-        let runs = runs_of(&db, "p.task").await;
-        assert_eq!(runs.len(), 1);
-        assert_eq!(
-            runs[0].status,
-            RunStatus::Succeeded,
-            "written once the database is back"
-        );
-        assert_eq!(metrics.snapshot().persistence_dropped_writes, 0);
-    });
-}
-
-#[test]
 fn fires_missed_while_paused_follow_the_misfire_policy() {
-    use scheduler_actors::{Pause, Resume};
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("lib.db").display());
     let tasks = CodeTasks::new().with_handler(
@@ -315,13 +218,13 @@ fn fires_missed_while_paused_follow_the_misfire_policy() {
             .await
             .unwrap();
         tokio::time::sleep(Duration::from_millis(1500)).await;
-        node.scheduler.send(Pause).await.unwrap();
+        node.pause().await.unwrap();
         let paused_at = chrono::Utc::now().timestamp_millis();
         tokio::time::sleep(Duration::from_millis(3500)).await;
         let resumed_at = chrono::Utc::now().timestamp_millis();
-        node.scheduler.send(Resume).await.unwrap();
+        node.resume().await.unwrap();
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let db = node.db.clone();
+        let db = node.db().clone();
         node.shutdown().await.unwrap();
         (db, paused_at, resumed_at)
     });
@@ -388,4 +291,144 @@ fn pruning_deletes_old_finished_runs_only() {
                 "a running row is a fencing record and stays"
             );
         });
+}
+
+/// The application's own state, reached by a handler.
+struct Deliveries(std::sync::atomic::AtomicUsize);
+
+async fn deliver(ctx: TaskContext) -> Result<(), TaskFailure> {
+    let deliveries = ctx
+        .data::<Deliveries>()
+        .ok_or_else(|| TaskFailure::new("no Deliveries given to the node"))?;
+    deliveries
+        .0
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    Ok(())
+}
+
+#[test]
+fn run_events_match_the_records_and_a_slow_subscriber_only_lags() {
+    use scheduler_actors::{RunEvent, RunEvents};
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("lib.db").display());
+    let tasks = CodeTasks::new()
+        .with_handler(every_second("ev.deliver"), "ev::deliver", Arc::new(deliver))
+        .with_handler(every_second("ev.failing"), "ev::failing", Arc::new(failing))
+        .with_handler(
+            TaskDecl::cron("ev.slow", "* * * * * *"),
+            "ev::slow",
+            Arc::new(slow),
+        );
+    let config = NodeConfig {
+        database_url: url,
+        http_bind: None,
+        ..NodeConfig::default()
+    };
+    let (db, events, late_events, delivered) = actix::System::new().block_on(async move {
+        let node = NodeBuilder::new(config)
+            .code_tasks(tasks)
+            .app_data(Deliveries(0.into()))
+            .event_buffer(16)
+            .start()
+            .await
+            .unwrap();
+        // One subscriber reads as events come; the other not at all until the end.
+        let mut prompt: RunEvents = node.subscribe();
+        let reader = tokio::spawn(async move {
+            let mut seen = Vec::new();
+            while let Some(event) = prompt.next().await {
+                seen.push(event);
+            }
+            seen
+        });
+        let mut idle = node.subscribe();
+        tokio::time::sleep(Duration::from_millis(4500)).await;
+        let db = node.db().clone();
+        node.shutdown().await.unwrap();
+        let events = tokio::time::timeout(Duration::from_secs(5), reader)
+            .await
+            .expect("the stream ends after NodeStopped")
+            .unwrap();
+        let mut late = Vec::new();
+        while let Some(event) = idle.next().await {
+            late.push(event);
+        }
+        let delivered = store::list_runs(
+            &db,
+            &store::RunFilter {
+                task: Some("ev.deliver".into()),
+                status: Some(RunStatus::Succeeded),
+                limit: 1000,
+            },
+        )
+        .await
+        .unwrap()
+        .len();
+        (db, events, late, delivered)
+    });
+
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        assert_eq!(events.last(), Some(&RunEvent::NodeStopped), "{events:#?}");
+        assert!(
+            !events.iter().any(|e| matches!(e, RunEvent::Lagged { .. })),
+            "a prompt reader misses nothing"
+        );
+        // Every record that ended has exactly one RunFinished with its id and status, and
+        // every fire that was skipped one Skipped.
+        let mut finished_rows = 0;
+        let mut skipped_rows = 0;
+        for task in ["ev.deliver", "ev.failing", "ev.slow"] {
+            for row in runs_of(&db, task).await {
+                match row.status {
+                    RunStatus::SkippedOverlap => {
+                        skipped_rows += 1;
+                        let matching = events.iter().filter(|e| matches!(e,
+                            RunEvent::Skipped { task: t, fire_time, status: RunStatus::SkippedOverlap, .. }
+                                if t == task && fire_time.timestamp_millis() == row.fire_ts_ms)).count();
+                        assert_eq!(matching, 1, "{row:?}");
+                    }
+                    RunStatus::Running => {}
+                    status => {
+                        finished_rows += 1;
+                        let matching = events.iter().filter(|e| matches!(e,
+                            RunEvent::RunFinished { run_id, status: s, .. }
+                                if *run_id == row.run_id && *s == status)).count();
+                        assert_eq!(matching, 1, "{row:?}\n{events:#?}");
+                        let started = events.iter().filter(|e| matches!(e,
+                            RunEvent::RunStarted { run_id, .. } if *run_id == row.run_id)).count();
+                        assert_eq!(started, 1, "{row:?}");
+                    }
+                }
+            }
+        }
+        let finished_events = events
+            .iter()
+            .filter(|e| matches!(e, RunEvent::RunFinished { .. }))
+            .count();
+        assert_eq!(finished_events, finished_rows, "no event without a record");
+        assert!(finished_rows >= 8 && skipped_rows >= 1, "{events:#?}");
+        assert!(events.iter().any(|e| matches!(e,
+            RunEvent::RunFinished { task, status: RunStatus::Failed, error: Some(error), .. }
+                if task == "ev.failing" && error == "disk full on /data")));
+        assert!(events
+            .iter()
+            .any(|e| matches!(e, RunEvent::FirePrepared { task, .. } if task == "ev.deliver")));
+
+        // The handler reached the application's state: every delivery succeeded through it.
+        assert!(delivered >= 3, "{delivered} deliveries");
+
+        // The idle subscriber was told what it missed, then got the rest; the node did not
+        // wait for it (the records above are all there).
+        let missed: u64 = late_events
+            .iter()
+            .filter_map(|e| match e {
+                RunEvent::Lagged { missed } => Some(*missed),
+                _ => None,
+            })
+            .sum();
+        assert!(missed > 0, "{late_events:#?}");
+        assert_eq!(late_events.last(), Some(&RunEvent::NodeStopped));
+        assert!(late_events.len() <= 16 + 1, "bounded: {}", late_events.len());
+    });
 }

@@ -34,33 +34,35 @@
 mod admin_http;
 pub mod change_notices;
 mod error;
+pub mod events;
 mod executor;
 mod fire_event;
 mod health;
-pub mod lock;
+mod lock;
 pub mod metrics;
 mod node;
 mod persistence;
 mod scheduler;
 pub mod tasks;
 
+/// The actix this crate is built on: use it (`scheduler_actors::actix`) for the System a node
+/// runs in and for the application's own actors, so the versions always match.
+pub use actix;
 pub use error::{Error, Result};
-pub use executor::{ExecutorActor, ExecutorDeps, ExecutorState, Fire, FireReason};
-pub use health::Health;
+pub use events::{RunEvent, RunEvents, RunStatus};
 #[doc(hidden)]
 pub use inventory;
-pub use lock::{LockActor, LockBackend, MemoryLockBackend, RedisLockBackend, RestartLocks};
-pub use metrics::{GetMetrics, Metered, Metrics, MetricsSnapshot};
+pub use lock::{LockActor, LockBackend, MemoryLockBackend, RedisLockBackend, RenewItem};
+pub use metrics::{ActorSnapshot, GetMetrics, Metered, MetricsSnapshot};
 pub use node::{Node, NodeBuilder, NodeConfig};
-pub use persistence::{
-    ClaimRun, Flush, Heartbeat, PersistenceActor, RecordFinish, RecordSkipped, RecordTaskState,
-    RestartPersistence,
-};
+pub use persistence::PersistenceActor;
 pub use scheduler::{
-    ListScheduled, Pause, Reload, Resume, ScheduledTaskView, SchedulerActor, Shutdown, TriggerNow,
+    ListScheduled, Pause, Reload, Resume, ScheduledTaskView, SchedulerActor, TriggerNow,
 };
+/// What a task declaration needs, so `cron_task!` code depends on this crate alone.
+pub use scheduler_core::{MisfirePolicy, OverlapPolicy, TaskDecl};
 pub use tasks::builtin;
 pub use tasks::{
-    CodeTask, CodeTasks, TaskContext, TaskFailure, TaskFuture, TaskHandler, TaskOutput,
+    AppData, CodeTask, CodeTasks, TaskContext, TaskFailure, TaskFuture, TaskHandler, TaskOutput,
     known_handlers,
 };

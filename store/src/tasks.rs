@@ -329,7 +329,8 @@ pub async fn request_run_now(db: &DatabaseConnection, name: &str, at: DateTime<U
 /// it or remove from it, or a task they did not mean to touch would silently stop.
 const BUILT_IN_MODULE: &str = "cronmesh";
 
-fn is_built_in(name: &str) -> bool {
+/// Whether a task is one of cronmesh's own (the `cronmesh` module).
+pub fn is_built_in(name: &str) -> bool {
     name.split_once('.')
         .is_some_and(|(module, _)| module == BUILT_IN_MODULE)
 }

@@ -356,7 +356,7 @@ async fn start_node(config: NodeConfig, handler: Arc<BenchHandler>) -> anyhow::R
         .start()
         .await?;
     // The scheduler computes every first fire when it starts; a reply means it has.
-    node.scheduler.send(GetMetrics).await?;
+    node.scheduler().send(GetMetrics).await?;
     Ok(StartedNode {
         node,
         startup: node_started.elapsed(),

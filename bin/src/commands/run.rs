@@ -18,14 +18,14 @@ pub(crate) fn run(settings: &Settings, tasks: CodeTasks) -> anyhow::Result<ExitC
             .start()
             .await
             .map_err(start_error)?;
-        if let Some(addr) = node.http_addr
+        if let Some(addr) = node.http_addr()
             && !addr.ip().is_loopback()
         {
             tracing::warn!(
                 "the admin HTTP server listens on {addr}, which is not loopback, and has no authentication: anyone who can reach it sees the node's tasks and metrics"
             );
         }
-        if let Some(addr) = node.http_addr {
+        if let Some(addr) = node.http_addr() {
             tracing::info!(
                 "admin HTTP on http://{addr} (/healthz, /metrics, /api/actors, /api/tasks)"
             );

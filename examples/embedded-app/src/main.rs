@@ -30,7 +30,7 @@ fn serve() -> ExitCode {
             .code_tasks(CodeTasks::from_inventory())
             .start()
             .await?;
-        println!("node {} running; Ctrl-C to stop", node.node_id);
+        println!("node {} running; Ctrl-C to stop", node.id());
         let _ = tokio::signal::ctrl_c().await;
         node.shutdown().await
     });

@@ -17,6 +17,7 @@ use store::{ClaimOutcome, FinishedRun};
 use tokio_util::sync::CancellationToken;
 
 use super::{ExecutorDeps, Fire, FireReason};
+use crate::events::RunEvent;
 use crate::fire_event::{PASSED, fire_event};
 use crate::lock::{Acquire, LockLease, Release, fire_key};
 use crate::persistence::{ClaimRun, RecordFinish, RecordSkipped, RecordTaskState};
@@ -163,13 +164,26 @@ pub(crate) fn settle(
             let row = not_run(status, why);
             fire_event!(INFO, task: task, run_id: row.run_id, fire_ts_ms: fire_ts_ms, node: node,
                 attempt: row.attempt, status: status.as_str(), "{}", row.error.as_deref().unwrap_or(""));
+            deps.events.send(|| RunEvent::Skipped {
+                task: task.clone(),
+                fire_time: fire_at,
+                status,
+                reason: row.error.clone().unwrap_or_default(),
+            });
             record_not_run(row);
             Some(status)
         }
         FireEnd::OverlapElsewhere => {
             let status = RunStatus::SkippedOverlap;
+            let why = "a run of this task is still running elsewhere (overlap: forbid)";
             fire_event!(INFO, task: task, run_id: "", fire_ts_ms: fire_ts_ms, node: node,
-                attempt: attempt, status: status.as_str(), "a run of this task is still running elsewhere (overlap: forbid)");
+                attempt: attempt, status: status.as_str(), "{why}");
+            deps.events.send(|| RunEvent::Skipped {
+                task: task.clone(),
+                fire_time: fire_at,
+                status,
+                reason: why.to_owned(),
+            });
             deps.persistence.do_send(RecordTaskState {
                 task: spec.name.clone(),
                 last: Some((fire_at, status)),
@@ -181,6 +195,12 @@ pub(crate) fn settle(
             let status = RunStatus::Misfired;
             fire_event!(ERROR, task: task, run_id: run_id, fire_ts_ms: fire_ts_ms, node: node,
                 attempt: attempt, status: status.as_str(), "{why}");
+            deps.events.send(|| RunEvent::Skipped {
+                task: task.clone(),
+                fire_time: fire_at,
+                status,
+                reason: why.clone(),
+            });
             deps.persistence.do_send(finished(
                 &run_id,
                 status,
@@ -207,6 +227,22 @@ pub(crate) fn settle(
                     attempt: attempt, status: status.as_str(), duration_ms,
                     error = error.as_deref().unwrap_or(""), "run finished");
             }
+            if status == RunStatus::LockLost {
+                deps.events.send(|| RunEvent::LockLost {
+                    task: task.clone(),
+                    run_id: run_id.clone(),
+                    fire_time: fire_at,
+                });
+            }
+            deps.events.send(|| RunEvent::RunFinished {
+                task: task.clone(),
+                run_id: run_id.clone(),
+                fire_time: fire_at,
+                attempt,
+                status,
+                duration,
+                error: error.clone(),
+            });
             // The outcome also sets the task's last run and status (in the persistence actor).
             deps.persistence
                 .do_send(finished(&run_id, status, error, output, duration));
@@ -226,7 +262,7 @@ pub(crate) fn settle(
     }
 }
 
-pub(super) fn fire_time(fire_ts_ms: i64) -> DateTime<Utc> {
+pub(crate) fn fire_time(fire_ts_ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(fire_ts_ms).unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
@@ -397,6 +433,7 @@ impl FireRun {
             node: deps.node_id.clone(),
             args: spec.handler_args.as_deref().cloned(),
             cancel: cancel.clone(),
+            data: deps.app_data.clone(),
         };
         let late = (Utc::now() - fire_at).to_std().unwrap_or_default();
         if self.fire.reason == FireReason::Scheduled {
@@ -405,6 +442,12 @@ impl FireRun {
         fire_event!(INFO, task: spec.name, run_id: run_id, fire_ts_ms: self.fire.fire_ts_ms,
             node: deps.node_id, attempt: self.fire.attempt, status: "running",
             late_ms = late.as_millis() as u64, reason = ?self.fire.reason, "run started");
+        deps.events.send(|| RunEvent::RunStarted {
+            task: spec.name.clone(),
+            run_id: run_id.to_owned(),
+            fire_time: fire_at,
+            attempt: self.fire.attempt,
+        });
 
         let mut join = deps.handler_runtime.spawn(self.handler.run(ctx));
         let timeout = async {

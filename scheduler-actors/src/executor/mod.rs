@@ -19,6 +19,7 @@ use entity::task_run::RunStatus;
 use scheduler_core::{OverlapPolicy, TaskSpec};
 use tokio_util::sync::CancellationToken;
 
+pub(crate) use self::fire_run::fire_time;
 use self::fire_run::{FireEnd, FireRun, Loudness, settle};
 use crate::health::Health;
 use crate::lock::LockActor;
@@ -28,7 +29,7 @@ use crate::tasks::TaskHandler;
 
 /// Why a fire happens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FireReason {
+pub(crate) enum FireReason {
     /// Its trigger said so.
     Scheduled,
     /// A fire found in the past, kept by the misfire policy.
@@ -42,7 +43,7 @@ pub enum FireReason {
 /// Run one fire of this executor's task.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct Fire {
+pub(crate) struct Fire {
     /// Scheduled fire time, UTC epoch ms (with the task name, the fire's identity).
     pub fire_ts_ms: i64,
     /// 1, or more for a recovery re-run.
@@ -56,42 +57,46 @@ pub struct Fire {
 /// A run of this executor's task ended (sent by the run to its executor).
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct RunEnded;
+pub(crate) struct RunEnded;
 
 /// What executors share: where to lock, where to write, where to run handlers.
-pub struct ExecutorDeps {
+pub(crate) struct ExecutorDeps {
     /// This node.
-    pub node_id: String,
+    pub(crate) node_id: String,
     /// Prefix of lock keys.
-    pub lock_prefix: String,
+    pub(crate) lock_prefix: String,
     /// Locks.
-    pub lock: Metered<LockActor>,
+    pub(crate) lock: Metered<LockActor>,
     /// Writes.
-    pub persistence: Metered<PersistenceActor>,
+    pub(crate) persistence: Metered<PersistenceActor>,
     /// Where handlers run.
-    pub handler_runtime: tokio::runtime::Handle,
+    pub(crate) handler_runtime: tokio::runtime::Handle,
     /// Other nodes share the schedule (a cluster lock backend): a node whose database writes
     /// fail leaves fires to them.
-    pub has_peers: bool,
+    pub(crate) has_peers: bool,
     /// Cancelled when a shutdown begins: no new run starts.
-    pub stopping: CancellationToken,
+    pub(crate) stopping: CancellationToken,
     /// Cancelled when a shutdown's grace period is over: running handlers are interrupted.
-    pub interrupt: CancellationToken,
+    pub(crate) interrupt: CancellationToken,
     /// Runs in progress on this node, all tasks together.
-    pub running: Arc<AtomicUsize>,
+    pub(crate) running: Arc<AtomicUsize>,
     /// How long a finished fire's lock key is kept, so no node takes that fire again.
-    pub lock_keep: Duration,
+    pub(crate) lock_keep: Duration,
     /// Node metrics.
-    pub metrics: Arc<Metrics>,
+    pub(crate) metrics: Arc<Metrics>,
     /// Whether this node's database writes succeed.
-    pub health: Arc<Health>,
+    pub(crate) health: Arc<Health>,
     /// Executor mailbox metrics (shared by all executors).
-    pub actor_metrics: Arc<ActorMetrics>,
+    pub(crate) actor_metrics: Arc<ActorMetrics>,
+    /// Run events for subscribers.
+    pub(crate) events: crate::events::RunEventsSender,
+    /// The application's values for handlers.
+    pub(crate) app_data: crate::tasks::AppData,
 }
 
 /// What the scheduler can see of an executor without a message.
 #[derive(Debug, Default)]
-pub struct ExecutorState {
+pub(crate) struct ExecutorState {
     /// Runs of this task in progress here.
     pub running: AtomicUsize,
     /// When it last started or finished something (UTC epoch ms).
@@ -99,7 +104,7 @@ pub struct ExecutorState {
 }
 
 /// Runs the fires of one task.
-pub struct ExecutorActor {
+pub(crate) struct ExecutorActor {
     spec: Arc<TaskSpec>,
     handler: Arc<dyn TaskHandler>,
     deps: Arc<ExecutorDeps>,
@@ -111,7 +116,7 @@ pub struct ExecutorActor {
 
 impl ExecutorActor {
     /// An executor for `spec`, running `handler`.
-    pub fn new(
+    pub(crate) fn new(
         spec: Arc<TaskSpec>,
         handler: Arc<dyn TaskHandler>,
         deps: Arc<ExecutorDeps>,

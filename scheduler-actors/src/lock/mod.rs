@@ -358,7 +358,7 @@ impl Handler<HeldLocks> for LockActor {
 }
 
 /// The lock key of one fire.
-pub fn fire_key(prefix: &str, task: &str, fire_ts_ms: i64) -> String {
+pub(crate) fn fire_key(prefix: &str, task: &str, fire_ts_ms: i64) -> String {
     format!("{prefix}:{{{task}}}:fire:{fire_ts_ms}")
 }
 

@@ -158,11 +158,6 @@ impl<A: Actor> Metered<A> {
         Metered { addr, metrics }
     }
 
-    /// The plain address.
-    pub fn addr(&self) -> &Addr<A> {
-        &self.addr
-    }
-
     /// Whether the actor is still running.
     pub fn connected(&self) -> bool {
         self.addr.connected()
@@ -180,8 +175,9 @@ impl<A: Actor> Metered<A> {
         self.addr.do_send(msg);
     }
 
-    /// Sends and waits for the reply.
-    pub async fn send<M>(&self, msg: M) -> Result<M::Result, MailboxError>
+    /// Sends, and gives a future of the reply that borrows nothing (it can be kept, moved
+    /// into a task or turned into an actor future with `.into_actor(..)`).
+    pub fn send<M>(&self, msg: M) -> impl Future<Output = Result<M::Result, MailboxError>> + 'static
     where
         M: Message + Send + 'static,
         M::Result: Send,
@@ -189,7 +185,7 @@ impl<A: Actor> Metered<A> {
         A::Context: ToEnvelope<A, M>,
     {
         self.metrics.received::<M>();
-        self.addr.send(msg).await
+        self.addr.send(msg)
     }
 }
 

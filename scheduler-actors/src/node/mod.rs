@@ -1,75 +1,43 @@
-//! A node: the four actors wired together, started inside the caller's actix `System`.
-//!
-//! ```no_run
-//! # async fn example() -> Result<(), scheduler_actors::Error> {
-//! use scheduler_actors::{CodeTasks, NodeBuilder, NodeConfig};
-//!
-//! // Inside a running actix System (e.g. under #[actix::main]):
-//! let node = NodeBuilder::new(NodeConfig::default())
-//!     .code_tasks(CodeTasks::from_inventory())
-//!     .start()
-//!     .await?;
-//! // ... node.scheduler, node.lock, node.persistence are plain actor addresses ...
-//! node.shutdown().await?;
-//! # Ok(()) }
-//! ```
+//! A node: the four actors wired together, started inside the caller's actix `System`
+//! ([`NodeBuilder`]), and the handle it gives back ([`Node`], in `handle.rs`).
 
 mod config;
+mod handle;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::AtomicUsize;
+use std::time::Duration;
 
 use actix::prelude::*;
 use chrono::Utc;
 use entity::scheduler_node::NodeState;
 use scheduler_core::{Registry, TaskDecl};
-use sea_orm::DatabaseConnection;
 use store::{NodeInfo, StoreError};
 use tokio_util::sync::CancellationToken;
 
 pub use self::config::NodeConfig;
+pub use self::handle::Node;
 use crate::error::Error;
+use crate::events::{DEFAULT_EVENT_BUFFER, RunEventsSender};
 use crate::executor::{ExecutorActor, ExecutorDeps};
 use crate::health::Health;
 use crate::lock::{LockActor, LockBackend, MemoryLockBackend, RedisLockBackend};
 use crate::metrics::{Metered, Metrics};
-use crate::persistence::{Flush, PersistenceActor};
+use crate::persistence::PersistenceActor;
 use crate::scheduler::{InitialTasks, SchedulerActor, Shutdown};
 use crate::tasks::maintenance::maintenance_tasks;
-use crate::tasks::{CodeTasks, TaskHandler, handler_table};
+use crate::tasks::{AppData, CodeTasks, TaskHandler, handler_table};
 
-/// Builds and starts a node.
+/// Builds and starts a node inside the caller's actix `System`; see [`Node`] for what it
+/// gives back.
 pub struct NodeBuilder {
     config: NodeConfig,
     code_tasks: CodeTasks,
     extra_handlers: Vec<(String, Arc<dyn TaskHandler>)>,
     lock_backend: Option<Arc<dyn LockBackend>>,
-}
-
-/// A running node: the addresses of its actors and what it needs to shut down.
-pub struct Node {
-    /// This node's id.
-    pub node_id: String,
-    /// The scheduler (its address counts what it is sent, for the mailbox metrics).
-    pub scheduler: Metered<SchedulerActor>,
-    /// The lock actor.
-    pub lock: Addr<LockActor>,
-    /// The persistence actor.
-    pub persistence: Addr<PersistenceActor>,
-    /// Metrics of every actor.
-    pub metrics: Arc<Metrics>,
-    /// The database.
-    pub db: DatabaseConnection,
-    /// The admin HTTP server's address, if it runs.
-    pub http_addr: Option<SocketAddr>,
-    config: NodeConfig,
-    running: Arc<AtomicUsize>,
-    stopping: CancellationToken,
-    interrupt: CancellationToken,
-    handler_runtime: HandlerRuntime,
-    http: Option<actix_web::dev::ServerHandle>,
+    app_data: AppData,
+    event_buffer: usize,
 }
 
 fn node_info(node_id: &str, admin: Option<SocketAddr>) -> NodeInfo {
@@ -98,7 +66,24 @@ impl NodeBuilder {
             code_tasks: CodeTasks::new(),
             extra_handlers: Vec::new(),
             lock_backend: None,
+            app_data: AppData::default(),
+            event_buffer: DEFAULT_EVENT_BUFFER,
         }
+    }
+
+    /// A value every handler can reach with [`TaskContext::data`](crate::TaskContext::data)
+    /// (one per type; a second value of a type replaces the first): a database pool, a
+    /// client, the application's configuration.
+    pub fn app_data<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.app_data.insert(value);
+        self
+    }
+
+    /// How many run events each subscriber may fall behind before it misses the oldest
+    /// (default [`DEFAULT_EVENT_BUFFER`]).
+    pub fn event_buffer(mut self, events: usize) -> Self {
+        self.event_buffer = events;
+        self
     }
 
     /// The code tasks this node runs (e.g. [`CodeTasks::from_inventory`]).
@@ -217,6 +202,7 @@ impl NodeBuilder {
             })
         };
         let running = Arc::new(AtomicUsize::new(0));
+        let events = RunEventsSender::new(self.event_buffer);
         let interrupt = CancellationToken::new();
         let stopping = CancellationToken::new();
         let deps = Arc::new(ExecutorDeps {
@@ -233,6 +219,8 @@ impl NodeBuilder {
             metrics: metrics.clone(),
             health,
             actor_metrics: metrics.actor::<ExecutorActor>(),
+            events: events.clone(),
+            app_data: self.app_data,
         });
 
         // Settle what an earlier process of this node left running and register as running
@@ -284,11 +272,12 @@ impl NodeBuilder {
 
         tracing::info!(target: "cron_task", node = %node_id, database = %url, http = ?http_addr, "node started");
         Ok(Node {
-            node_id,
+            id: node_id,
             scheduler,
-            lock,
-            persistence,
+            lock: Metered::new(lock, metrics.actor::<LockActor>()),
+            persistence: Metered::new(persistence, metrics.actor::<PersistenceActor>()),
             metrics,
+            events,
             db,
             http_addr,
             config,
@@ -298,55 +287,6 @@ impl NodeBuilder {
             handler_runtime,
             http,
         })
-    }
-}
-
-impl Node {
-    /// Runs in progress on this node.
-    pub fn running(&self) -> usize {
-        self.running.load(Ordering::Acquire)
-    }
-
-    /// Graceful shutdown: stop firing, let running fires finish within the grace period,
-    /// interrupt the rest (recorded `interrupted`, their locks freed for a peer), write out
-    /// everything buffered, and mark the node stopped.
-    pub async fn shutdown(mut self) -> Result<(), Error> {
-        tracing::info!(target: "cron_task", node = %self.node_id, running = self.running(), grace_secs = self.config.shutdown_grace.as_secs(), "shutting down");
-        self.stopping.cancel();
-        self.scheduler.send(Shutdown).await?;
-        if let Err(e) = store::set_node_state(&self.db, &self.node_id, NodeState::Draining).await {
-            tracing::warn!(target: "cron_task", node = %self.node_id, error = %e, "could not mark the node draining");
-        }
-        let deadline = Instant::now() + self.config.shutdown_grace;
-        while self.running() > 0 && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        if self.running() > 0 {
-            tracing::warn!(target: "cron_task", node = %self.node_id, running = self.running(), "grace period over; interrupting running fires");
-            self.interrupt.cancel();
-            let hard = Instant::now() + Duration::from_secs(5);
-            while self.running() > 0 && Instant::now() < hard {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-        let left = self
-            .persistence
-            .send(Flush {
-                within: Duration::from_secs(10),
-            })
-            .await?;
-        if left > 0 {
-            tracing::error!(target: "cron_task", node = %self.node_id, unwritten = left, "database unreachable at shutdown; these run records are lost");
-        }
-        if let Err(e) = store::set_node_state(&self.db, &self.node_id, NodeState::Stopped).await {
-            tracing::warn!(target: "cron_task", error = %e, "could not mark the node stopped");
-        }
-        if let Some(http) = self.http.take() {
-            http.stop(true).await;
-        }
-        self.handler_runtime.stop();
-        tracing::info!(target: "cron_task", node = %self.node_id, "node stopped");
-        Ok(())
     }
 }
 

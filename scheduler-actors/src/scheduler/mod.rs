@@ -28,6 +28,7 @@ use store::ChangeMark;
 use self::due_queue::{DueFire, DueQueue};
 pub(crate) use self::task_rows::InitialTasks;
 use crate::error::Error;
+use crate::events::RunEvent;
 use crate::executor::{ExecutorActor, ExecutorDeps, ExecutorState, Fire, FireReason};
 use crate::metrics::{ActorMetrics, Metered};
 use crate::persistence::RecordNextFires;
@@ -75,6 +76,8 @@ pub struct ScheduledTaskView {
     pub next_fire: Option<DateTime<Utc>>,
     /// Runs in progress on this node.
     pub running: usize,
+    /// One of cronmesh's own tasks (the `cronmesh` module, such as `cronmesh.prune_runs`).
+    pub builtin: bool,
 }
 
 /// A change notice arrived over Redis pub/sub.
@@ -250,6 +253,11 @@ impl SchedulerActor {
     pub(super) fn send_fire(&mut self, name: &Arc<str>, fire: Fire) {
         if let Some(executor) = self.executor(name) {
             self.deps.metrics.fired();
+            self.deps.events.send(|| RunEvent::FirePrepared {
+                task: name.to_string(),
+                fire_time: crate::executor::fire_time(fire.fire_ts_ms),
+                attempt: fire.attempt,
+            });
             executor.do_send(fire);
         }
     }
@@ -520,6 +528,7 @@ impl Handler<ListScheduled> for SchedulerActor {
                 name: name.to_string(),
                 next_fire: e.next.and_then(DateTime::from_timestamp_millis),
                 running: e.running(),
+                builtin: store::is_built_in(name),
             })
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));

@@ -12,6 +12,7 @@ use entity::task_run::RunStatus;
 use store::OrphanRun;
 
 use super::SchedulerActor;
+use crate::events::RunEvent;
 use crate::executor::{Fire, FireReason};
 use crate::fire_event::fire_event;
 
@@ -69,10 +70,20 @@ impl SchedulerActor {
         }
         let db = self.db.clone();
         let me = self.deps.node_id.clone();
+        let events = self.deps.events.clone();
         let fut = async move {
             let now = Utc::now();
             for o in &abandon {
                 if store::abandon_run(&db, o, now).await? {
+                    events.send(|| RunEvent::RunFinished {
+                        task: o.task_name.clone(),
+                        run_id: o.run_id.clone(),
+                        fire_time: crate::executor::fire_time(o.fire_ts_ms),
+                        attempt: o.attempt,
+                        status: RunStatus::Abandoned,
+                        duration: Duration::ZERO,
+                        error: Some(format!("node {} died while this ran", o.node_id)),
+                    });
                     fire_event!(WARN, task: o.task_name, run_id: o.run_id, fire_ts_ms: o.fire_ts_ms,
                         node: o.node_id, attempt: o.attempt, status: RunStatus::Abandoned.as_str(),
                         settled_by = %me, "run abandoned: its node died");

@@ -14,6 +14,7 @@ use store::ChangeMark;
 
 use super::task_rows::{TaskRows, read_task_rows};
 use super::{Entry, FireReason, LiveTask, RUN_NOW_WINDOW, SchedulerActor};
+use crate::events::RunEvent;
 use crate::fire_event::fire_event;
 use crate::persistence::RecordSkipped;
 
@@ -164,6 +165,11 @@ impl SchedulerActor {
             fire_event!(INFO, task: spec.name, run_id: row.run_id, fire_ts_ms: row.fire_ts_ms,
                 node: row.node_id, attempt: row.attempt, status: row.status.as_str(),
                 "{}", row.error.as_deref().unwrap_or(""));
+            self.deps.events.send(|| RunEvent::Misfired {
+                task: spec.name.clone(),
+                count: plan.skipped.count,
+                latest,
+            });
             self.deps.persistence.do_send(RecordSkipped(row));
         }
         for fire in &plan.run {

@@ -3,9 +3,12 @@
 //! Any `async fn(TaskContext) -> Result<(), TaskFailure>` is a handler. Handlers that report
 //! output (such as the built-in `shell`) implement the trait directly.
 
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
@@ -28,9 +31,78 @@ pub struct TaskContext {
     /// Fires when the run must stop: timeout, lost lock or shutdown. Handlers that loop or
     /// wait should watch it; the executor stops waiting for them either way.
     pub cancel: CancellationToken,
+    /// The application's state, as given to [`NodeBuilder::app_data`](crate::NodeBuilder::app_data).
+    pub(crate) data: AppData,
+}
+
+/// Values an application hands its handlers, one per type: a database pool, a client, its
+/// configuration. Cheap to clone (shared).
+#[derive(Clone, Default)]
+pub struct AppData(Arc<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>);
+
+impl AppData {
+    /// Adds `value`, replacing an earlier value of the same type.
+    pub(crate) fn insert<T: Send + Sync + 'static>(&mut self, value: T) {
+        Arc::make_mut(&mut self.0).insert(TypeId::of::<T>(), Arc::new(value));
+    }
+
+    /// The value of type `T`, if one was given.
+    pub fn get<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        self.0
+            .get(&TypeId::of::<T>())
+            .and_then(|v| v.clone().downcast::<T>().ok())
+    }
+}
+
+impl fmt::Debug for AppData {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AppData({} value(s))", self.0.len())
+    }
 }
 
 impl TaskContext {
+    /// A context for calling a handler outside a node (in the application's own tests): a
+    /// fire of `task` at `fire_time`, attempt 1, on node `test`, with `data`.
+    pub fn for_test(task: &str, fire_time: DateTime<Utc>, data: AppData) -> Self {
+        TaskContext {
+            task: task.to_owned(),
+            run_id: uuid::Uuid::new_v4().to_string(),
+            fire_time,
+            attempt: 1,
+            node: "test".to_owned(),
+            args: None,
+            cancel: CancellationToken::new(),
+            data,
+        }
+    }
+
+    /// The same context with `handler_args` (for testing a handler that reads them).
+    pub fn with_args(mut self, args: serde_json::Value) -> Self {
+        self.args = Some(args);
+        self
+    }
+
+    /// The application's value of type `T`, given to the node with
+    /// [`NodeBuilder::app_data`](crate::NodeBuilder::app_data): how a handler reaches a
+    /// database pool or a client. `None` if none of that type was given.
+    ///
+    /// ```
+    /// use scheduler_actors::{TaskContext, TaskFailure};
+    ///
+    /// struct Mailer { from: String }
+    ///
+    /// async fn send_digest(ctx: TaskContext) -> Result<(), TaskFailure> {
+    ///     let mailer = ctx
+    ///         .data::<Mailer>()
+    ///         .ok_or_else(|| TaskFailure::new("no Mailer given to the node"))?;
+    ///     println!("sending as {}", mailer.from);
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn data<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        self.data.get::<T>()
+    }
+
     /// A span carrying the run's fields, for the handler's own log lines.
     pub fn span(&self) -> tracing::Span {
         tracing::info_span!(

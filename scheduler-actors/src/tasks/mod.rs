@@ -9,7 +9,7 @@ mod registration;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-pub use self::handler::{TaskContext, TaskFailure, TaskFuture, TaskHandler, TaskOutput};
+pub use self::handler::{AppData, TaskContext, TaskFailure, TaskFuture, TaskHandler, TaskOutput};
 pub use self::registration::{CodeTask, CodeTasks};
 
 /// Every handler a node has, by name: the built-ins (`shell` only with `shell_enabled`,

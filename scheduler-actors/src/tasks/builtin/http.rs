@@ -146,8 +146,6 @@ mod tests {
     use std::io::{Read, Write};
     use std::net::TcpListener;
 
-    use tokio_util::sync::CancellationToken;
-
     use super::*;
 
     /// A one-connection-at-a-time server answering every request with `status` and `body`.
@@ -170,15 +168,7 @@ mod tests {
     }
 
     fn ctx(args: serde_json::Value) -> TaskContext {
-        TaskContext {
-            task: "t.http".into(),
-            run_id: "r1".into(),
-            fire_time: chrono::Utc::now(),
-            attempt: 1,
-            node: "n1".into(),
-            args: Some(args),
-            cancel: CancellationToken::new(),
-        }
+        TaskContext::for_test("t.http", chrono::Utc::now(), Default::default()).with_args(args)
     }
 
     #[tokio::test]
