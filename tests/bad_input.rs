@@ -207,7 +207,7 @@ fn what_is_accepted_but_likely_a_mistake_gets_a_warning() {
     let past_date = r#"{"type":"date","run_at":"2020-01-01T00:00:00Z"}"#;
     let ended =
         r#"{"type":"cron","expr":"@daily","timezone":"UTC","end_at":"2021-01-01T00:00:00Z"}"#;
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 6] = [
         (
             &[
                 "tasks",
@@ -257,6 +257,10 @@ fn what_is_accepted_but_likely_a_mistake_gets_a_warning() {
                 past_date,
             ],
             "warning: task old.conf will never fire: its date is in the past",
+        ),
+        (
+            &["triggers", "set", "ended", past_date],
+            "warning: trigger conf ended will never fire: its date is in the past",
         ),
     ];
     for (args, warning) in cases {

@@ -15,7 +15,7 @@ use crate::support::history::{assert_exactly_once, executions, logging_shell_arg
 use crate::support::node::{NodeProcess, wait_for};
 use crate::support::postgres::TempDatabase;
 use crate::support::redis::RedisServer;
-use crate::support::{cronmesh, stderr};
+use crate::support::{cronmesh, fire_events, stderr};
 
 /// One Postgres database and one Redis for the nodes of a test.
 struct Cluster {
@@ -227,7 +227,9 @@ async fn two_nodes_and_a_long_run(
 #[tokio::test(flavor = "multi_thread")]
 async fn killed_node_without_recover_leaves_an_abandoned_run() {
     let c = Cluster::new().await;
-    let (mut nodes, holder) = two_nodes_and_a_long_run(&c, "kill.norecover", false, "2", &[]).await;
+    let json = [("CRONMESH__LOG__FORMAT", "json")];
+    let (mut nodes, holder) =
+        two_nodes_and_a_long_run(&c, "kill.norecover", false, "2", &json).await;
     nodes[holder].signal(Signal::SIGKILL);
     let _ = nodes[holder].wait_exit(Duration::from_secs(5));
     let killed_at = std::time::Instant::now();
@@ -249,8 +251,15 @@ async fn killed_node_without_recover_leaves_an_abandoned_run() {
         killed_at.elapsed()
     );
     assert_eq!(run.attempt, 1);
-    assert!(run.error.unwrap_or_default().contains("died"));
+    assert!(run.error.clone().unwrap_or_default().contains("died"));
     assert_eq!(executions(&c.exec_log()).len(), 1, "nobody ran it again");
+    // The survivor's log says so with every field of a fire event.
+    let log = nodes[1 - holder].log();
+    let event = fire_events(&log)
+        .into_iter()
+        .find(|v| v["fields"]["status"] == "abandoned")
+        .unwrap_or_else(|| panic!("no abandoned event in\n{log}"));
+    assert_eq!(event["fields"]["run_id"], run.run_id.as_str());
     for n in nodes {
         drop(n);
     }
@@ -259,7 +268,8 @@ async fn killed_node_without_recover_leaves_an_abandoned_run() {
 #[tokio::test(flavor = "multi_thread")]
 async fn killed_node_with_recover_is_rerun_once_elsewhere() {
     let c = Cluster::new().await;
-    let (mut nodes, holder) = two_nodes_and_a_long_run(&c, "kill.recover", true, "2", &[]).await;
+    let json = [("CRONMESH__LOG__FORMAT", "json")];
+    let (mut nodes, holder) = two_nodes_and_a_long_run(&c, "kill.recover", true, "2", &json).await;
     nodes[holder].signal(Signal::SIGKILL);
     let _ = nodes[holder].wait_exit(Duration::from_secs(5));
     let run = wait_for("the re-run to succeed", Duration::from_secs(30), || async {
@@ -276,6 +286,18 @@ async fn killed_node_with_recover_is_rerun_once_elsewhere() {
     assert_eq!(execs.len(), 2, "{execs:?}");
     assert_eq!((execs[1].attempt, execs[1].node.as_str()), (2, survivor));
     assert_eq!(c.runs_of("kill.recover").await.len(), 1, "one row per fire");
+    let log = nodes[1 - holder].log();
+    let event = fire_events(&log)
+        .into_iter()
+        .find(|v| {
+            v["fields"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("re-running")
+        })
+        .unwrap_or_else(|| panic!("no re-run event in\n{log}"));
+    assert_eq!(event["fields"]["run_id"], run.run_id.as_str());
+    assert_eq!(event["fields"]["attempt"], 2);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -239,12 +239,37 @@ impl Settings {
             .map_err(|e| {
                 InvalidInput(format!(
                     "configuration: {}",
-                    store::redact_urls_in(&e.to_string())
+                    clip_long_values(&store::redact_urls_in(&e.to_string()))
                 ))
             })
             .context("loading settings")?;
         Settings::try_from(raw).map_err(|e| anyhow::Error::new(e).context("loading settings"))
     }
+}
+
+/// The config crate's message with every quoted value longer than a line clipped (it quotes
+/// a value of the wrong type whole).
+fn clip_long_values(text: &str) -> String {
+    const KEEP: usize = 60;
+    let mut out = String::with_capacity(text.len().min(1_000));
+    for (i, part) in text.split('"').enumerate() {
+        if i > 0 {
+            out.push('"');
+        }
+        // Odd parts are inside quotes.
+        if i % 2 == 1 && part.chars().count() > KEEP {
+            out.extend(part.chars().take(KEEP));
+            out.push_str(&format!("... ({} characters)", part.chars().count()));
+        } else {
+            out.push_str(part);
+        }
+    }
+    out
+}
+
+/// A URL for a message: password redacted, and clipped when long.
+fn shown_url(url: &str) -> String {
+    scheduler_core::quoted(&redact_url(url))
 }
 
 /// The environment as a settings source: `CRONMESH__SECTION__KEY`.
@@ -280,7 +305,7 @@ impl TryFrom<RawSettings> for Settings {
         let bad = |key: &str, problem: String| {
             InvalidInput(format!(
                 "config key `{key}`: {}",
-                store::redact_urls_in(&problem)
+                clip_long_values(&store::redact_urls_in(&problem))
             ))
         };
 
@@ -294,14 +319,11 @@ impl TryFrom<RawSettings> for Settings {
         {
             return Err(bad(
                 "database.url",
-                format!(
-                    "{:?} is not a sqlite:// or postgres:// URL",
-                    redact_url(&url)
-                ),
+                format!("{} is not a sqlite:// or postgres:// URL", shown_url(&url)),
             ));
         }
         if let Err(why) = store::check_database_url(&url) {
-            return Err(bad("database.url", format!("{:?} {why}", redact_url(&url))));
+            return Err(bad("database.url", format!("{} {why}", shown_url(&url))));
         }
         let redis_url = raw.redis.url.filter(|u| !u.is_empty());
         if let Some(u) = &redis_url
@@ -309,13 +331,13 @@ impl TryFrom<RawSettings> for Settings {
         {
             return Err(bad(
                 "redis.url",
-                format!("{:?} is not a redis:// URL", redact_url(u)),
+                format!("{} is not a redis:// URL", shown_url(u)),
             ));
         }
         if let Some(u) = &redis_url
             && let Err(why) = scheduler_actors::RedisLockBackend::check_url(u)
         {
-            return Err(bad("redis.url", format!("{:?}: {why}", redact_url(u))));
+            return Err(bad("redis.url", format!("{}: {why}", shown_url(u))));
         }
         let http_bind = match (raw.http.enabled.unwrap_or(true), raw.http.bind) {
             (false, _) => None,
@@ -323,7 +345,10 @@ impl TryFrom<RawSettings> for Settings {
             (true, Some(b)) => Some(b.parse().map_err(|_| {
                 bad(
                     "http.bind",
-                    format!("{b:?} is not an address with a port, such as 127.0.0.1:8080"),
+                    format!(
+                        "{} is not an address with a port, such as 127.0.0.1:8080",
+                        scheduler_core::quoted(&b)
+                    ),
                 )
             })?),
         };
@@ -333,7 +358,10 @@ impl TryFrom<RawSettings> for Settings {
         {
             return Err(bad(
                 "node.id",
-                format!("{id:?} must be at most 128 characters without spaces or ':'"),
+                format!(
+                    "{} must be at most 128 characters without spaces or ':'",
+                    scheduler_core::quoted(id)
+                ),
             ));
         }
         let secs = |key: &str, v: Option<u64>, default: u64, min: u64| {
@@ -385,7 +413,8 @@ impl TryFrom<RawSettings> for Settings {
             return Err(bad(
                 "handlers.shell_pass_env",
                 format!(
-                    "{name:?} is not one of the node's CRONMESH__ settings; tasks see every other variable anyway"
+                    "{} is not one of the node's CRONMESH__ settings; tasks see every other variable anyway",
+                    scheduler_core::quoted(name)
                 ),
             ));
         }
@@ -393,7 +422,10 @@ impl TryFrom<RawSettings> for Settings {
         if redis_prefix.is_empty() || redis_prefix.contains(char::is_whitespace) {
             return Err(bad(
                 "redis.prefix",
-                format!("{redis_prefix:?} must be non-empty without spaces"),
+                format!(
+                    "{} must be non-empty without spaces",
+                    scheduler_core::quoted(&redis_prefix)
+                ),
             ));
         }
         Ok(Settings {
@@ -525,6 +557,9 @@ mod tests {
                 "-1".to_owned(),
                 "18446744073709551616".to_owned(),
                 String::new(),
+                "é://x".to_owned(),
+                format!("ü://u:{SECRET}@h"),
+                "x".repeat(5000),
             ]),
             2 => ".{0,20}",
         ]
@@ -575,6 +610,7 @@ mod tests {
                     Err(e) => {
                         prop_assert!(e.contains(name) || e.contains(section), "{}: {}", key, e);
                         prop_assert!(!e.contains(SECRET), "{}", e);
+                        prop_assert!(e.len() < 1_000, "{} bytes: {}", e.len(), key);
                     }
                 }
             }

@@ -78,6 +78,20 @@ fn http_args() -> impl Strategy<Value = Value> {
         })
 }
 
+/// Arguments that put the secret where another type belongs.
+fn mistyped_args() -> impl Strategy<Value = Value> {
+    prop::sample::select(vec![
+        json!({"url": "http://127.0.0.1:1/", "headers": format!("Authorization: Bearer {SECRET}")}),
+        json!({"url": "http://127.0.0.1:1/", "timeout_secs": SECRET}),
+        json!({"url": "http://127.0.0.1:1/", "expect_status": format!("\"{SECRET}\"")}),
+        json!({"url": "http://127.0.0.1:1/", "body": {"token": SECRET}}),
+        json!({"url": ["a", SECRET]}),
+        json!({"program": "env", "env": format!("TOKEN={SECRET}")}),
+        json!({"program": "env", "args": SECRET}),
+        json!({"program": {"x": SECRET}}),
+    ])
+}
+
 /// Arguments shaped like `shell`'s, an environment variable holding the secret.
 fn shell_args() -> impl Strategy<Value = Value> {
     (
@@ -132,6 +146,12 @@ proptest! {
     #[test]
     fn shell_arguments_are_accepted_or_refused_without_their_secrets(args in shell_args()) {
         check("shell", Some(&args))?;
+    }
+
+    #[test]
+    fn a_secret_of_the_wrong_type_is_not_repeated(args in mistyped_args()) {
+        let handler = if args.get("program").is_some() { "shell" } else { "http" };
+        prop_assert!(!check(handler, Some(&args))?, "{} accepted", args);
     }
 
     #[test]

@@ -237,6 +237,7 @@ proptest! {
                 std::time::Duration::from_millis(grace_ms),
             );
             prop_assert!(plan.run.iter().all(|t| *t <= now));
+            prop_assert!(plan.run.len() <= scheduler_core::misfire::MAX_CATCH_UP_RUNS);
             prop_assert!(plan.next.is_none_or(|t| t > now));
         }
     }

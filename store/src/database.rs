@@ -34,19 +34,20 @@ pub async fn connect_existing(url: &str) -> Result<DatabaseConnection> {
             database: redact_url(url),
         });
     }
-    if sqlite_path(url).is_none() {
+    let Some(path) = sqlite_path(url) else {
         return Ok(open(url, "", false).await?);
-    }
+    };
     // A file (or directory) this process cannot write is read read-only. A WAL database is
-    // read through its shared-memory file; while no node has the database open there is
-    // none, and a read-only directory cannot get one, so the last resort reads it as
-    // immutable (nobody can be writing it then: a writer keeps that file in place).
-    let tries: &[&str] = if url.contains("mode=ro") {
-        &["", "immutable=1"]
-    } else if url.contains("mode=") {
-        &[""]
-    } else {
-        &["mode=rw", "mode=ro", "mode=ro&immutable=1"]
+    // read through its shared-memory file, which a read-only directory cannot get; then, and
+    // only while the write-ahead log is empty (nothing committed is outside the main file,
+    // and no writer has the database open), it is read as immutable.
+    let wal = PathBuf::from(format!("{}-wal", path.display()));
+    let wal_empty = std::fs::metadata(&wal).map_or(true, |m| m.len() == 0);
+    let tries: &[&str] = match (url.contains("mode=ro"), url.contains("mode="), wal_empty) {
+        (true, _, true) => &["", "immutable=1"],
+        (true, _, false) | (false, true, _) => &[""],
+        (false, false, true) => &["mode=rw", "mode=ro", "mode=ro&immutable=1"],
+        (false, false, false) => &["mode=rw", "mode=ro"],
     };
     let mut last = None;
     for params in tries {
@@ -73,8 +74,15 @@ async fn open(url: &str, sqlite_params: &str, wal: bool) -> Result<DatabaseConne
         url.to_owned()
     };
     let mut options = ConnectOptions::new(url.clone());
+    // An immutable database is read by one connection: a second one opened later could find
+    // a writer that came meanwhile.
+    let connections = match (is_sqlite, url.contains("immutable=1")) {
+        (true, true) => 1,
+        (true, false) => 4,
+        (false, _) => 16,
+    };
     options
-        .max_connections(if is_sqlite { 4 } else { 16 })
+        .max_connections(connections)
         .min_connections(1)
         .connect_timeout(Duration::from_secs(5))
         .acquire_timeout(Duration::from_secs(10))
@@ -226,9 +234,12 @@ pub fn redact_urls_in(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(at) = rest.find("://") {
+        let not_scheme = |c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
         let scheme_start = rest[..at]
-            .rfind(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
-            .map_or(0, |i| i + 1);
+            .char_indices()
+            .rev()
+            .find(|(_, c)| not_scheme(*c))
+            .map_or(0, |(i, c)| i + c.len_utf8());
         let end = rest[at..]
             .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '`' | '<' | '>'))
             .map_or(rest.len(), |i| at + i);
@@ -444,6 +455,8 @@ mod tests {
             r#"key `http.bind`: "postgres://app:***@127.0.0.1/x" is not an address; nor redis://:***@h:1"#
         );
         assert_eq!(redact_urls_in("no url here"), "no url here");
+        assert_eq!(redact_urls_in("é://x:pw@h"), "é://x:***@h");
+        assert_eq!(redact_urls_in("\"é://x\" ü://"), "\"é://x\" ü://");
         assert_eq!(redact_urls_in("://"), "://");
     }
 

@@ -15,9 +15,7 @@ pub enum StoreError {
     Db(DbErr),
     /// A write to a database this process may only read (file or directory permissions,
     /// `mode=ro`, a read-only server); nothing was written.
-    #[error(
-        "the database is read-only and this needs to write: {0} (reads such as `tasks list` and `runs` still work)"
-    )]
+    #[error("the database is read-only and this needs to write: {0}")]
     ReadOnly(DbErr),
     /// No row of that kind has that name.
     #[error("no {what} named {}", scheduler_core::quoted(name))]

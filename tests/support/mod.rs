@@ -36,3 +36,30 @@ pub fn stdout(out: &Output) -> String {
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+/// The documented fields of an event about a fire.
+pub const FIRE_FIELDS: [&str; 6] = ["task", "run_id", "fire_time", "node", "attempt", "status"];
+
+/// Every `cron_task` event of a JSON log that is about a fire (it names a task and a status,
+/// fire time or run), after checking that each has all six documented fields.
+pub fn fire_events(log: &str) -> Vec<serde_json::Value> {
+    let events: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["target"] == "cron_task" && !v["fields"]["task"].is_null())
+        .filter(|v| {
+            ["status", "fire_time", "run_id"]
+                .iter()
+                .any(|f| !v["fields"][f].is_null())
+        })
+        .collect();
+    for v in &events {
+        for field in FIRE_FIELDS {
+            assert!(
+                !v["fields"][field].is_null(),
+                "fire event without {field}: {v}"
+            );
+        }
+    }
+    events
+}

@@ -70,12 +70,8 @@ async fn shared_trigger_confs(settings: &Settings) -> Result<Vec<(String, String
     {
         return Err(format!("database {db_name} does not exist yet"));
     }
-    // SQLite read-only: `check` must not create, convert or migrate anything.
-    let url = match settings.database.sqlite_path() {
-        Some(path) => format!("sqlite://{}?mode=ro", path.display()),
-        None => settings.database.url.clone(),
-    };
-    let db = store::connect(&url)
+    // `check` must not create, convert or migrate anything.
+    let db = store::connect_existing(&settings.database.url)
         .await
         .map_err(|e| format!("database {db_name} is unreachable ({e})"))?;
     match store::require_current_schema(&db, &db_name).await {

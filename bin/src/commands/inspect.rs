@@ -29,14 +29,17 @@ pub(crate) async fn run(settings: &Settings, args: InspectArgs) -> anyhow::Resul
     };
     if reqwest::Url::parse(&base).map_or(true, |u| !matches!(u.scheme(), "http" | "https")) {
         anyhow::bail!(crate::cli::InvalidInput(format!(
-            "--url {base:?} is not an http:// URL of a node's admin server"
+            "--url {} is not an http:// URL of a node's admin server",
+            scheduler_core::quoted(&store::redact_url(&base))
         )));
     }
     let url = format!("{base}/api/actors");
+    let shown = store::redact_url(&url);
     let body = reqwest::get(&url)
         .await
         .and_then(|r| r.error_for_status())
-        .with_context(|| format!("asking {url} (is a node running there?)"))?
+        .map_err(reqwest::Error::without_url)
+        .with_context(|| format!("asking {shown} (is a node running there?)"))?
         .text()
         .await?;
     if args.json {

@@ -81,11 +81,15 @@ pub(crate) fn next_fire_or_warn(
 ) -> Option<chrono::DateTime<chrono::Utc>> {
     let next = trigger.next_fire_after(chrono::Utc::now());
     if next.is_none() {
+        let now = chrono::Utc::now();
         let why = match trigger {
             scheduler_core::Trigger::Date { .. } => "its date is in the past",
             scheduler_core::Trigger::Cron {
+                end_at: Some(end), ..
+            } if *end <= now => "its end_at has passed",
+            scheduler_core::Trigger::Cron {
                 end_at: Some(_), ..
-            } => "its end_at has passed",
+            } => "its expression has no fire before its end_at",
             _ => "it has no fire after now",
         };
         eprintln!("warning: {what} will never fire: {why}");

@@ -313,16 +313,17 @@ pub(crate) async fn run(
             let row = store::insert_runtime_task(&db, &decl, &check)
                 .await
                 .map_err(store_error)?;
-            let task = store::get_task(&db, &row.name).await?;
-            let next = resolved_trigger(&db, &task)
-                .await?
-                .and_then(|t| next_fire_or_warn(&format!("task {}", row.name), &t));
-            println!(
-                "added task {} ({}; next fire {})",
-                row.name,
-                trigger_text(&task),
-                when(next)
-            );
+            // Added: what follows only describes it, and cannot make the add fail.
+            let (text, next) = match store::get_task(&db, &row.name).await {
+                Ok(task) => {
+                    let trigger = resolved_trigger(&db, &task).await.ok().flatten();
+                    let next =
+                        trigger.and_then(|t| next_fire_or_warn(&format!("task {}", row.name), &t));
+                    (trigger_text(&task), next)
+                }
+                Err(_) => ("?".to_owned(), None),
+            };
+            println!("added task {} ({text}; next fire {})", row.name, when(next));
         }
         TasksCommand::Remove { name } => {
             store::remove_task(&db, &name).await.map_err(store_error)?;

@@ -113,9 +113,40 @@ pub(crate) fn parse_args<T: DeserializeOwned>(
     args: Option<&serde_json::Value>,
 ) -> Result<T, String> {
     // No arguments reads as an empty object, so the error names the missing field. The
-    // arguments themselves are not repeated: they may hold a token (an http header).
+    // arguments themselves are not repeated: they may hold a token (an http header), and
+    // serde quotes a string of the wrong type whole.
     let args = args.cloned().unwrap_or_else(|| serde_json::json!({}));
-    serde_json::from_value(args).map_err(|e| format!("handler_args for `{handler}`: {e}"))
+    serde_path_to_error::deserialize(args).map_err(|e| {
+        let path = e.path().to_string();
+        let why = without_quoted_strings(&e.into_inner().to_string());
+        if path == "." || path.is_empty() {
+            format!("handler_args for `{handler}`: {why}")
+        } else {
+            format!("handler_args for `{handler}`: field `{path}`: {why}")
+        }
+    })
+}
+
+/// `text` with the content of every double-quoted string left out.
+fn without_quoted_strings(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '"' {
+            out.push(c);
+            continue;
+        }
+        out.push_str("\"...\"");
+        let mut escaped = false;
+        for c in chars.by_ref() {
+            match (escaped, c) {
+                (false, '\\') => escaped = true,
+                (false, '"') => break,
+                _ => escaped = false,
+            }
+        }
+    }
+    out
 }
 
 /// Checks `handler_args` for a built-in handler; code handlers (known to `is_code_handler`)

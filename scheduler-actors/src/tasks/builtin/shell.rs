@@ -22,8 +22,9 @@ use tokio::process::Command;
 use super::parse_args;
 use crate::tasks::handler::{TaskContext, TaskFailure, TaskFuture, TaskHandler, TaskOutput};
 
-/// Environment variables with this prefix are the node's settings and never reach a task.
-const NODE_SETTINGS_PREFIX: &str = "CRONMESH__";
+/// Environment variables whose names start with this, in any case, are the node's settings
+/// (or near misses of them, which may hold the same secrets) and never reach a task.
+const NODE_SETTINGS_PREFIX: &str = "CRONMESH";
 
 /// How much output is kept with a run.
 pub const OUTPUT_TAIL_BYTES: usize = 4096;
@@ -125,7 +126,7 @@ impl TaskHandler for ShellHandler {
             // listed in `handlers.shell_pass_env`, and what its own `env` gives it.
             for (name, _) in std::env::vars_os() {
                 let text = name.to_string_lossy();
-                if text.starts_with(NODE_SETTINGS_PREFIX)
+                if text.to_ascii_uppercase().starts_with(NODE_SETTINGS_PREFIX)
                     && !pass_env.iter().any(|passed| *passed == text)
                 {
                     cmd.env_remove(&name);
