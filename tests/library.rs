@@ -432,3 +432,32 @@ fn run_events_match_the_records_and_a_slow_subscriber_only_lags() {
         assert!(late_events.len() <= 16 + 1, "bounded: {}", late_events.len());
     });
 }
+
+#[test]
+fn the_retention_task_is_built_in_and_off_with_retention_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("lib.db").display());
+    let config = |retention: Duration| NodeConfig {
+        database_url: url.clone(),
+        http_bind: None,
+        run_retention: retention,
+        ..NodeConfig::default()
+    };
+    actix::System::new().block_on(async move {
+        for (retention, on) in [(Duration::ZERO, false), (Duration::from_secs(86_400), true)] {
+            let node = NodeBuilder::new(config(retention)).start().await.unwrap();
+            let scheduled = node.list_scheduled().await.unwrap();
+            let prune = scheduled
+                .iter()
+                .find(|t| t.name == "cronmesh.prune_runs")
+                .expect("listed");
+            assert!(prune.builtin);
+            assert_eq!(prune.next_fire.is_some(), on, "{scheduled:?}");
+            let row = store::get_task(node.db(), "cronmesh.prune_runs")
+                .await
+                .unwrap();
+            assert_eq!(row.row.enabled, on, "retention {retention:?}");
+            node.shutdown().await.unwrap();
+        }
+    });
+}

@@ -30,10 +30,18 @@ pub struct Cli {
     command: Command,
 }
 
+/// Options of `run`.
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// Also run the `demo.heartbeat` task (every 10 s), to see the node at work.
+    #[arg(long)]
+    demo: bool,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a node until SIGINT/SIGTERM (embedded default: SQLite cronmesh.db, in-process locks).
-    Run,
+    Run(RunArgs),
     /// List, add and steer tasks.
     #[command(subcommand)]
     Tasks(Box<commands::tasks::TasksCommand>),
@@ -80,7 +88,10 @@ fn dispatch(cli: Cli, tasks: CodeTasks) -> anyhow::Result<ExitCode> {
     }
     match cli.command {
         Command::Next(_) | Command::Bench(_) => unreachable!("handled above"),
-        Command::Run => commands::run::run(&settings, tasks),
+        Command::Run(args) => {
+            settings.demo_enabled |= args.demo;
+            commands::run::run(&settings, tasks)
+        }
         Command::Check => block_on(commands::check::run(&settings, &tasks)),
         Command::Migrate => block_on(commands::migrate::run(&settings)),
         Command::Tasks(cmd) => block_on(commands::tasks::run(&settings, &tasks, *cmd)),

@@ -394,12 +394,6 @@ impl TryFrom<RawSettings> for Settings {
                 format!("{retention_days} is more than a hundred years"),
             ));
         }
-        if retention_days == 0 {
-            return Err(bad(
-                "runs.retention_days",
-                "0 would delete runs as they are written; use at least 1".to_owned(),
-            ));
-        }
         let log_format = match raw.log.format.as_deref() {
             None => LogFormat::Text,
             Some(f) => f.parse().map_err(|e| bad("log.format", e))?,
@@ -445,7 +439,7 @@ impl TryFrom<RawSettings> for Settings {
             shell_enabled: raw.handlers.shell_enabled.unwrap_or(true),
             shell_pass_env,
             run_retention: Duration::from_secs(retention_days * 86_400),
-            demo_enabled: raw.demo.enabled.unwrap_or(true),
+            demo_enabled: raw.demo.enabled.unwrap_or(false),
             log_format,
             log_dir: raw.log.dir,
         })
@@ -473,8 +467,10 @@ mod tests {
         assert_eq!(s.database.url, DEFAULT_DATABASE_URL);
         assert_eq!(s.redis_url, None);
         assert_eq!(s.http_bind, Some("127.0.0.1:8080".parse().expect("addr")));
-        assert!(s.demo_enabled && s.shell_enabled);
+        assert!(!s.demo_enabled && s.shell_enabled);
         assert_eq!(s.run_retention, Duration::from_secs(30 * 86_400));
+        // One default set: the binary's defaults are the library's.
+        assert_eq!(s.node_config(), scheduler_actors::NodeConfig::default());
     }
 
     #[test]
@@ -485,7 +481,7 @@ mod tests {
             ("[redis]\nurl = \"http://x\"", "`redis.url`"),
             ("[node]\ntimeout_secs = 1", "`node.timeout_secs`"),
             ("[log]\nformat = \"xml\"", "`log.format`"),
-            ("[runs]\nretention_days = 0", "`runs.retention_days`"),
+            ("[runs]\nretention_days = 36501", "`runs.retention_days`"),
             ("[node]\nheartbeat_secs = 99999999", "`node.heartbeat_secs`"),
             ("[http]\nbnd = \"x\"", "unknown field `bnd`"),
             (

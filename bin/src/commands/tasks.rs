@@ -237,6 +237,7 @@ fn task_json(t: &StoredTask) -> serde_json::Value {
         "recover": r.recover,
         "lock_ttl_ms": r.lock_ttl_ms,
         "source": r.source,
+        "builtin": store::is_built_in(&r.name),
         "orphaned": r.orphaned,
         "schedule_overridden": r.schedule_overridden,
         "next_run_at": r.next_run_at.map(scheduler_core::rfc3339),
@@ -274,6 +275,7 @@ pub(crate) async fn run(
                 "NAME",
                 "MODULE",
                 "OWNER",
+                "SOURCE",
                 "ENABLED",
                 "TRIGGER",
                 "NEXT RUN",
@@ -286,10 +288,16 @@ pub(crate) async fn run(
                 } else {
                     r.enabled.to_string()
                 };
+                let source = if store::is_built_in(&r.name) {
+                    "built-in".to_owned()
+                } else {
+                    r.source.clone()
+                };
                 t.add_row([
                     r.name.clone(),
                     r.module.clone(),
                     r.owner.clone(),
+                    source,
                     enabled,
                     trigger_text(task),
                     when(r.next_run_at),

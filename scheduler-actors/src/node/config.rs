@@ -3,8 +3,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-/// Everything a node needs to know. `Default` is the embedded single node.
-#[derive(Debug, Clone)]
+/// Everything a node needs to know. `Default` is the embedded single node, with the same
+/// values as the `cronmesh` binary's defaults (README, "Configuration"); an application that
+/// wants the binary's layered settings (built-in defaults < `cronmesh.toml` < `CRONMESH__*`
+/// variables) gets them with `cronmesh::settings::Settings::load(None)?.node_config()`.
+#[derive(Debug, Clone, PartialEq)]
 pub struct NodeConfig {
     /// Database URL.
     pub database_url: String,
@@ -28,7 +31,8 @@ pub struct NodeConfig {
     /// The node's own `CRONMESH__*` environment variables `shell` tasks still see (all others
     /// are removed from their environment).
     pub shell_pass_env: Vec<String>,
-    /// How long run records are kept (the `cronmesh.prune_runs` task).
+    /// How long run records are kept (the `cronmesh.prune_runs` task); zero keeps them for
+    /// ever (the task is declared disabled).
     pub run_retention: Duration,
     /// Whether the `demo.heartbeat` task is registered.
     pub demo_enabled: bool,

@@ -8,8 +8,9 @@ use sea_orm::DatabaseConnection;
 
 use super::{CodeTasks, TaskContext, TaskFailure, TaskHandler};
 
-/// `cronmesh.prune_runs` (daily: deletes finished runs older than `retention`) and, with
-/// `demo`, `demo.heartbeat` (every 10 s).
+/// `cronmesh.prune_runs` (daily: deletes finished runs older than `retention`; declared
+/// disabled when `retention` is zero, so run records are kept for ever) and, with `demo`,
+/// `demo.heartbeat` (every 10 s).
 pub(crate) fn maintenance_tasks(
     db: &DatabaseConnection,
     retention: Duration,
@@ -30,15 +31,13 @@ pub(crate) fn maintenance_tasks(
             Ok::<(), TaskFailure>(())
         }
     });
-    let mut tasks = CodeTasks::new().with_handler(
-        TaskDecl::cron("cronmesh.prune_runs", "17 3 * * *")
-            .owner("cronmesh")
-            .description("Deletes finished run records older than runs.retention_days")
-            .misfire(MisfirePolicy::FireOnce)
-            .origin("built-in"),
-        "cronmesh::prune_runs",
-        prune,
-    );
+    let mut prune_decl = TaskDecl::cron("cronmesh.prune_runs", "17 3 * * *")
+        .owner("cronmesh")
+        .description("Deletes finished run records older than runs.retention_days (0: off)")
+        .misfire(MisfirePolicy::FireOnce)
+        .origin("built-in");
+    prune_decl.enabled = !retention.is_zero();
+    let mut tasks = CodeTasks::new().with_handler(prune_decl, "cronmesh::prune_runs", prune);
     if demo {
         let demo: Arc<dyn TaskHandler> = Arc::new(|ctx: TaskContext| async move {
             ctx.span().in_scope(|| {
