@@ -111,3 +111,32 @@ fn check_leaves_an_existing_unmigrated_database_alone() {
     );
     assert_eq!(tables(url), ["unrelated"]);
 }
+
+#[tokio::test]
+async fn check_in_a_binary_without_the_code_tasks_the_database_has_says_how_to_link_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("cronmesh.db").display());
+    let db = store::connect(&url).await.unwrap();
+    store::migrate(&db).await.unwrap();
+    // Only the built-in task: nothing is missing.
+    let prune = scheduler_core::TaskDecl::cron("cronmesh.prune_runs", "17 3 * * *")
+        .handler("cronmesh::prune_runs");
+    store::sync_code_tasks(&db, &[prune.clone()], &|_| true)
+        .await
+        .unwrap();
+    let out = cronmesh(dir.path(), &["check"], &[]);
+    assert!(out.status.success(), "{}", stdout(&out));
+    assert!(stdout(&out).contains("no valid tasks registered"));
+
+    // An application's binary registered its code tasks here; this binary has none.
+    let invoice = scheduler_core::TaskDecl::cron("billing.invoice", "0 2 * * *")
+        .handler("billing::invoice");
+    store::sync_code_tasks(&db, &[prune, invoice], &|_| true)
+        .await
+        .unwrap();
+    let out = cronmesh(dir.path(), &["check"], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let text = stdout(&out);
+    assert!(text.contains("billing.invoice"), "{text}");
+    assert!(text.contains("use the_library as _;"), "{text}");
+}

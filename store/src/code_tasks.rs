@@ -10,7 +10,7 @@ use scheduler_core::TaskDecl;
 use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
-    ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect,
+    ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     sea_query::{Expr, OnConflict},
 };
 
@@ -123,4 +123,21 @@ pub async fn sync_code_tasks(
         }
     }
     Ok(change)
+}
+
+/// Names of the code tasks in the database (declared by some binary's `cron_task!`), without
+/// cronmesh's own built-in ones.
+pub async fn code_task_names(db: &DatabaseConnection) -> Result<Vec<String>> {
+    let names: Vec<String> = ScheduledTask::find()
+        .filter(scheduled_task::Column::Source.eq("code"))
+        .select_only()
+        .column(scheduled_task::Column::Name)
+        .order_by_asc(scheduled_task::Column::Name)
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(names
+        .into_iter()
+        .filter(|n| !crate::tasks::is_built_in(n))
+        .collect())
 }

@@ -42,7 +42,7 @@ mod tasks;
 mod triggers;
 
 pub use claims::{ClaimOutcome, claim_fire, claim_run, claim_runs};
-pub use code_tasks::{TaskChange, sync_code_tasks};
+pub use code_tasks::{TaskChange, code_task_names, sync_code_tasks};
 pub use database::{
     SchemaState, check_database_url, connect, connect_existing, holds_only_cronmesh_tables,
     migrate, redact_url, redact_urls_in, require_current_schema, schema_is_current, schema_state,

@@ -10,11 +10,11 @@ use scheduler_core::{Registry, rfc3339};
 use crate::settings::Settings;
 
 pub(crate) async fn run(settings: &Settings, tasks: &CodeTasks) -> anyhow::Result<ExitCode> {
-    let confs = match shared_trigger_confs(settings).await {
-        Ok(confs) => confs,
+    let (confs, stored_code_tasks) = match from_database(settings).await {
+        Ok(found) => found,
         Err(note) => {
             eprintln!("note: {note}; tasks that use a shared trigger conf will be reported");
-            Vec::new()
+            (Vec::new(), Vec::new())
         }
     };
     let registry = Registry::build(tasks.decls().to_vec(), confs);
@@ -45,6 +45,27 @@ pub(crate) async fn run(settings: &Settings, tasks: &CodeTasks) -> anyhow::Resul
         ]);
     }
     let count = registry.tasks().count();
+    if tasks.decls().is_empty() && !stored_code_tasks.is_empty() {
+        // The linker keeps a library's `cron_task!` registrations only when the binary uses
+        // the library; nothing else says they are missing.
+        println!(
+            "no code tasks are registered in this binary, but the database holds {} from a binary that had them ({}{}).\n\
+             If they are declared in a library crate, this binary does not link it: add `use the_library as _;` to its main.rs.",
+            stored_code_tasks.len(),
+            stored_code_tasks
+                .iter()
+                .take(5)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", "),
+            if stored_code_tasks.len() > 5 {
+                ", ..."
+            } else {
+                ""
+            }
+        );
+        return Ok(ExitCode::FAILURE);
+    }
     if count == 0 {
         println!("no valid tasks registered");
     } else {
@@ -61,9 +82,11 @@ pub(crate) async fn run(settings: &Settings, tasks: &CodeTasks) -> anyhow::Resul
     Ok(ExitCode::FAILURE)
 }
 
-/// The database's shared trigger confs, without creating or migrating anything: `check` only
-/// reads. `Err` explains why they could not be read.
-async fn shared_trigger_confs(settings: &Settings) -> Result<Vec<(String, String)>, String> {
+/// The database's shared trigger confs and the names of its code tasks, without creating or
+/// migrating anything: `check` only reads. `Err` explains why they could not be read.
+async fn from_database(
+    settings: &Settings,
+) -> Result<(Vec<(String, String)>, Vec<String>), String> {
     let db_name = settings.database.redacted_url();
     if let Some(path) = settings.database.sqlite_path()
         && !path.exists()
@@ -82,7 +105,11 @@ async fn shared_trigger_confs(settings: &Settings) -> Result<Vec<(String, String
         // A newer schema, or the database failing: its own words say what to do.
         Err(e) => return Err(format!("database {db_name}: {e}")),
     }
-    store::trigger_confs(&db)
+    let confs = store::trigger_confs(&db)
         .await
-        .map_err(|e| format!("reading trigger confs from {db_name}: {e}"))
+        .map_err(|e| format!("reading trigger confs from {db_name}: {e}"))?;
+    let code = store::code_task_names(&db)
+        .await
+        .map_err(|e| format!("reading tasks from {db_name}: {e}"))?;
+    Ok((confs, code))
 }
