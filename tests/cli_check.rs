@@ -121,7 +121,7 @@ async fn check_in_a_binary_without_the_code_tasks_the_database_has_says_how_to_l
     // Only the built-in task: nothing is missing.
     let prune = scheduler_core::TaskDecl::cron("cronmesh.prune_runs", "17 3 * * *")
         .handler("cronmesh::prune_runs");
-    store::sync_code_tasks(&db, &[prune.clone()], &|_| true)
+    store::sync_code_tasks(&db, std::slice::from_ref(&prune), &|_| true)
         .await
         .unwrap();
     let out = cronmesh(dir.path(), &["check"], &[]);
