@@ -129,8 +129,8 @@ async fn check_in_a_binary_without_the_code_tasks_the_database_has_says_how_to_l
     assert!(stdout(&out).contains("no valid tasks registered"));
 
     // An application's binary registered its code tasks here; this binary has none.
-    let invoice = scheduler_core::TaskDecl::cron("billing.invoice", "0 2 * * *")
-        .handler("billing::invoice");
+    let invoice =
+        scheduler_core::TaskDecl::cron("billing.invoice", "0 2 * * *").handler("billing::invoice");
     store::sync_code_tasks(&db, &[prune, invoice], &|_| true)
         .await
         .unwrap();

@@ -64,14 +64,140 @@ enum Command {
     Migrate,
 }
 
-/// Parses the process arguments and runs the command with `tasks` as the code tasks.
+/// Parses the process arguments and runs the command with `tasks` as the code tasks: the
+/// `cronmesh` command line as it is. [`App`] makes it the application's own.
 pub fn run(tasks: CodeTasks) -> ExitCode {
-    let cli = Cli::parse();
-    match dispatch(cli, tasks) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {}", crate::error::report(&e));
-            crate::error::exit_code(&e)
+    App::new("cronmesh").run(tasks)
+}
+
+/// A subcommand of the application's own, and what runs it.
+type AppCommand = (clap::Command, Box<dyn Fn(&clap::ArgMatches) -> ExitCode>);
+
+/// The cronmesh command line as an application's own: its name, version and about text,
+/// every cronmesh subcommand (`run`, `tasks`, `check`, ...) with the application's tasks
+/// linked in, `bench` hidden if it likes, and subcommands of its own.
+///
+/// ```no_run
+/// use std::process::ExitCode;
+///
+/// use cronmesh::cli::App;
+/// use scheduler_actors::CodeTasks;
+///
+/// fn main() -> ExitCode {
+///     App::new("billing-ctl")
+///         .version("2.4.0")
+///         .about("Billing's scheduled jobs")
+///         .hide_bench()
+///         .command(
+///             cronmesh::clap::Command::new("ledger").about("Print the ledger's balance"),
+///             |_args| {
+///                 println!("balance: 0");
+///                 ExitCode::SUCCESS
+///             },
+///         )
+///         .run(CodeTasks::from_inventory())
+/// }
+/// ```
+pub struct App {
+    name: &'static str,
+    version: Option<&'static str>,
+    about: Option<&'static str>,
+    hide_bench: bool,
+    commands: Vec<AppCommand>,
+}
+
+impl App {
+    /// The command line of the program `name` (as help and errors call it).
+    pub fn new(name: &'static str) -> Self {
+        App {
+            name,
+            version: None,
+            about: None,
+            hide_bench: false,
+            commands: Vec::new(),
+        }
+    }
+
+    /// The version `--version` prints (default: cronmesh's).
+    pub fn version(mut self, version: &'static str) -> Self {
+        self.version = Some(version);
+        self
+    }
+
+    /// The text at the top of `--help`.
+    pub fn about(mut self, about: &'static str) -> Self {
+        self.about = Some(about);
+        self
+    }
+
+    /// Leaves `bench` out of the help (it still runs when named).
+    pub fn hide_bench(mut self) -> Self {
+        self.hide_bench = true;
+        self
+    }
+
+    /// A subcommand of the application's own: `run` gets its arguments and gives the exit
+    /// code.
+    pub fn command(
+        mut self,
+        command: clap::Command,
+        run: impl Fn(&clap::ArgMatches) -> ExitCode + 'static,
+    ) -> Self {
+        self.commands.push((command, Box::new(run)));
+        self
+    }
+
+    /// Parses the process arguments and runs the command.
+    pub fn run(self, tasks: CodeTasks) -> ExitCode {
+        self.run_from(std::env::args_os(), tasks)
+    }
+
+    /// Parses `args` (the program name first) and runs the command.
+    pub fn run_from<I, T>(self, args: I, tasks: CodeTasks) -> ExitCode
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        use clap::{CommandFactory, FromArgMatches};
+        let mut command = Cli::command().name(self.name).bin_name(self.name);
+        if let Some(version) = self.version {
+            command = command.version(version);
+        }
+        if let Some(about) = self.about {
+            command = command.about(about);
+        }
+        if self.hide_bench {
+            command = command.mut_subcommand("bench", |c| c.hide(true));
+        }
+        for (own, _) in &self.commands {
+            command = command.subcommand(own.clone());
+        }
+        let matches = match command.try_get_matches_from(args) {
+            Ok(m) => m,
+            Err(e) => {
+                // Help and version are not errors; a usage error is bad input.
+                let _ = e.print();
+                return if e.use_stderr() {
+                    ExitCode::from(2)
+                } else {
+                    ExitCode::SUCCESS
+                };
+            }
+        };
+        if let Some((name, sub)) = matches.subcommand()
+            && let Some((_, run)) = self.commands.iter().find(|(c, _)| c.get_name() == name)
+        {
+            return run(sub);
+        }
+        let result = Cli::from_arg_matches(&matches)
+            .map_err(|e| anyhow::Error::new(InvalidInput(e.to_string())))
+            .and_then(|cli| dispatch(cli, tasks));
+        match result {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: {}", crate::error::report(&e));
+                crate::error::exit_code(&e)
+            }
         }
     }
 }

@@ -13,6 +13,8 @@
 //! `anyhow` lives only here; the library crates return typed errors.
 
 pub mod cli;
+/// The clap this crate is built on, for an [`cli::App`]'s own subcommands.
+pub use clap;
 mod commands;
 mod error;
 mod logging;

@@ -21,10 +21,14 @@
 //! assert!(registry.get("mail.digest").is_some());
 //! ```
 //!
-//! A node is started with [`NodeBuilder`] inside an actix `System`: a [`SchedulerActor`]
-//! sends `Fire` messages to per-task [`ExecutorActor`]s, which take fire locks from the
-//! [`LockActor`] and write run state through the [`PersistenceActor`]. Every query goes
+//! A node is started with [`NodeBuilder`] inside an actix `System` and steered through the
+//! [`Node`] handle it gives back; [`Node::subscribe`] streams its [`RunEvent`]s. Inside, a
+//! [`SchedulerActor`] sends fires to one executor actor per task, which takes fire locks from
+//! the [`LockActor`] and writes run state through the [`PersistenceActor`]. Every query goes
 //! through the `store` crate.
+//!
+//! The README's "As a library" section has a complete program; `examples/embedded-app` is a
+//! whole application (tasks in a library crate, a node binary, a command-line binary).
 //!
 //! Rooms: `node/` wires the actors together; `scheduler/`, `executor/`, `lock/` and
 //! `persistence/` hold one actor each; `tasks/` what tasks run; `metrics/` what is measured;

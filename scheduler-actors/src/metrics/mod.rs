@@ -1,8 +1,8 @@
-//! Metrics of a node: every actor's mailbox (see [`actor`]), fires, runs by status, fire
+//! Metrics of a node: every actor's mailbox (`actor.rs`), fires, runs by status, fire
 //! lateness and the persistence buffer. Everything is readable as a [`MetricsSnapshot`] (for
 //! `GetMetrics`, `/api/actors` and `cronmesh inspect`) or as Prometheus text (`/metrics`).
 //!
-//! Metrics only report; nothing here decides what a node does (that is [`crate::health`]).
+//! Metrics only report; nothing here decides what a node does (that is the node's health, `health.rs`).
 
 mod actor;
 mod histogram;

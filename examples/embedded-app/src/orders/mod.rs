@@ -1,3 +1,0 @@
-//! The orders module of the example application.
-
-mod cron_tasks;
