@@ -1,5 +1,7 @@
 //! The entities under short names.
 
+pub use super::audit_event::Entity as AuditEvent;
+pub use super::cluster_state::Entity as ClusterState;
 pub use super::scheduled_task::Entity as ScheduledTask;
 pub use super::scheduler_node::Entity as SchedulerNode;
 pub use super::task_run::Entity as TaskRun;

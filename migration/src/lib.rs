@@ -7,6 +7,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261129_000001_create_scheduler_tables;
 mod m20261129_000002_add_run_now_at;
+mod m20261203_000001_operations;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261129_000001_create_scheduler_tables::Migration),
             Box::new(m20261129_000002_add_run_now_at::Migration),
+            Box::new(m20261203_000001_operations::Migration),
         ]
     }
 }

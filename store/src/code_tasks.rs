@@ -14,8 +14,8 @@ use sea_orm::{
     sea_query::{Expr, OnConflict},
 };
 
-use crate::NEXT_TASK_VERSION;
 use crate::error::Result;
+use crate::next_task_version;
 use crate::tasks::{Source, apply_spec_fields, bump_version, new_task_row, stored_trigger};
 
 /// What start-up did to the code tasks' rows.
@@ -114,7 +114,7 @@ pub async fn sync_code_tasks(
                 .col_expr(scheduled_task::Column::UpdatedAt, Expr::value(now))
                 .col_expr(
                     scheduled_task::Column::Version,
-                    Expr::cust(NEXT_TASK_VERSION),
+                    Expr::value(next_task_version(db).await?),
                 )
                 .filter(scheduled_task::Column::Id.eq(row.id))
                 .exec(db)

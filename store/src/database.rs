@@ -365,12 +365,15 @@ pub async fn schema_state(db: &DatabaseConnection) -> Result<SchemaState> {
 }
 
 /// The tables cronmesh's migrations create, its migration record among them.
-const CRONMESH_TABLES: [&str; 5] = [
+const CRONMESH_TABLES: [&str; 8] = [
     "seaql_migrations",
     "trigger_conf",
     "scheduled_task",
     "task_run",
     "scheduler_node",
+    "audit_event",
+    "cluster_state",
+    "version_counter",
 ];
 
 /// Whether a database holds nothing but (some of) cronmesh's own tables: empty, or being

@@ -28,8 +28,10 @@
 //! set the row's `version` to one past the table's highest, so a node notices any change by
 //! watching `COUNT(*)`, `MAX(version)` and `MAX(id)` alone (see [`change_mark`]).
 
+mod audit;
 mod batch;
 mod claims;
+mod cluster;
 mod code_tasks;
 mod database;
 mod error;
@@ -41,7 +43,9 @@ mod task_status;
 mod tasks;
 mod triggers;
 
+pub use audit::{AuditFilter, Who, list_audit};
 pub use claims::{ClaimOutcome, claim_fire, claim_run, claim_runs};
+pub use cluster::{ClusterPause, cluster_pause, set_cluster_pause};
 pub use code_tasks::{TaskChange, code_task_names, sync_code_tasks};
 pub use database::{
     SchemaState, check_database_url, connect, connect_existing, holds_only_cronmesh_tables,
@@ -63,8 +67,28 @@ pub use tasks::{
     remove_tasks_with_prefix, request_run_now, set_enabled, set_trigger,
 };
 pub use triggers::{
-    add_trigger_conf, list_trigger_confs, remove_trigger_conf, set_trigger_conf, trigger_confs,
+    add_trigger_conf, conf_json, list_trigger_confs, remove_trigger_conf, set_trigger_conf,
+    trigger_confs,
 };
 
-/// SQL for "one past the highest task version", used by every schedule-changing write.
-const NEXT_TASK_VERSION: &str = "(SELECT COALESCE(MAX(version), 0) + 1 FROM scheduled_task)";
+/// The next task version, for every schedule-changing write: from a sequence on Postgres and
+/// a counter row on SQLite (whose writers take turns), so two writers never get the same
+/// version, as they could reading `MAX(version) + 1` at once.
+pub(crate) async fn next_task_version(db: &impl sea_orm::ConnectionTrait) -> Result<i64> {
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        sea_orm::DbBackend::Postgres => "SELECT nextval('task_version_seq') AS v",
+        _ => {
+            "UPDATE version_counter SET value = value + 1 WHERE name = 'task' RETURNING value AS v"
+        }
+    };
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_string(backend, sql))
+        .await?
+        .ok_or_else(|| {
+            StoreError::Db(sea_orm::DbErr::Custom(
+                "the task version counter is missing; run 'cronmesh migrate'".to_owned(),
+            ))
+        })?;
+    Ok(row.try_get::<i64>("", "v")?)
+}

@@ -9,11 +9,13 @@ use entity::{scheduled_task, trigger_conf};
 use scheduler_core::{TaskDecl, Trigger, TriggerDecl};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
+    EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    sea_query::Expr,
 };
 
-use crate::NEXT_TASK_VERSION;
+use crate::audit::Who;
 use crate::error::{Result, StoreError};
+use crate::next_task_version;
 
 /// A task row with the name of its shared trigger conf, if it uses one.
 #[derive(Debug, Clone)]
@@ -49,6 +51,38 @@ impl StoredTask {
         decl.misfire = r.misfire.parse().unwrap_or_default();
         decl.overlap = r.overlap.parse().unwrap_or_default();
         decl
+    }
+}
+
+impl StoredTask {
+    /// The task as `tasks show`, the API and the audit trail show it.
+    pub fn to_json(&self) -> serde_json::Value {
+        let r = &self.row;
+        serde_json::json!({
+            "name": r.name,
+            "module": r.module,
+            "handler": r.handler,
+            "handler_args": r.handler_args,
+            "trigger_conf": self.conf_name,
+            "trigger": r.trigger_json.as_deref().and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok()),
+            "enabled": r.enabled,
+            "owner": r.owner,
+            "description": r.description,
+            "timeout_ms": r.timeout_ms,
+            "misfire": r.misfire,
+            "misfire_grace_ms": r.misfire_grace_ms,
+            "overlap": r.overlap,
+            "recover": r.recover,
+            "lock_ttl_ms": r.lock_ttl_ms,
+            "source": r.source,
+            "builtin": is_built_in(&r.name),
+            "orphaned": r.orphaned,
+            "schedule_overridden": r.schedule_overridden,
+            "next_run_at": r.next_run_at.map(scheduler_core::rfc3339),
+            "last_run_at": r.last_run_at.map(scheduler_core::rfc3339),
+            "last_status": r.last_status,
+            "version": r.version,
+        })
     }
 }
 
@@ -127,7 +161,7 @@ pub async fn load_task_page(
 }
 
 /// One task row.
-pub async fn get_task(db: &DatabaseConnection, name: &str) -> Result<StoredTask> {
+pub async fn get_task(db: &impl ConnectionTrait, name: &str) -> Result<StoredTask> {
     let row = ScheduledTask::find()
         .filter(scheduled_task::Column::Name.eq(name))
         .one(db)
@@ -221,11 +255,9 @@ pub(crate) fn apply_spec_fields(active: &mut scheduled_task::ActiveModel, decl: 
 
 /// Moves a task's version one past the table's highest, so nodes see that it changed.
 pub(crate) async fn bump_version(db: &impl ConnectionTrait, id: i64) -> Result<()> {
+    let version = next_task_version(db).await?;
     ScheduledTask::update_many()
-        .col_expr(
-            scheduled_task::Column::Version,
-            Expr::cust(NEXT_TASK_VERSION),
-        )
+        .col_expr(scheduled_task::Column::Version, Expr::value(version))
         .filter(scheduled_task::Column::Id.eq(id))
         .exec(db)
         .await?;
@@ -238,6 +270,7 @@ pub async fn insert_runtime_task(
     db: &DatabaseConnection,
     decl: &TaskDecl,
     check: &dyn Fn(&TaskDecl) -> Result<(), String>,
+    who: &Who,
 ) -> Result<scheduled_task::Model> {
     let confs: BTreeMap<String, Trigger> = crate::trigger_confs(db)
         .await?
@@ -271,9 +304,10 @@ pub async fn insert_runtime_task(
             decl.name
         )));
     }
-    let trigger = stored_trigger(db, &decl.trigger).await?;
+    let txn = db.begin().await?;
+    let trigger = stored_trigger(&txn, &decl.trigger).await?;
     let row = new_task_row(decl, trigger, Source::Runtime, Utc::now())
-        .insert(db)
+        .insert(&txn)
         .await
         .map_err(|e| match e.sql_err() {
             // Another writer added the same name between the check above and this insert.
@@ -282,27 +316,65 @@ pub async fn insert_runtime_task(
             }
             _ => e.into(),
         })?;
-    bump_version(db, row.id).await?;
-    Ok(row)
+    bump_version(&txn, row.id).await?;
+    let after = get_task(&txn, &decl.name).await?;
+    crate::audit::record(
+        &txn,
+        who,
+        "task.create",
+        format!("task:{}", decl.name),
+        None,
+        Some(after.to_json()),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(after.row)
 }
 
+/// Changes one task in a transaction that also moves its version and writes the audit event
+/// `action` with the task before and after.
 async fn update_task(
     db: &DatabaseConnection,
     name: &str,
+    who: &Who,
+    action: &str,
     edit: impl FnOnce(&mut scheduled_task::ActiveModel),
 ) -> Result<()> {
-    let row = get_task(db, name).await?.row;
-    let id = row.id;
-    let mut active: scheduled_task::ActiveModel = row.into();
+    let txn = db.begin().await?;
+    let before = get_task(&txn, name).await?;
+    let id = before.row.id;
+    let mut active: scheduled_task::ActiveModel = before.row.clone().into();
     edit(&mut active);
     active.updated_at = Set(Utc::now());
-    active.update(db).await?;
-    bump_version(db, id).await
+    active.update(&txn).await?;
+    bump_version(&txn, id).await?;
+    let after = get_task(&txn, name).await?;
+    crate::audit::record(
+        &txn,
+        who,
+        action,
+        format!("task:{name}"),
+        Some(before.to_json()),
+        Some(after.to_json()),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(())
 }
 
 /// Enables or disables a task; the operator's choice then wins over the code default.
-pub async fn set_enabled(db: &DatabaseConnection, name: &str, enabled: bool) -> Result<()> {
-    update_task(db, name, |t| {
+pub async fn set_enabled(
+    db: &DatabaseConnection,
+    name: &str,
+    enabled: bool,
+    who: &Who,
+) -> Result<()> {
+    let action = if enabled {
+        "task.enable"
+    } else {
+        "task.disable"
+    };
+    update_task(db, name, who, action, |t| {
         t.enabled = Set(enabled);
         t.schedule_overridden = Set(true);
     })
@@ -310,9 +382,14 @@ pub async fn set_enabled(db: &DatabaseConnection, name: &str, enabled: bool) -> 
 }
 
 /// Gives a task a new trigger; the operator's choice then wins over the code default.
-pub async fn set_trigger(db: &DatabaseConnection, name: &str, trigger: &TriggerDecl) -> Result<()> {
+pub async fn set_trigger(
+    db: &DatabaseConnection,
+    name: &str,
+    trigger: &TriggerDecl,
+    who: &Who,
+) -> Result<()> {
     let (trigger_json, trigger_conf_id) = stored_trigger(db, trigger).await?;
-    update_task(db, name, |t| {
+    update_task(db, name, who, "task.set_trigger", |t| {
         t.trigger_json = Set(trigger_json);
         t.trigger_conf_id = Set(trigger_conf_id);
         t.schedule_overridden = Set(true);
@@ -321,8 +398,16 @@ pub async fn set_trigger(db: &DatabaseConnection, name: &str, trigger: &TriggerD
 }
 
 /// Asks for one extra run at `at` (its fire time). Runs once cluster-wide like any fire.
-pub async fn request_run_now(db: &DatabaseConnection, name: &str, at: DateTime<Utc>) -> Result<()> {
-    update_task(db, name, |t| t.run_now_at = Set(Some(at))).await
+pub async fn request_run_now(
+    db: &DatabaseConnection,
+    name: &str,
+    at: DateTime<Utc>,
+    who: &Who,
+) -> Result<()> {
+    update_task(db, name, who, "task.run_now", |t| {
+        t.run_now_at = Set(Some(at))
+    })
+    .await
 }
 
 /// The module of the tasks every node brings (`cronmesh.prune_runs`): operators cannot add to
@@ -337,14 +422,27 @@ pub fn is_built_in(name: &str) -> bool {
 
 /// Deletes a task row (its run history stays). A code task comes back at the next start-up
 /// of a node that has it; disable it instead to keep it off.
-pub async fn remove_task(db: &DatabaseConnection, name: &str) -> Result<()> {
-    let row = get_task(db, name).await?.row;
+pub async fn remove_task(db: &DatabaseConnection, name: &str, who: &Who) -> Result<()> {
+    let txn = db.begin().await?;
+    let before = get_task(&txn, name).await?;
     if is_built_in(name) {
         return Err(StoreError::refused(format!(
             "task {name:?} is built in: every node brings it back at its start; disable it instead"
         )));
     }
-    ScheduledTask::delete_by_id(row.id).exec(db).await?;
+    ScheduledTask::delete_by_id(before.row.id)
+        .exec(&txn)
+        .await?;
+    crate::audit::record(
+        &txn,
+        who,
+        "task.remove",
+        format!("task:{name}"),
+        Some(before.to_json()),
+        None,
+    )
+    .await?;
+    txn.commit().await?;
     Ok(())
 }
 
@@ -401,13 +499,7 @@ pub async fn insert_runtime_tasks(db: &DatabaseConnection, decls: &[TaskDecl]) -
             StoreError::refused(all.join("; "))
         })?;
     }
-    let version: i64 = ScheduledTask::find()
-        .select_only()
-        .column_as(Expr::cust("COALESCE(MAX(version), 0) + 1"), "v")
-        .into_tuple()
-        .one(db)
-        .await?
-        .unwrap_or(1);
+    let version = next_task_version(db).await?;
     let now = Utc::now();
     let mut added = 0;
     for chunk in decls.chunks(INSERT_CHUNK) {

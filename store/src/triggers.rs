@@ -9,8 +9,9 @@ use sea_orm::{
     QueryOrder, TransactionTrait, sea_query::Expr,
 };
 
-use crate::NEXT_TASK_VERSION;
+use crate::audit::Who;
 use crate::error::{Result, StoreError};
+use crate::next_task_version;
 
 /// Every shared trigger conf as (name, trigger JSON), by name.
 pub async fn trigger_confs(db: &DatabaseConnection) -> Result<Vec<(String, String)>> {
@@ -66,6 +67,7 @@ pub async fn add_trigger_conf(
     name: &str,
     json: &str,
     description: &str,
+    who: &Who,
 ) -> Result<trigger_conf::Model> {
     check_conf_name(name)?;
     let trigger_json = canonical(json)?;
@@ -80,7 +82,8 @@ pub async fn add_trigger_conf(
         )));
     }
     let now = Utc::now();
-    trigger_conf::ActiveModel {
+    let txn = db.begin().await?;
+    let conf = trigger_conf::ActiveModel {
         name: Set(name.to_owned()),
         trigger_json: Set(trigger_json),
         description: Set(description.to_owned()),
@@ -89,7 +92,7 @@ pub async fn add_trigger_conf(
         updated_at: Set(now),
         ..Default::default()
     }
-    .insert(db)
+    .insert(&txn)
     .await
     .map_err(|e| match e.sql_err() {
         // Another writer added the same name between the check above and this insert.
@@ -97,11 +100,38 @@ pub async fn add_trigger_conf(
             "trigger conf {name:?} already exists; use `cronmesh triggers set` to change it"
         )),
         _ => e.into(),
+    })?;
+    let after = conf_json(&conf);
+    crate::audit::record(
+        &txn,
+        who,
+        "trigger_conf.add",
+        format!("trigger_conf:{name}"),
+        None,
+        Some(after),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(conf)
+}
+
+/// A conf as the audit trail and the API show it.
+pub fn conf_json(conf: &trigger_conf::Model) -> serde_json::Value {
+    serde_json::json!({
+        "name": conf.name,
+        "trigger": serde_json::from_str::<serde_json::Value>(&conf.trigger_json).ok(),
+        "description": conf.description,
+        "version": conf.version,
     })
 }
 
 /// Changes a conf and reschedules every task that uses it.
-pub async fn set_trigger_conf(db: &DatabaseConnection, name: &str, json: &str) -> Result<u64> {
+pub async fn set_trigger_conf(
+    db: &DatabaseConnection,
+    name: &str,
+    json: &str,
+    who: &Who,
+) -> Result<u64> {
     let trigger_json = canonical(json)?;
     let txn = db.begin().await?;
     let conf = TriggerConf::find()
@@ -111,15 +141,25 @@ pub async fn set_trigger_conf(db: &DatabaseConnection, name: &str, json: &str) -
         .ok_or_else(|| StoreError::conf_not_found(name))?;
     let conf_id = conf.id;
     let version = conf.version;
+    let before = conf_json(&conf);
     let mut active: trigger_conf::ActiveModel = conf.into();
     active.trigger_json = Set(trigger_json);
     active.version = Set(version + 1);
     active.updated_at = Set(Utc::now());
-    active.update(&txn).await?;
+    let after = conf_json(&active.update(&txn).await?);
+    crate::audit::record(
+        &txn,
+        who,
+        "trigger_conf.set",
+        format!("trigger_conf:{name}"),
+        Some(before),
+        Some(after),
+    )
+    .await?;
     let touched = ScheduledTask::update_many()
         .col_expr(
             scheduled_task::Column::Version,
-            Expr::cust(NEXT_TASK_VERSION),
+            Expr::value(next_task_version(&txn).await?),
         )
         .col_expr(scheduled_task::Column::UpdatedAt, Expr::value(Utc::now()))
         .filter(scheduled_task::Column::TriggerConfId.eq(conf_id))
@@ -131,16 +171,17 @@ pub async fn set_trigger_conf(db: &DatabaseConnection, name: &str, json: &str) -
 }
 
 /// Removes a conf that no task uses; otherwise the error lists the tasks that use it.
-pub async fn remove_trigger_conf(db: &DatabaseConnection, name: &str) -> Result<()> {
+pub async fn remove_trigger_conf(db: &DatabaseConnection, name: &str, who: &Who) -> Result<()> {
+    let txn = db.begin().await?;
     let conf = TriggerConf::find()
         .filter(trigger_conf::Column::Name.eq(name))
-        .one(db)
+        .one(&txn)
         .await?
         .ok_or_else(|| StoreError::conf_not_found(name))?;
     let users: Vec<String> = ScheduledTask::find()
         .filter(scheduled_task::Column::TriggerConfId.eq(conf.id))
         .order_by_asc(scheduled_task::Column::Name)
-        .all(db)
+        .all(&txn)
         .await?
         .into_iter()
         .map(|t| t.name)
@@ -152,6 +193,16 @@ pub async fn remove_trigger_conf(db: &DatabaseConnection, name: &str) -> Result<
             users.join(", ")
         )));
     }
-    TriggerConf::delete_by_id(conf.id).exec(db).await?;
+    TriggerConf::delete_by_id(conf.id).exec(&txn).await?;
+    crate::audit::record(
+        &txn,
+        who,
+        "trigger_conf.remove",
+        format!("trigger_conf:{name}"),
+        Some(conf_json(&conf)),
+        None,
+    )
+    .await?;
+    txn.commit().await?;
     Ok(())
 }

@@ -97,6 +97,14 @@ pub(crate) fn next_fire_or_warn(
     next
 }
 
+/// Who a CLI change is recorded as in the audit trail: `cli:<os user>`.
+pub(crate) fn cli_actor() -> store::Who {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".to_owned());
+    store::Who::new(format!("cli:{user}"))
+}
+
 /// Refusals, unknown names and conflicts of a request the user made are bad input (exit 2);
 /// database failures are not.
 pub(crate) fn store_error(e: StoreError) -> anyhow::Error {

@@ -11,7 +11,7 @@ use scheduler_core::{MisfirePolicy, OverlapPolicy, TaskDecl, Trigger, TriggerDec
 use store::StoredTask;
 
 use super::output::{table, when};
-use super::{next_fire_or_warn, open_db, open_db_to_add, store_error};
+use super::{cli_actor, next_fire_or_warn, open_db, open_db_to_add, store_error};
 use crate::cli::InvalidInput;
 use crate::settings::Settings;
 
@@ -218,35 +218,6 @@ fn trigger_text(t: &StoredTask) -> String {
     }
 }
 
-fn task_json(t: &StoredTask) -> serde_json::Value {
-    let r = &t.row;
-    serde_json::json!({
-        "name": r.name,
-        "module": r.module,
-        "handler": r.handler,
-        "handler_args": r.handler_args,
-        "trigger_conf": t.conf_name,
-        "trigger": r.trigger_json.as_deref().and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok()),
-        "enabled": r.enabled,
-        "owner": r.owner,
-        "description": r.description,
-        "timeout_ms": r.timeout_ms,
-        "misfire": r.misfire,
-        "misfire_grace_ms": r.misfire_grace_ms,
-        "overlap": r.overlap,
-        "recover": r.recover,
-        "lock_ttl_ms": r.lock_ttl_ms,
-        "source": r.source,
-        "builtin": store::is_built_in(&r.name),
-        "orphaned": r.orphaned,
-        "schedule_overridden": r.schedule_overridden,
-        "next_run_at": r.next_run_at.map(scheduler_core::rfc3339),
-        "last_run_at": r.last_run_at.map(scheduler_core::rfc3339),
-        "last_status": r.last_status,
-        "version": r.version,
-    })
-}
-
 pub(crate) async fn run(
     settings: &Settings,
     code_tasks: &CodeTasks,
@@ -267,7 +238,7 @@ pub(crate) async fn run(
             if json {
                 println!(
                     "{}",
-                    serde_json::Value::Array(tasks.iter().map(task_json).collect())
+                    serde_json::Value::Array(tasks.iter().map(StoredTask::to_json).collect())
                 );
                 return Ok(ExitCode::SUCCESS);
             }
@@ -308,7 +279,7 @@ pub(crate) async fn run(
         }
         TasksCommand::Show { name } => {
             let task = store::get_task(&db, &name).await.map_err(store_error)?;
-            println!("{}", serde_json::to_string_pretty(&task_json(&task))?);
+            println!("{}", serde_json::to_string_pretty(&task.to_json())?);
         }
         TasksCommand::Add(args) => {
             let decl = args.decl()?;
@@ -318,7 +289,7 @@ pub(crate) async fn run(
                     handlers.contains_key(h) && builtin(h).is_none()
                 })
             };
-            let row = store::insert_runtime_task(&db, &decl, &check)
+            let row = store::insert_runtime_task(&db, &decl, &check, &cli_actor())
                 .await
                 .map_err(store_error)?;
             // Added: what follows only describes it, and cannot make the add fail.
@@ -334,24 +305,26 @@ pub(crate) async fn run(
             println!("added task {} ({text}; next fire {})", row.name, when(next));
         }
         TasksCommand::Remove { name } => {
-            store::remove_task(&db, &name).await.map_err(store_error)?;
+            store::remove_task(&db, &name, &cli_actor())
+                .await
+                .map_err(store_error)?;
             println!("removed task {name}");
         }
         TasksCommand::Enable { name } => {
-            store::set_enabled(&db, &name, true)
+            store::set_enabled(&db, &name, true, &cli_actor())
                 .await
                 .map_err(store_error)?;
             println!("enabled task {name}");
         }
         TasksCommand::Disable { name } => {
-            store::set_enabled(&db, &name, false)
+            store::set_enabled(&db, &name, false, &cli_actor())
                 .await
                 .map_err(store_error)?;
             println!("disabled task {name}");
         }
         TasksCommand::RunNow { name } => {
             let at = Utc::now();
-            store::request_run_now(&db, &name, at)
+            store::request_run_now(&db, &name, at, &cli_actor())
                 .await
                 .map_err(store_error)?;
             println!(
@@ -373,7 +346,7 @@ pub(crate) async fn run(
                 })
                 .unwrap_or_else(|| "UTC".to_owned());
             let decl = trigger.decl(&zone);
-            store::set_trigger(&db, &name, &decl)
+            store::set_trigger(&db, &name, &decl, &cli_actor())
                 .await
                 .map_err(store_error)?;
             let task = store::get_task(&db, &name).await?;

@@ -80,21 +80,21 @@ pub(crate) async fn run(settings: &Settings, cmd: TriggersCommand) -> anyhow::Re
             json,
             description,
         } => {
-            store::add_trigger_conf(&db, &name, &json, &description)
+            store::add_trigger_conf(&db, &name, &json, &description, &super::cli_actor())
                 .await
                 .map_err(store_error)?;
             warn_if_never_fires(&name, &json);
             println!("added trigger conf {name}");
         }
         TriggersCommand::Set { name, json } => {
-            let n = store::set_trigger_conf(&db, &name, &json)
+            let n = store::set_trigger_conf(&db, &name, &json, &super::cli_actor())
                 .await
                 .map_err(store_error)?;
             warn_if_never_fires(&name, &json);
             println!("changed trigger conf {name}; {n} task(s) rescheduled");
         }
         TriggersCommand::Remove { name } => {
-            store::remove_trigger_conf(&db, &name)
+            store::remove_trigger_conf(&db, &name, &super::cli_actor())
                 .await
                 .map_err(store_error)?;
             println!("removed trigger conf {name}");
