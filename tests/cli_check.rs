@@ -118,10 +118,13 @@ async fn check_in_a_binary_without_the_code_tasks_the_database_has_says_how_to_l
     let url = format!("sqlite://{}", dir.path().join("cronmesh.db").display());
     let db = store::connect(&url).await.unwrap();
     store::migrate(&db).await.unwrap();
-    // Only the built-in task: nothing is missing.
+    // Only cronmesh's own tasks (built-in, and the demo a `run --demo` left): nothing is
+    // missing.
     let prune = scheduler_core::TaskDecl::cron("cronmesh.prune_runs", "17 3 * * *")
         .handler("cronmesh::prune_runs");
-    store::sync_code_tasks(&db, std::slice::from_ref(&prune), &|_| true)
+    let demo = scheduler_core::TaskDecl::cron("demo.heartbeat", "*/10 * * * * *")
+        .handler("cronmesh::demo_heartbeat");
+    store::sync_code_tasks(&db, &[prune.clone(), demo], &|_| true)
         .await
         .unwrap();
     let out = cronmesh(dir.path(), &["check"], &[]);

@@ -389,6 +389,13 @@ fn run_events_match_the_records_and_a_slow_subscriber_only_lags() {
                         assert_eq!(matching, 1, "{row:?}");
                     }
                     RunStatus::Running => {}
+                    RunStatus::Misfired => {
+                        // A fire that could not start in time (a loaded machine): no run.
+                        let matching = events.iter().filter(|e| matches!(e,
+                            RunEvent::Skipped { task: t, fire_time, status: RunStatus::Misfired, .. }
+                                if t == task && fire_time.timestamp_millis() == row.fire_ts_ms)).count();
+                        assert_eq!(matching, 1, "{row:?}");
+                    }
                     status => {
                         finished_rows += 1;
                         let matching = events.iter().filter(|e| matches!(e,
@@ -434,6 +441,21 @@ fn run_events_match_the_records_and_a_slow_subscriber_only_lags() {
 }
 
 #[test]
+fn a_handler_with_app_state_can_be_called_in_the_applications_own_tests() {
+    use scheduler_actors::AppData;
+    let deliveries = AppData::default().with(Deliveries(0.into()));
+    let ctx = TaskContext::for_test("ev.deliver", chrono::Utc::now(), deliveries.clone());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(deliver(ctx)).unwrap();
+    let count = deliveries.get::<Deliveries>().unwrap();
+    assert_eq!(count.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+    // Without the state the handler says what is missing.
+    let bare = TaskContext::for_test("ev.deliver", chrono::Utc::now(), AppData::default());
+    let err = rt.block_on(deliver(bare)).unwrap_err();
+    assert!(err.to_string().contains("no Deliveries"), "{err}");
+}
+
+#[test]
 fn the_retention_task_is_built_in_and_off_with_retention_zero() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("lib.db").display());
@@ -457,6 +479,32 @@ fn the_retention_task_is_built_in_and_off_with_retention_zero() {
                 .await
                 .unwrap();
             assert_eq!(row.row.enabled, on, "retention {retention:?}");
+            if !on {
+                // A run of it anyway (run now) deletes nothing: an old finished record stays.
+                let old = chrono::Utc::now() - chrono::Duration::days(400);
+                let run = store::not_run_row(
+                    "lib.old",
+                    old.timestamp_millis(),
+                    "n0",
+                    RunStatus::Misfired,
+                    "old".into(),
+                    old,
+                );
+                use sea_orm::ActiveModelTrait;
+                let mut row: entity::task_run::ActiveModel = run.into();
+                row = row.reset_all();
+                row.id = sea_orm::ActiveValue::NotSet;
+                row.insert(node.db()).await.unwrap();
+                node.run_now("cronmesh.prune_runs").await.unwrap();
+                tokio::time::sleep(Duration::from_millis(800)).await;
+                assert_eq!(
+                    runs_of(node.db(), "lib.old").await.len(),
+                    1,
+                    "nothing pruned"
+                );
+                let prunes = runs_of(node.db(), "cronmesh.prune_runs").await;
+                assert_eq!(prunes.len(), 1, "the prune did run");
+            }
             node.shutdown().await.unwrap();
         }
     });

@@ -124,7 +124,7 @@ impl App {
         self
     }
 
-    /// The text at the top of `--help`.
+    /// The text at the top of `--help` (default: cronmesh's).
     pub fn about(mut self, about: &'static str) -> Self {
         self.about = Some(about);
         self
@@ -137,7 +137,8 @@ impl App {
     }
 
     /// A subcommand of the application's own: `run` gets its arguments and gives the exit
-    /// code.
+    /// code. Its name must not be one of cronmesh's (`run`, `tasks`, ...): such an
+    /// application refuses to start, saying so.
     pub fn command(
         mut self,
         command: clap::Command,
@@ -170,6 +171,13 @@ impl App {
             command = command.mut_subcommand("bench", |c| c.hide(true));
         }
         for (own, _) in &self.commands {
+            if command.find_subcommand(own.get_name()).is_some() {
+                eprintln!(
+                    "error: the application's subcommand `{}` has the name of a cronmesh subcommand; rename it",
+                    own.get_name()
+                );
+                return ExitCode::from(2);
+            }
             command = command.subcommand(own.clone());
         }
         let matches = match command.try_get_matches_from(args) {

@@ -1,10 +1,15 @@
 //! Run events: what happens to each fire on a node, for the application that runs it.
 //!
 //! [`Node::subscribe`](crate::Node::subscribe) gives a [`RunEvents`], an async stream of
-//! [`RunEvent`]s. Each subscriber has a bounded buffer of its own; one that reads too slowly
-//! misses the oldest events and is told how many with [`RunEvent::Lagged`]. Sending never
-//! waits for a subscriber, so no subscriber can slow the scheduler down, and with none
+//! [`RunEvent`]s. The node keeps the latest events in a bounded ring
+//! ([`NodeBuilder::event_buffer`](crate::NodeBuilder::event_buffer)); a subscriber that falls
+//! further behind misses the oldest and is told how many with [`RunEvent::Lagged`]. Sending
+//! never waits for a subscriber, so no subscriber can slow the scheduler down, and with none
 //! subscribed no event is even built.
+//!
+//! An event is sent when the node decides the outcome, as its record goes to the database
+//! (which a buffered write may do a little later, or, if the database stays away past the
+//! buffer, not at all: the node logs that).
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -33,7 +38,7 @@ pub enum RunEvent {
         /// The scheduled instant.
         fire_time: DateTime<Utc>,
         /// 1, or more for a re-run of a fire whose node died.
-        attempt: i32,
+        attempt: u32,
     },
     /// This node won the fire and its handler started.
     RunStarted {
@@ -44,7 +49,7 @@ pub enum RunEvent {
         /// The scheduled instant.
         fire_time: DateTime<Utc>,
         /// Attempt.
-        attempt: i32,
+        attempt: u32,
     },
     /// A run ended, as recorded: `succeeded`, `failed`, `timed_out`, `panicked`,
     /// `interrupted`, `lock_lost`, or `abandoned` (its node died; reported by the node that
@@ -57,7 +62,7 @@ pub enum RunEvent {
         /// The scheduled instant.
         fire_time: DateTime<Utc>,
         /// Attempt.
-        attempt: i32,
+        attempt: u32,
         /// How it ended.
         status: RunStatus,
         /// How long the handler ran.
@@ -65,9 +70,9 @@ pub enum RunEvent {
         /// The error, for anything but `succeeded`.
         error: Option<String>,
     },
-    /// A fire that did not run, with the record saying why: `skipped_overlap` (the previous
-    /// run is still going), or `misfired` (it could not start in time, or its claim could
-    /// not be written).
+    /// A fire that did not run here: `skipped_overlap` (the previous run is still going, here
+    /// or on another node, which keeps the record), or `misfired` (it could not start in time,
+    /// or its claim could not be written; recorded).
     Skipped {
         /// Task.
         task: String,
@@ -103,9 +108,15 @@ pub enum RunEvent {
         /// Events missed.
         missed: u64,
     },
-    /// The node has shut down (every run ended and was written); the last event of a
-    /// subscription.
+    /// The node has shut down (every run ended; what could be written was); the last event
+    /// of a subscription. Also sent when a [`Node`](crate::Node) is dropped without
+    /// `shutdown`.
     NodeStopped,
+}
+
+/// An attempt as events show it (stored as a signed number, never below 1).
+pub(crate) fn attempt(stored: i32) -> u32 {
+    u32::try_from(stored.max(1)).unwrap_or(1)
 }
 
 /// The sending side, held by the actors. Cheap to clone.

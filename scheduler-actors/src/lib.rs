@@ -43,7 +43,7 @@ mod executor;
 mod fire_event;
 mod health;
 mod lock;
-pub mod metrics;
+mod metrics;
 mod node;
 mod persistence;
 mod scheduler;
@@ -57,7 +57,9 @@ pub use events::{RunEvent, RunEvents, RunStatus};
 #[doc(hidden)]
 pub use inventory;
 pub use lock::{LockActor, LockBackend, MemoryLockBackend, RedisLockBackend, RenewItem};
-pub use metrics::{ActorSnapshot, GetMetrics, Metered, MetricsSnapshot};
+pub use metrics::{
+    ActorSnapshot, GetMetrics, Histogram, MessageSnapshot, Metered, MetricsSnapshot,
+};
 pub use node::{Node, NodeBuilder, NodeConfig};
 pub use persistence::PersistenceActor;
 pub use scheduler::{

@@ -125,19 +125,24 @@ pub async fn sync_code_tasks(
     Ok(change)
 }
 
-/// Names of the code tasks in the database (declared by some binary's `cron_task!`), without
-/// cronmesh's own built-in ones.
+/// Names of the code tasks in the database declared by some application's `cron_task!`:
+/// without cronmesh's own (the built-in tasks and the demo task, whose handlers are
+/// `cronmesh::...`).
 pub async fn code_task_names(db: &DatabaseConnection) -> Result<Vec<String>> {
-    let names: Vec<String> = ScheduledTask::find()
+    let names: Vec<(String, String)> = ScheduledTask::find()
         .filter(scheduled_task::Column::Source.eq("code"))
         .select_only()
         .column(scheduled_task::Column::Name)
+        .column(scheduled_task::Column::Handler)
         .order_by_asc(scheduled_task::Column::Name)
         .into_tuple()
         .all(db)
         .await?;
     Ok(names
         .into_iter()
-        .filter(|n| !crate::tasks::is_built_in(n))
+        .filter(|(name, handler)| {
+            !crate::tasks::is_built_in(name) && !handler.starts_with("cronmesh::")
+        })
+        .map(|(name, _)| name)
         .collect())
 }

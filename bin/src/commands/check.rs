@@ -50,7 +50,7 @@ pub(crate) async fn run(settings: &Settings, tasks: &CodeTasks) -> anyhow::Resul
         // the library; nothing else says they are missing.
         println!(
             "no code tasks are registered in this binary, but the database holds {} from a binary that had them ({}{}).\n\
-             If they are declared in a library crate, this binary does not link it: add `use the_library as _;` to its main.rs.",
+             If this binary should run them and they are declared in a library crate, the linker dropped them because the binary uses nothing from that library: add `use the_library as _;` to its main.rs.",
             stored_code_tasks.len(),
             stored_code_tasks
                 .iter()

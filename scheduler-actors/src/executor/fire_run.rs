@@ -238,7 +238,7 @@ pub(crate) fn settle(
                 task: task.clone(),
                 run_id: run_id.clone(),
                 fire_time: fire_at,
-                attempt,
+                attempt: crate::events::attempt(attempt),
                 status,
                 duration,
                 error: error.clone(),
@@ -446,7 +446,7 @@ impl FireRun {
             task: spec.name.clone(),
             run_id: run_id.to_owned(),
             fire_time: fire_at,
-            attempt: self.fire.attempt,
+            attempt: crate::events::attempt(self.fire.attempt),
         });
 
         let mut join = deps.handler_runtime.spawn(self.handler.run(ctx));

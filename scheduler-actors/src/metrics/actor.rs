@@ -154,7 +154,7 @@ impl<A: Actor> Clone for Metered<A> {
 
 impl<A: Actor> Metered<A> {
     /// Wraps an address with its actor's metrics.
-    pub fn new(addr: Addr<A>, metrics: Arc<ActorMetrics>) -> Self {
+    pub(crate) fn new(addr: Addr<A>, metrics: Arc<ActorMetrics>) -> Self {
         Metered { addr, metrics }
     }
 

@@ -15,8 +15,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+pub(crate) use self::actor::ActorMetrics;
 pub(crate) use self::actor::type_label;
-pub use self::actor::{ActorMetrics, ActorSnapshot, HandlingGuard, MessageSnapshot, Metered};
+pub use self::actor::{ActorSnapshot, MessageSnapshot, Metered};
 pub use self::histogram::Histogram;
 use self::histogram::LATENESS_BUCKETS;
 

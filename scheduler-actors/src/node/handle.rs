@@ -197,7 +197,15 @@ impl Node {
         }
         self.handler_runtime.stop();
         tracing::info!(target: "cron_task", node = %self.id, "node stopped");
-        self.events.send(|| RunEvent::NodeStopped);
         Ok(())
+        // Drop sends NodeStopped.
+    }
+}
+
+impl Drop for Node {
+    /// Ends every subscription: after `shutdown`, or when the handle is dropped without it
+    /// (the actors then stop with the System).
+    fn drop(&mut self) {
+        self.events.send(|| RunEvent::NodeStopped);
     }
 }

@@ -256,7 +256,7 @@ impl SchedulerActor {
             self.deps.events.send(|| RunEvent::FirePrepared {
                 task: name.to_string(),
                 fire_time: crate::executor::fire_time(fire.fire_ts_ms),
-                attempt: fire.attempt,
+                attempt: crate::events::attempt(fire.attempt),
             });
             executor.do_send(fire);
         }

@@ -79,7 +79,7 @@ impl SchedulerActor {
                         task: o.task_name.clone(),
                         run_id: o.run_id.clone(),
                         fire_time: crate::executor::fire_time(o.fire_ts_ms),
-                        attempt: o.attempt,
+                        attempt: crate::events::attempt(o.attempt),
                         status: RunStatus::Abandoned,
                         duration: Duration::ZERO,
                         error: Some(format!("node {} died while this ran", o.node_id)),

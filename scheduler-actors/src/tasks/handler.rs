@@ -36,14 +36,21 @@ pub struct TaskContext {
 }
 
 /// Values an application hands its handlers, one per type: a database pool, a client, its
-/// configuration. Cheap to clone (shared).
+/// configuration. Cheap to clone (shared). A value is found by its own type: given an
+/// `Arc<Pool>`, it is `data::<Arc<Pool>>()`; given a `Pool`, `data::<Pool>()`.
 #[derive(Clone, Default)]
 pub struct AppData(Arc<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>);
 
 impl AppData {
     /// Adds `value`, replacing an earlier value of the same type.
-    pub(crate) fn insert<T: Send + Sync + 'static>(&mut self, value: T) {
+    pub fn insert<T: Send + Sync + 'static>(&mut self, value: T) {
         Arc::make_mut(&mut self.0).insert(TypeId::of::<T>(), Arc::new(value));
+    }
+
+    /// The same values and `value` (for [`TaskContext::for_test`]).
+    pub fn with<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.insert(value);
+        self
     }
 
     /// The value of type `T`, if one was given.

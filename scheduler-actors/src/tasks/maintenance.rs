@@ -20,6 +20,14 @@ pub(crate) fn maintenance_tasks(
     let prune: Arc<dyn TaskHandler> = Arc::new(move |ctx: TaskContext| {
         let db = prune_db.clone();
         async move {
+            if retention.is_zero() {
+                // Retention 0 keeps records for ever: a run of this task (run now, or an
+                // operator's `enable`) deletes nothing.
+                ctx.span().in_scope(|| {
+                    tracing::info!(target: "cron_task", "runs.retention_days = 0: run records are kept, nothing pruned");
+                });
+                return Ok(());
+            }
             let before = ctx.fire_time
                 - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
             let deleted = store::prune_runs(&db, before)
