@@ -1,6 +1,6 @@
 //! Run events: what happens to each fire on a node, for the application that runs it.
 //!
-//! [`Node::subscribe`](crate::Node::subscribe) gives a [`RunEvents`], an async stream of
+//! [`Node::subscribe`](crate::NodeHandle::subscribe) gives a [`RunEvents`], an async stream of
 //! [`RunEvent`]s. The node keeps the latest events in a bounded ring
 //! ([`NodeBuilder::event_buffer`](crate::NodeBuilder::event_buffer)); a subscriber that falls
 //! further behind misses the oldest and is told how many with [`RunEvent::Lagged`]. Sending

@@ -22,7 +22,7 @@
 //! ```
 //!
 //! A node is started with [`NodeBuilder`] inside an actix `System` and steered through the
-//! [`Node`] handle it gives back; [`Node::subscribe`] streams its [`RunEvent`]s. Inside, a
+//! [`Node`] handle it gives back; [`NodeHandle::subscribe`] streams its [`RunEvent`]s. Inside, a
 //! [`SchedulerActor`] sends fires to one executor actor per task, which takes fire locks from
 //! the [`LockActor`] and writes run state through the [`PersistenceActor`]. Every query goes
 //! through the `store` crate.
@@ -60,7 +60,7 @@ pub use lock::{LockActor, LockBackend, MemoryLockBackend, RedisLockBackend, Rene
 pub use metrics::{
     ActorSnapshot, GetMetrics, Histogram, MessageSnapshot, Metered, MetricsSnapshot,
 };
-pub use node::{Node, NodeBuilder, NodeConfig};
+pub use node::{Node, NodeBuilder, NodeConfig, NodeHandle};
 pub use persistence::PersistenceActor;
 pub use scheduler::{
     ListScheduled, Pause, Reload, Resume, ScheduledTaskView, SchedulerActor, TriggerNow,

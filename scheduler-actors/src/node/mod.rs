@@ -17,7 +17,7 @@ use store::{NodeInfo, StoreError};
 use tokio_util::sync::CancellationToken;
 
 pub use self::config::NodeConfig;
-pub use self::handle::Node;
+pub use self::handle::{Node, NodeHandle};
 use crate::error::Error;
 use crate::events::{DEFAULT_EVENT_BUFFER, RunEventsSender};
 use crate::executor::{ExecutorActor, ExecutorDeps};
@@ -272,16 +272,18 @@ impl NodeBuilder {
 
         tracing::info!(target: "cron_task", node = %node_id, database = %url, http = ?http_addr, "node started");
         Ok(Node {
-            id: node_id,
-            scheduler,
+            handle: NodeHandle {
+                id: node_id,
+                scheduler,
+                metrics: metrics.clone(),
+                events,
+                running,
+            },
             lock: Metered::new(lock, metrics.actor::<LockActor>()),
             persistence: Metered::new(persistence, metrics.actor::<PersistenceActor>()),
-            metrics,
-            events,
             db,
             http_addr,
             config,
-            running,
             stopping,
             interrupt,
             handler_runtime,

@@ -9,14 +9,12 @@ use std::time::Duration;
 
 use embedded_app::Ledger;
 use scheduler_actors::actix::{self, Actor, ActorFutureExt, AsyncContext, WrapFuture};
-use scheduler_actors::{
-    CodeTasks, ListScheduled, Metered, NodeBuilder, RunEvent, RunStatus, SchedulerActor,
-};
+use scheduler_actors::{CodeTasks, NodeBuilder, NodeHandle, RunEvent, RunStatus};
 use tokio::signal::unix::{SignalKind, signal};
 
-/// An actor of the application's own: every second it asks the scheduler what it holds.
+/// An actor of the application's own: every second it asks the node what it schedules.
 struct Watcher {
-    scheduler: Metered<SchedulerActor>,
+    node: NodeHandle,
 }
 
 impl Actor for Watcher {
@@ -25,20 +23,21 @@ impl Actor for Watcher {
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.run_interval(Duration::from_secs(1), |act, ctx| {
             // The reply future borrows nothing, so it can become an actor future.
-            let reply =
-                act.scheduler
-                    .send(ListScheduled)
-                    .into_actor(act)
-                    .map(|reply, _act, _ctx| {
-                        if let Ok(tasks) = reply {
-                            let own: Vec<String> = tasks
-                                .iter()
-                                .filter(|t| !t.builtin)
-                                .map(|t| t.name.clone())
-                                .collect();
-                            println!("watcher: scheduled {}", own.join(", "));
-                        }
-                    });
+            let reply = act
+                .node
+                .list_scheduled()
+                .into_actor(act)
+                .map(|reply, _act, _ctx| match reply {
+                    Ok(tasks) => {
+                        let own: Vec<String> = tasks
+                            .iter()
+                            .filter(|t| !t.builtin)
+                            .map(|t| t.name.clone())
+                            .collect();
+                        println!("watcher: scheduled {}", own.join(", "));
+                    }
+                    Err(e) => println!("watcher: the node did not answer: {e}"),
+                });
             ctx.spawn(reply);
         });
     }
@@ -90,7 +89,7 @@ fn main() -> ExitCode {
             }
         });
         Watcher {
-            scheduler: node.scheduler().clone(),
+            node: node.handle(),
         }
         .start();
 
