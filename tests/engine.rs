@@ -827,3 +827,73 @@ async fn a_node_with_shell_disabled_does_not_run_shell_tasks() {
         "{log}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cluster_pause_stops_every_fire_until_resume_and_the_audit_trail_has_it() {
+    let dir = tempfile::tempdir().unwrap();
+    cli_ok(
+        dir.path(),
+        &[
+            "tasks",
+            "add",
+            "pause.tick",
+            "--cron",
+            "* * * * * *",
+            "--handler",
+            "noop",
+            "--misfire",
+            "skip",
+        ],
+    );
+    let node = NodeProcess::start(dir.path(), &[]);
+    let db = node_db(dir.path()).await;
+    wait_for("a run", Duration::from_secs(10), || {
+        let db = db.clone();
+        async move { (!runs_of(&db, "pause.tick").await.is_empty()).then_some(()) }
+    })
+    .await;
+    cli_ok(dir.path(), &["pause", "--reason", "database maintenance"]);
+    // The node sees the pause within its change check (a second); then nothing fires.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let before = runs_of(&db, "pause.tick").await.len();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        runs_of(&db, "pause.tick").await.len(),
+        before,
+        "nothing fires while paused"
+    );
+    cli_ok(dir.path(), &["resume", "--reason", "maintenance done"]);
+    wait_for("runs again", Duration::from_secs(10), || {
+        let db = db.clone();
+        async move { (runs_of(&db, "pause.tick").await.len() > before).then_some(()) }
+    })
+    .await;
+    let log = node.log();
+    assert!(node.stop().success());
+    assert!(log.contains("scheduler paused"), "{log}");
+
+    // A pause needs a reason.
+    let out = cronmesh(dir.path(), &["pause"], &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+
+    let audit = cli_ok(dir.path(), &["audit", "--json", "--limit", "10"]);
+    let events: Vec<serde_json::Value> = serde_json::from_str(&audit).unwrap();
+    let actions: Vec<&str> = events.iter().filter_map(|e| e["action"].as_str()).collect();
+    assert_eq!(
+        actions,
+        ["cluster.resume", "cluster.pause", "task.create"],
+        "{audit}"
+    );
+    assert_eq!(events[1]["reason"], "database maintenance");
+    assert_eq!(events[1]["after"]["paused"], true);
+    assert_eq!(events[1]["before"]["paused"], false);
+    assert!(
+        events[1]["actor"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("cli:"),
+        "{audit}"
+    );
+    assert_eq!(events[2]["target"], "task:pause.tick");
+    assert_eq!(events[2]["after"]["handler"], "noop");
+}

@@ -60,6 +60,12 @@ enum Command {
     Next(commands::next::NextArgs),
     /// Print every registered task and every registry problem; exit 1 on any problem.
     Check,
+    /// Pause the whole cluster: no task fires on any node until `resume`.
+    Pause(commands::cluster::PauseArgs),
+    /// Resume the whole cluster; missed fires follow each task's misfire policy.
+    Resume(commands::cluster::ResumeArgs),
+    /// Who changed what, newest first (every change made through the CLI or the API).
+    Audit(commands::cluster::AuditArgs),
     /// Apply pending database migrations.
     Migrate,
 }
@@ -233,6 +239,9 @@ fn dispatch(cli: Cli, tasks: CodeTasks) -> anyhow::Result<ExitCode> {
         Command::Runs(args) => block_on(commands::runs::run(&settings, args)),
         Command::Inspect(args) => block_on(commands::inspect::run(&settings, args)),
         Command::Nodes(args) => block_on(commands::nodes::run(&settings, args)),
+        Command::Pause(args) => block_on(commands::cluster::pause(&settings, args)),
+        Command::Resume(args) => block_on(commands::cluster::resume(&settings, args)),
+        Command::Audit(args) => block_on(commands::cluster::audit(&settings, args)),
     }
 }
 

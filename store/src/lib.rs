@@ -9,7 +9,9 @@
 //! let db = store::connect("sqlite::memory:").await?;
 //! store::migrate(&db).await?;
 //! let decl = TaskDecl::cron("mail.digest", "30 7 * * MON-FRI").handler("noop");
-//! store::insert_runtime_task(&db, &decl, &|_| Ok(())).await?;
+//! // Every change says who makes it: it is written to the audit trail with the change.
+//! let who = store::Who::new("cli:alice");
+//! store::insert_runtime_task(&db, &decl, &|_| Ok(()), &who).await?;
 //! let task = store::get_task(&db, "mail.digest").await?;
 //! assert_eq!(task.row.module, "mail");
 //! // Asking for a name that is not there is its own kind of error.
@@ -25,7 +27,8 @@
 //! the entities' column enums, so the compiler checks every name.
 //!
 //! Writes that change what a node schedules (a task's trigger, enabled flag, a trigger conf)
-//! set the row's `version` to one past the table's highest, so a node notices any change by
+//! set the row's `version` to the next value of a counter (a sequence on Postgres, a counter
+//! row on SQLite), so a node notices any change by
 //! watching `COUNT(*)`, `MAX(version)` and `MAX(id)` alone (see [`change_mark`]).
 
 mod audit;

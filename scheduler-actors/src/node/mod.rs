@@ -235,6 +235,10 @@ impl NodeBuilder {
             .await
             .map_err(db_err)?;
 
+        let cluster_paused = store::cluster_pause(&db).await.map_err(db_err)?.paused;
+        if cluster_paused {
+            tracing::warn!(target: "cron_task", node = %node_id, "the cluster is paused: nothing fires until `cronmesh resume`");
+        }
         let mut scheduler = SchedulerActor::new(
             db.clone(),
             handlers,
@@ -242,7 +246,8 @@ impl NodeBuilder {
             initial,
             config.node_timeout,
             metrics.actor::<SchedulerActor>(),
-        );
+        )
+        .with_cluster_pause(cluster_paused);
         if let Some(url) = &config.redis_url {
             let channel = crate::change_notices::changes_channel(&config.lock_prefix);
             scheduler = scheduler.with_change_notices(url.clone(), channel);

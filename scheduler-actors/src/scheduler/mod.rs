@@ -143,6 +143,10 @@ pub struct SchedulerActor {
     timer: Option<(SpawnHandle, i64)>,
     next_generation: u64,
     paused_at: Option<DateTime<Utc>>,
+    /// Paused by `Pause` (this node only).
+    local_pause: bool,
+    /// Paused cluster-wide (`cluster_state`, read with every change check).
+    cluster_pause: bool,
     stopped: bool,
     mark: ChangeMark,
     reconciling: bool,
@@ -177,6 +181,8 @@ impl SchedulerActor {
             timer: None,
             next_generation: 1,
             paused_at: None,
+            local_pause: false,
+            cluster_pause: false,
             stopped: false,
             mark: ChangeMark::default(),
             reconciling: false,
@@ -432,23 +438,53 @@ impl Handler<Reload> for SchedulerActor {
 impl Handler<Pause> for SchedulerActor {
     type Result = ();
 
-    /// Stops the timer; nothing fires until `Resume`.
+    /// Stops firing on this node until `Resume`.
     fn handle(&mut self, _msg: Pause, ctx: &mut Self::Context) {
         let _timing = self.metrics.handling::<Pause>();
-        if self.paused_at.is_none() {
-            self.paused_at = Some(Utc::now());
-            tracing::info!(target: "cron_task", "scheduler paused");
-        }
-        self.arm(ctx);
+        self.local_pause = true;
+        self.update_pause(ctx);
     }
 }
 
 impl Handler<Resume> for SchedulerActor {
     type Result = ();
 
-    /// Fires missed while paused go through each task's misfire policy.
+    /// Fires again (unless the cluster is paused); fires missed while paused go through each
+    /// task's misfire policy.
     fn handle(&mut self, _msg: Resume, ctx: &mut Self::Context) {
         let _timing = self.metrics.handling::<Resume>();
+        self.local_pause = false;
+        self.update_pause(ctx);
+    }
+}
+
+impl SchedulerActor {
+    /// Starts paused if the cluster is paused.
+    pub(crate) fn with_cluster_pause(mut self, paused: bool) -> Self {
+        self.cluster_pause = paused;
+        if paused {
+            self.paused_at = Some(Utc::now());
+        }
+        self
+    }
+
+    /// Pauses or resumes firing after a change of either pause: firing stops while this node
+    /// or the cluster is paused.
+    pub(super) fn update_pause(&mut self, ctx: &mut Context<Self>) {
+        let paused = self.local_pause || self.cluster_pause;
+        match (paused, self.paused_at.is_some()) {
+            (true, false) => {
+                self.paused_at = Some(Utc::now());
+                tracing::info!(target: "cron_task", node = %self.deps.node_id, cluster = self.cluster_pause, "scheduler paused");
+                self.arm(ctx);
+            }
+            (false, true) => self.resume_firing(ctx),
+            _ => {}
+        }
+    }
+
+    /// Ends a pause: fires missed meanwhile go through each task's misfire policy.
+    fn resume_firing(&mut self, ctx: &mut Context<Self>) {
         if self.paused_at.take().is_none() {
             return;
         }

@@ -195,21 +195,29 @@ impl SchedulerActor {
         let handlers = self.handlers.clone();
         let known = self.mark;
         let fut = async move {
+            // The cluster-wide pause is one row, read with every check.
+            let paused = store::cluster_pause(&db).await?.paused;
             let mark = store::change_mark(&db).await?;
             if !force && mark == known {
-                return Ok::<_, store::StoreError>(None);
+                return Ok::<_, store::StoreError>((paused, None));
             }
             let tasks = read_task_rows(&db, &handlers).await?;
-            Ok(Some((tasks, mark)))
+            Ok((paused, Some((tasks, mark))))
         };
         ctx.spawn(fut.into_actor(self).map(|res, act, ctx| {
             act.reconciling = false;
             if std::mem::take(&mut act.reload_pending) {
                 act.reconcile(true, ctx);
             }
+            if let Ok((paused, _)) = &res
+                && *paused != act.cluster_pause
+            {
+                act.cluster_pause = *paused;
+                act.update_pause(ctx);
+            }
             match res {
-                Ok(Some((tasks, mark))) => act.apply(tasks, mark, false, ctx),
-                Ok(None) => {}
+                Ok((_, Some((tasks, mark)))) => act.apply(tasks, mark, false, ctx),
+                Ok((_, None)) => {}
                 Err(e) => tracing::warn!(target: "cron_task", error = %e, "could not read task changes; retrying"),
             }
         }));
