@@ -853,6 +853,14 @@ async fn a_cluster_pause_stops_every_fire_until_resume_and_the_audit_trail_has_i
     })
     .await;
     cli_ok(dir.path(), &["pause", "--reason", "database maintenance"]);
+    let health: serde_json::Value = reqwest::get(format!("{}/healthz", node.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["cluster"]["paused"], true, "{health}");
+    assert_eq!(health["cluster"]["reason"], "database maintenance");
     // The node sees the pause within its change check (a second); then nothing fires.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let before = runs_of(&db, "pause.tick").await.len();

@@ -74,26 +74,40 @@ fn an_admin_address_this_host_does_not_have_is_bad_input() {
 }
 
 #[test]
-fn an_admin_server_open_beyond_loopback_is_warned_about() {
+fn an_api_open_beyond_loopback_without_tokens_is_refused_and_text_logs_have_no_colours() {
     use crate::support::node::{NodeProcess, free_port};
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    // Listens on every interface; the test itself talks to it over loopback only.
+    let bind = format!("0.0.0.0:{port}");
+    let (code, err) = run_fails(dir.path(), &[("CRONMESH__HTTP__BIND", bind.as_str())]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("`http.bind`") && err.contains("no [[http.tokens]]"),
+        "{err}"
+    );
+    // With a token it starts (listening on every interface; the test talks over loopback).
+    std::fs::write(
+        dir.path().join("cronmesh.toml"),
+        format!(
+            "[[http.tokens]]\nname = \"t\"\nrole = \"viewer\"\ntoken_sha256 = \"{}\"\n",
+            scheduler_actors::api::token_sha256("cm_t")
+        ),
+    )
+    .unwrap();
     let node = NodeProcess::start_at(
         dir.path(),
         &format!("http://127.0.0.1:{port}"),
-        &[("CRONMESH__HTTP__BIND", &format!("0.0.0.0:{port}"))],
+        &[("CRONMESH__HTTP__BIND", &bind)],
     );
-    let log = node.log();
     assert!(node.stop().success());
-    assert!(
-        log.contains("which is not loopback, and has no authentication"),
-        "{log}"
-    );
+    std::fs::remove_file(dir.path().join("cronmesh.toml")).unwrap();
     let quiet = NodeProcess::start(dir.path(), &[]);
     let log = quiet.log();
     assert!(quiet.stop().success());
-    assert!(!log.contains("not loopback"), "{log}");
+    assert!(
+        log.contains("has no tokens"),
+        "loopback without tokens is said once: {log}"
+    );
     // Text logs into a file (not a terminal) carry no colour codes.
     assert!(log.contains(" INFO "), "{log}");
     assert!(!log.contains('\u{1b}'), "{log:?}");

@@ -7,6 +7,7 @@
 
 mod support;
 
+mod api;
 mod bad_input;
 mod bench;
 mod cli_check;

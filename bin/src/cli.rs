@@ -66,6 +66,9 @@ enum Command {
     Resume(commands::cluster::ResumeArgs),
     /// Who changed what, newest first (every change made through the CLI or the API).
     Audit(commands::cluster::AuditArgs),
+    /// API tokens.
+    #[command(subcommand)]
+    Token(commands::token::TokenCommand),
     /// Apply pending database migrations.
     Migrate,
 }
@@ -228,6 +231,7 @@ fn dispatch(cli: Cli, tasks: CodeTasks) -> anyhow::Result<ExitCode> {
     }
     match cli.command {
         Command::Next(_) | Command::Bench(_) => unreachable!("handled above"),
+        Command::Token(cmd) => commands::token::run(cmd),
         Command::Run(args) => {
             settings.demo_enabled |= args.demo;
             commands::run::run(&settings, tasks)

@@ -50,6 +50,16 @@ struct RawRedis {
 struct RawHttp {
     bind: Option<String>,
     enabled: Option<bool>,
+    tokens: Option<Vec<RawToken>>,
+}
+
+/// One `[[http.tokens]]` entry.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawToken {
+    name: String,
+    role: String,
+    token_sha256: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -121,6 +131,8 @@ pub struct Settings {
     pub redis_prefix: String,
     /// Admin HTTP server address; `None` = no server.
     pub http_bind: Option<SocketAddr>,
+    /// Tokens of the operations API.
+    pub api_tokens: Vec<scheduler_actors::api::ApiToken>,
     /// This node's id; `None` = host name and pid.
     pub node_id: Option<String>,
     /// How long running tasks may finish after SIGINT/SIGTERM.
@@ -193,6 +205,7 @@ impl Settings {
             lock_prefix: self.redis_prefix.clone(),
             node_timeout: self.node_timeout,
             http_bind: self.http_bind,
+            api_tokens: self.api_tokens.clone(),
             shutdown_grace: self.shutdown_grace,
             heartbeat_interval: self.heartbeat_interval,
             shell_enabled: self.shell_enabled,
@@ -352,6 +365,31 @@ impl TryFrom<RawSettings> for Settings {
                 )
             })?),
         };
+        let mut api_tokens = Vec::new();
+        for (i, t) in raw.http.tokens.unwrap_or_default().into_iter().enumerate() {
+            let key = format!("http.tokens[{i}]");
+            let role = t.role.parse().map_err(|e| bad(&key, e))?;
+            let token = scheduler_actors::api::ApiToken::new(&t.name, role, &t.token_sha256)
+                .map_err(|e| bad(&key, e))?;
+            if api_tokens
+                .iter()
+                .any(|k: &scheduler_actors::api::ApiToken| k.name == token.name)
+            {
+                return Err(bad(&key, format!("a second token named {:?}", token.name)));
+            }
+            api_tokens.push(token);
+        }
+        if let Some(addr) = http_bind
+            && !addr.ip().is_loopback()
+            && api_tokens.is_empty()
+        {
+            return Err(bad(
+                "http.bind",
+                format!(
+                    "{addr} is not a loopback address and no [[http.tokens]] is configured: the operations API would be open to the network; add a token (`cronmesh token create`) or bind to 127.0.0.1"
+                ),
+            ));
+        }
         let node_id = raw.node.id.filter(|s| !s.trim().is_empty());
         if let Some(id) = &node_id
             && (id.len() > 128 || id.chars().any(|c| c.is_whitespace() || c == ':'))
@@ -427,6 +465,7 @@ impl TryFrom<RawSettings> for Settings {
             redis_url,
             redis_prefix,
             http_bind,
+            api_tokens,
             node_id,
             shutdown_grace: secs(
                 "node.shutdown_grace_secs",

@@ -23,15 +23,19 @@ pub(crate) fn start(
     metrics: Arc<Metrics>,
     scheduler: Metered<SchedulerActor>,
     node_id: String,
+    api: crate::api::ApiState,
 ) -> std::io::Result<ServerHandle> {
     let state = web::Data::new(AdminState {
         metrics,
         scheduler,
         node_id,
     });
+    let api = web::Data::new(api);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .app_data(api.clone())
+            .configure(crate::api::routes)
             .route("/healthz", web::get().to(healthz))
             .route("/metrics", web::get().to(prometheus))
             .route("/api/actors", web::get().to(actors))
@@ -50,8 +54,20 @@ pub(crate) fn start(
     Ok(handle)
 }
 
-async fn healthz(state: web::Data<AdminState>) -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({"status": "ok", "node": state.node_id}))
+/// Liveness, with the cluster pause when the database answers (it never makes this fail).
+async fn healthz(
+    state: web::Data<AdminState>,
+    api: web::Data<crate::api::ApiState>,
+) -> HttpResponse {
+    let cluster = store::cluster_pause(&api.db)
+        .await
+        .ok()
+        .and_then(|c| serde_json::to_value(c).ok());
+    HttpResponse::Ok().json(serde_json::json!({
+        "status": "ok",
+        "node": state.node_id,
+        "cluster": cluster,
+    }))
 }
 
 async fn prometheus(state: web::Data<AdminState>) -> HttpResponse {

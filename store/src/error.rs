@@ -38,6 +38,21 @@ pub enum StoreError {
         /// What clashes, naming the value.
         reason: String,
     },
+    /// The change was asked for against a version of the row that is no longer current (an
+    /// `If-Match` that does not match); nothing was written.
+    #[error(
+        "{what} {name:?} is at version {current}, not {expected}: it changed meanwhile; read it again"
+    )]
+    Stale {
+        /// What: `task`.
+        what: &'static str,
+        /// Its name.
+        name: String,
+        /// The version the request expected.
+        expected: i64,
+        /// The version it has.
+        current: i64,
+    },
     /// The database has no cronmesh schema at all.
     #[error(
         "database {database} has no cronmesh schema: run 'cronmesh migrate' (or start a node) to create it"
@@ -116,7 +131,10 @@ impl StoreError {
     pub fn is_request_error(&self) -> bool {
         matches!(
             self,
-            StoreError::NotFound { .. } | StoreError::Refused { .. } | StoreError::Conflict { .. }
+            StoreError::NotFound { .. }
+                | StoreError::Refused { .. }
+                | StoreError::Conflict { .. }
+                | StoreError::Stale { .. }
         )
     }
 }

@@ -340,8 +340,31 @@ async fn update_task(
     action: &str,
     edit: impl FnOnce(&mut scheduled_task::ActiveModel),
 ) -> Result<()> {
+    update_task_if(db, name, None, who, action, edit).await
+}
+
+/// [`update_task`] when the task is still at `expected` (if given); otherwise
+/// [`StoreError::Stale`] and nothing written.
+async fn update_task_if(
+    db: &DatabaseConnection,
+    name: &str,
+    expected: Option<i64>,
+    who: &Who,
+    action: &str,
+    edit: impl FnOnce(&mut scheduled_task::ActiveModel),
+) -> Result<()> {
     let txn = db.begin().await?;
     let before = get_task(&txn, name).await?;
+    if let Some(expected) = expected
+        && expected != before.row.version
+    {
+        return Err(StoreError::Stale {
+            what: "task",
+            name: name.to_owned(),
+            expected,
+            current: before.row.version,
+        });
+    }
     let id = before.row.id;
     let mut active: scheduled_task::ActiveModel = before.row.clone().into();
     edit(&mut active);
@@ -369,12 +392,24 @@ pub async fn set_enabled(
     enabled: bool,
     who: &Who,
 ) -> Result<()> {
+    set_enabled_if(db, name, enabled, None, who).await
+}
+
+/// [`set_enabled`] only while the task is at version `expected` (if given): otherwise
+/// [`StoreError::Stale`], nothing written.
+pub async fn set_enabled_if(
+    db: &DatabaseConnection,
+    name: &str,
+    enabled: bool,
+    expected: Option<i64>,
+    who: &Who,
+) -> Result<()> {
     let action = if enabled {
         "task.enable"
     } else {
         "task.disable"
     };
-    update_task(db, name, who, action, |t| {
+    update_task_if(db, name, expected, who, action, |t| {
         t.enabled = Set(enabled);
         t.schedule_overridden = Set(true);
     })
@@ -525,4 +560,57 @@ pub async fn remove_tasks_with_prefix(db: &DatabaseConnection, prefix: &str) -> 
         .exec(db)
         .await?
         .rows_affected)
+}
+
+/// Which tasks to list (the API's `GET /api/v1/tasks`): by name, those after `after` (the
+/// cursor), at most `limit`, narrowed by every filter given.
+#[derive(Debug, Clone, Default)]
+pub struct TaskQuery {
+    /// Only this module.
+    pub module: Option<String>,
+    /// Only this owner.
+    pub owner: Option<String>,
+    /// Only enabled (or disabled) tasks.
+    pub enabled: Option<bool>,
+    /// Only tasks whose last run ended so.
+    pub last_status: Option<String>,
+    /// Only tasks whose name or description holds this text.
+    pub text: Option<String>,
+    /// Only names after this one.
+    pub after: Option<String>,
+    /// At most this many.
+    pub limit: u64,
+}
+
+/// Tasks as [`TaskQuery`] asks, by name.
+pub async fn query_tasks(db: &DatabaseConnection, query: &TaskQuery) -> Result<Vec<StoredTask>> {
+    use scheduled_task::Column as C;
+    let mut select = ScheduledTask::find()
+        .order_by_asc(C::Name)
+        .limit(query.limit);
+    if let Some(module) = &query.module {
+        select = select.filter(C::Module.eq(module));
+    }
+    if let Some(owner) = &query.owner {
+        select = select.filter(C::Owner.eq(owner));
+    }
+    if let Some(enabled) = query.enabled {
+        select = select.filter(C::Enabled.eq(enabled));
+    }
+    if let Some(status) = &query.last_status {
+        select = select.filter(C::LastStatus.eq(status));
+    }
+    if let Some(text) = &query.text {
+        select = select.filter(
+            sea_orm::Condition::any()
+                .add(C::Name.contains(text))
+                .add(C::Description.contains(text)),
+        );
+    }
+    if let Some(after) = &query.after {
+        select = select.filter(C::Name.gt(after));
+    }
+    let rows = select.all(db).await?;
+    let confs = conf_names(db).await?;
+    Ok(stored(rows, &confs))
 }

@@ -11,6 +11,7 @@ mod output;
 pub(crate) mod run;
 pub(crate) mod runs;
 pub(crate) mod tasks;
+pub(crate) mod token;
 pub(crate) mod triggers;
 
 use anyhow::Context;

@@ -18,11 +18,10 @@ pub(crate) fn run(settings: &Settings, tasks: CodeTasks) -> anyhow::Result<ExitC
             .start()
             .await
             .map_err(start_error)?;
-        if let Some(addr) = node.http_addr()
-            && !addr.ip().is_loopback()
-        {
+        if node.http_addr().is_some() && settings.api_tokens.is_empty() {
+            // Only on loopback (settings refuse anything else without tokens).
             tracing::warn!(
-                "the admin HTTP server listens on {addr}, which is not loopback, and has no authentication: anyone who can reach it sees the node's tasks and metrics"
+                "the operations API (/api/v1) has no tokens: anyone on this host may use it with admin rights; add [[http.tokens]] to require one"
             );
         }
         if let Some(addr) = node.http_addr() {

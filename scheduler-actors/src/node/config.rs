@@ -22,6 +22,9 @@ pub struct NodeConfig {
     pub node_timeout: Duration,
     /// Admin HTTP address; `None` = no server.
     pub http_bind: Option<SocketAddr>,
+    /// Tokens of the operations API (`/api/v1`); none = no authentication, for a node whose
+    /// admin server is on loopback only.
+    pub api_tokens: Vec<crate::api::ApiToken>,
     /// How long running fires may finish at shutdown before they are interrupted.
     pub shutdown_grace: Duration,
     /// Heartbeat period.
@@ -53,6 +56,7 @@ impl Default for NodeConfig {
             lock_prefix: "cronmesh".to_owned(),
             node_timeout: Duration::from_secs(10),
             http_bind: Some(SocketAddr::from(([127, 0, 0, 1], 8080))),
+            api_tokens: Vec::new(),
             shutdown_grace: Duration::from_secs(30),
             heartbeat_interval: Duration::from_secs(2),
             shell_enabled: true,

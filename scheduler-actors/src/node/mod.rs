@@ -261,6 +261,10 @@ impl NodeBuilder {
                     metrics.clone(),
                     scheduler.clone(),
                     node_id.clone(),
+                    crate::api::ApiState {
+                        db: db.clone(),
+                        tokens: config.api_tokens.clone().into(),
+                    },
                 );
                 match started {
                     Ok(handle) => Some(handle),

@@ -1,0 +1,275 @@
+//! The operations API, `/api/v1`, on every node's admin server: tasks, runs now, the cluster
+//! pause and the audit trail, behind bearer tokens with roles (`auth.rs`). Every change goes
+//! through the same `store` functions as the CLI's, so it is validated and audited the same
+//! way; errors are `{"error":{"code","message","field"}}` (`error.rs`).
+
+mod auth;
+mod error;
+
+use std::sync::Arc;
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::Utc;
+use sea_orm::DatabaseConnection;
+use serde::Deserialize;
+
+use self::auth::Caller;
+pub use self::auth::{ApiToken, Role, new_token, token_sha256};
+use self::error::ApiError;
+
+/// The largest request body taken.
+pub(crate) const MAX_BODY: usize = 64 * 1024;
+
+/// What the API's handlers share.
+pub(crate) struct ApiState {
+    pub(crate) db: DatabaseConnection,
+    pub(crate) tokens: Arc<[ApiToken]>,
+}
+
+/// Registers the routes under `/api/v1`.
+pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(MAX_BODY)
+            .error_handler(|e, _| error::json_error(e)),
+    )
+    .app_data(web::PayloadConfig::default().limit(MAX_BODY))
+    .service(
+        web::scope("/api/v1")
+            .route("/tasks", web::get().to(list_tasks))
+            .route("/tasks/{name}", web::get().to(get_task))
+            .route("/tasks/{name}", web::patch().to(patch_task))
+            .route("/tasks/{name}/run", web::post().to(run_task))
+            .route("/pause", web::post().to(pause))
+            .route("/resume", web::post().to(resume))
+            .route("/audit", web::get().to(audit))
+            .default_service(web::to(|| async {
+                Err::<HttpResponse, _>(ApiError::new(
+                    actix_web::http::StatusCode::NOT_FOUND,
+                    "not_found",
+                    "no such API route",
+                ))
+            })),
+    );
+}
+
+/// Filters and page of `GET /api/v1/tasks`.
+#[derive(Debug, Deserialize)]
+struct TaskList {
+    module: Option<String>,
+    owner: Option<String>,
+    enabled: Option<bool>,
+    last_status: Option<String>,
+    q: Option<String>,
+    limit: Option<u64>,
+    cursor: Option<String>,
+}
+
+/// The most items a page holds.
+const MAX_PAGE: u64 = 1000;
+
+fn page_limit(limit: Option<u64>) -> Result<u64, ApiError> {
+    match limit.unwrap_or(100) {
+        0 => Err(ApiError::invalid("limit 0 returns nothing; give 1 to 1000").on("limit")),
+        n if n > MAX_PAGE => {
+            Err(ApiError::invalid(format!("limit {n} is over {MAX_PAGE}")).on("limit"))
+        }
+        n => Ok(n),
+    }
+}
+
+async fn cluster_json(db: &DatabaseConnection) -> Result<serde_json::Value, ApiError> {
+    Ok(serde_json::to_value(store::cluster_pause(db).await?).unwrap_or_default())
+}
+
+async fn list_tasks(
+    caller: Caller,
+    state: web::Data<ApiState>,
+    query: web::Query<TaskList>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Role::Viewer)?;
+    let q = query.into_inner();
+    let limit = page_limit(q.limit)?;
+    let tasks = store::query_tasks(
+        &state.db,
+        &store::TaskQuery {
+            module: q.module,
+            owner: q.owner,
+            enabled: q.enabled,
+            last_status: q.last_status,
+            text: q.q,
+            after: q.cursor,
+            limit,
+        },
+    )
+    .await?;
+    let next_cursor = (tasks.len() as u64 == limit)
+        .then(|| tasks.last().map(|t| t.row.name.clone()))
+        .flatten();
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "items": tasks.iter().map(store::StoredTask::to_json).collect::<Vec<_>>(),
+        "next_cursor": next_cursor,
+        "cluster": cluster_json(&state.db).await?,
+    })))
+}
+
+/// A task with its version as the `ETag`.
+fn task_response(task: &store::StoredTask) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::ETAG, format!("\"{}\"", task.row.version)))
+        .json(task.to_json())
+}
+
+async fn get_task(
+    caller: Caller,
+    state: web::Data<ApiState>,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Role::Viewer)?;
+    Ok(task_response(&store::get_task(&state.db, &name).await?))
+}
+
+/// The version an `If-Match` header asks for, if any.
+fn if_match(req: &HttpRequest) -> Result<Option<i64>, ApiError> {
+    let Some(value) = req.headers().get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .map(|v| v.trim().trim_start_matches("W/").trim_matches('"'))
+        .and_then(|v| v.parse::<i64>().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::invalid("If-Match must be a task's ETag, such as \"42\"").on("If-Match")
+        })
+}
+
+/// What `PATCH /api/v1/tasks/{name}` may change (in this version: `enabled`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TaskPatch {
+    enabled: Option<bool>,
+}
+
+async fn patch_task(
+    caller: Caller,
+    state: web::Data<ApiState>,
+    req: HttpRequest,
+    name: web::Path<String>,
+    body: web::Json<TaskPatch>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Role::Operator)?;
+    let expected = if_match(&req)?;
+    let Some(enabled) = body.enabled else {
+        return Err(ApiError::invalid("nothing to change: give `enabled`").on("enabled"));
+    };
+    store::set_enabled_if(&state.db, &name, enabled, expected, &caller.who()).await?;
+    Ok(task_response(&store::get_task(&state.db, &name).await?))
+}
+
+async fn run_task(
+    caller: Caller,
+    state: web::Data<ApiState>,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Role::Operator)?;
+    let at = Utc::now();
+    store::request_run_now(&state.db, &name, at, &caller.who()).await?;
+    Ok(HttpResponse::Accepted().json(serde_json::json!({
+        "task": name.as_str(),
+        "fire_time": scheduler_core::rfc3339(at),
+    })))
+}
+
+/// The body of a pause or resume.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Reason {
+    reason: String,
+}
+
+async fn set_pause(
+    caller: Caller,
+    state: web::Data<ApiState>,
+    body: web::Json<Reason>,
+    paused: bool,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Role::Operator)?;
+    let who = caller.who().because(body.into_inner().reason);
+    let state = store::set_cluster_pause(&state.db, paused, &who)
+        .await
+        .map_err(|e| ApiError::from(e).on("reason"))?;
+    Ok(HttpResponse::Ok().json(state))
+}
+
+async fn pause(
+    caller: Caller,
+    state: web::Data<ApiState>,
+    body: web::Json<Reason>,
+) -> Result<HttpResponse, ApiError> {
+    set_pause(caller, state, body, true).await
+}
+
+async fn resume(
+    caller: Caller,
+    state: web::Data<ApiState>,
+    body: web::Json<Reason>,
+) -> Result<HttpResponse, ApiError> {
+    set_pause(caller, state, body, false).await
+}
+
+/// Filters and page of `GET /api/v1/audit`.
+#[derive(Debug, Deserialize)]
+struct AuditList {
+    target: Option<String>,
+    actor: Option<String>,
+    action: Option<String>,
+    limit: Option<u64>,
+    cursor: Option<i64>,
+}
+
+async fn audit(
+    caller: Caller,
+    state: web::Data<ApiState>,
+    query: web::Query<AuditList>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Role::Viewer)?;
+    let q = query.into_inner();
+    let limit = page_limit(q.limit)?;
+    let events = store::list_audit(
+        &state.db,
+        &store::AuditFilter {
+            target: q.target,
+            actor: q.actor,
+            action: q.action,
+            before_id: q.cursor,
+            limit,
+        },
+    )
+    .await?;
+    let json = |text: &Option<String>| {
+        text.as_deref()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
+    };
+    let next_cursor = (events.len() as u64 == limit)
+        .then(|| events.last().map(|e| e.id))
+        .flatten();
+    let items: Vec<serde_json::Value> = events
+        .iter()
+        .map(|e| {
+            serde_json::json!({
+                "id": e.id,
+                "at": scheduler_core::rfc3339(e.at),
+                "actor": e.actor,
+                "action": e.action,
+                "target": e.target,
+                "before": json(&e.before_json),
+                "after": json(&e.after_json),
+                "reason": e.reason,
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({"items": items, "next_cursor": next_cursor})))
+}
