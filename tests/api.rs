@@ -27,21 +27,23 @@ fn node_with_tokens(dir: &std::path::Path) -> NodeProcess {
         ));
     }
     std::fs::write(dir.join("cronmesh.toml"), config).unwrap();
-    let out = cronmesh(
-        dir,
-        &[
-            "tasks",
-            "add",
-            "a.b",
-            "--cron",
-            "@daily",
-            "--handler",
-            "noop",
-        ],
-        &[],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    NodeProcess::start(dir, &[])
+    for name in ["a.b", "x.del"] {
+        let out = cronmesh(
+            dir,
+            &[
+                "tasks",
+                "add",
+                name,
+                "--cron",
+                "@daily",
+                "--handler",
+                "noop",
+            ],
+            &[],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    NodeProcess::start(dir, &[("CRONMESH__HANDLERS__SHELL_ENABLED", "false")])
 }
 
 async fn call(
@@ -66,11 +68,37 @@ async fn each_role_may_do_what_it_may_and_no_more() {
     let dir = tempfile::tempdir().unwrap();
     let node = node_with_tokens(dir.path());
     let reason = || Some(serde_json::json!({"reason": "matrix"}));
+    use serde_json::json;
     // (method, path, body, least role: 0 viewer, 1 operator, 2 admin)
     let endpoints: Vec<(Method, &str, Option<serde_json::Value>, usize)> = vec![
         (Method::GET, "/api/v1/tasks", None, 0),
         (Method::GET, "/api/v1/tasks/a.b", None, 0),
         (Method::GET, "/api/v1/audit", None, 0),
+        (Method::GET, "/api/v1/trigger-confs", None, 0),
+        (Method::GET, "/api/v1/runs", None, 0),
+        (Method::GET, "/api/v1/nodes", None, 0),
+        (Method::GET, "/api/v1/actors", None, 0),
+        (
+            Method::POST,
+            "/api/v1/preview",
+            Some(json!({"expr": "@daily"})),
+            0,
+        ),
+        (
+            Method::POST,
+            "/api/v1/trigger-confs",
+            Some(json!({"name": "nightly", "trigger": {"type": "cron", "expr": "0 2 * * *"}})),
+            2,
+        ),
+        (
+            Method::POST,
+            "/api/v1/tasks",
+            Some(
+                json!({"name": "api.made", "handler": "noop", "trigger": {"type": "cron", "expr": "@hourly"}}),
+            ),
+            2,
+        ),
+        (Method::DELETE, "/api/v1/tasks/x.del", None, 2),
         (
             Method::PATCH,
             "/api/v1/tasks/a.b",
@@ -96,6 +124,8 @@ async fn each_role_may_do_what_it_may_and_no_more() {
                 None => StatusCode::UNAUTHORIZED,
                 Some(r) if r < *least => StatusCode::FORBIDDEN,
                 Some(_) if *path == "/api/v1/tasks/a.b/run" => StatusCode::ACCEPTED,
+                Some(_) if *method == Method::DELETE => StatusCode::NO_CONTENT,
+                Some(_) if *method == Method::POST && path.ends_with('s') => StatusCode::CREATED,
                 Some(_) => StatusCode::OK,
             };
             let text = resp.text().await.unwrap();
@@ -224,4 +254,193 @@ async fn stale_if_match_big_bodies_and_unknown_names_are_refused_and_changes_are
     assert_eq!(events[0]["before"]["enabled"], true);
     assert_eq!(events[0]["after"]["enabled"], false);
     assert_eq!(events.last().unwrap()["action"], "task.create");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tasks_confs_runs_and_previews_through_the_api() {
+    use serde_json::json;
+    let dir = tempfile::tempdir().unwrap();
+    let node = node_with_tokens(dir.path());
+    let admin = |method: Method, path: &'static str, body: serde_json::Value| {
+        call(&node, method, path, Some(ADMIN), Some(body))
+    };
+    // A bad expression: the CLI's words, 400, nothing written.
+    let resp = admin(
+        Method::POST,
+        "/api/v1/tasks",
+        json!({"name": "api.bad", "handler": "noop", "trigger": {"type": "cron", "expr": "0 0 32 * *"}}),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert!(resp.text().await.unwrap().contains("day-of-month 32"));
+    // shell is off on this node: 403 with the reason.
+    let resp = admin(
+        Method::POST,
+        "/api/v1/tasks",
+        json!({"name": "api.sh", "handler": "shell", "handler_args": {"program": "env"},
+               "trigger": {"type": "cron", "expr": "@daily"}}),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert!(
+        resp.text()
+            .await
+            .unwrap()
+            .contains("handlers.shell_enabled")
+    );
+
+    // A conf, a task on it, and the conf cannot go while used.
+    let resp = admin(
+        Method::POST,
+        "/api/v1/trigger-confs",
+        json!({"name": "every-sec", "trigger": {"type": "cron", "expr": "* * * * * *"}}),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let resp = admin(
+        Method::POST,
+        "/api/v1/tasks",
+        json!({"name": "api.tick", "handler": "noop", "trigger_conf": "every-sec"}),
+    )
+    .await;
+    assert_eq!(
+        resp.status(),
+        StatusCode::CREATED,
+        "{}",
+        resp.text().await.unwrap()
+    );
+    let conf: serde_json::Value = call(
+        &node,
+        Method::GET,
+        "/api/v1/trigger-confs/every-sec",
+        Some(VIEWER),
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(conf["used_by"], json!(["api.tick"]));
+    let resp = call(
+        &node,
+        Method::DELETE,
+        "/api/v1/trigger-confs/every-sec",
+        Some(ADMIN),
+        None,
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::CONFLICT);
+    assert!(resp.text().await.unwrap().contains("api.tick"));
+
+    // Its runs, by the API, and one by id.
+    let mut runs = serde_json::Value::Null;
+    for _ in 0..100 {
+        runs = call(
+            &node,
+            Method::GET,
+            "/api/v1/runs?task=api.tick&status=succeeded&limit=1",
+            Some(VIEWER),
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+        if runs["items"].as_array().is_some_and(|a| !a.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let run_id = runs["items"][0]["run_id"].as_str().unwrap().to_owned();
+    assert!(runs["next_cursor"].is_string(), "{runs}");
+    let one: serde_json::Value = call(
+        &node,
+        Method::GET,
+        &format!("/api/v1/runs/{run_id}"),
+        Some(VIEWER),
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(one["task"], "api.tick");
+    let resp = call(
+        &node,
+        Method::GET,
+        "/api/v1/runs?status=nope",
+        Some(VIEWER),
+        None,
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+
+    // A stale If-Match on delete: 412 and the task stays.
+    let resp = reqwest::Client::new()
+        .delete(format!("{}/api/v1/tasks/api.tick", node.url))
+        .bearer_auth(ADMIN)
+        .header("If-Match", "\"1\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::PRECONDITION_FAILED);
+    assert_eq!(
+        call(
+            &node,
+            Method::GET,
+            "/api/v1/tasks/api.tick",
+            Some(VIEWER),
+            None
+        )
+        .await
+        .status(),
+        StatusCode::OK
+    );
+
+    // A preview across a DST change says so.
+    let preview: serde_json::Value = call(
+        &node,
+        Method::POST,
+        "/api/v1/preview",
+        Some(VIEWER),
+        Some(json!({
+            "trigger": {"type": "cron", "expr": "30 2 * * *", "timezone": "America/New_York",
+                        "start_at": "2030-03-09T12:00:00Z"},
+            "count": 2
+        })),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        preview["fires"][0]["utc"], "2030-03-10T07:00:00Z",
+        "{preview}"
+    );
+    let note = preview["fires"][0]["note"].as_str().unwrap_or("");
+    assert!(note.contains("does not exist"), "{preview}");
+    let resp = call(
+        &node,
+        Method::POST,
+        "/api/v1/preview",
+        Some(VIEWER),
+        Some(json!({"expr": "@daily", "timezone": "Mars/Base"})),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert!(resp.text().await.unwrap().contains("Mars/Base"));
+
+    let nodes: serde_json::Value = call(&node, Method::GET, "/api/v1/nodes", Some(VIEWER), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(nodes["items"][0]["state"], "running");
+    let actors: serde_json::Value = call(&node, Method::GET, "/api/v1/actors", Some(VIEWER), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(actors.to_string().contains("SchedulerActor"));
+    assert!(node.stop().success());
 }

@@ -96,6 +96,7 @@ impl Cluster {
                 task: None,
                 status: None,
                 limit: 1_000_000,
+                ..Default::default()
             },
         )
         .await

@@ -360,6 +360,7 @@ fn run_events_match_the_records_and_a_slow_subscriber_only_lags() {
                 task: Some("ev.deliver".into()),
                 status: Some(RunStatus::Succeeded),
                 limit: 1000,
+                ..Default::default()
             },
         )
         .await

@@ -20,6 +20,7 @@
 pub mod cron_expr;
 mod error;
 pub mod misfire;
+mod preview;
 mod registry;
 pub mod schedule;
 mod task;
@@ -28,6 +29,7 @@ mod trigger;
 pub use cron_expr::CronExpr;
 pub use error::{Error, Result, quoted};
 pub use misfire::{CatchUp, SkippedFires, plan_catch_up};
+pub use preview::{PreviewFire, preview};
 pub use registry::{Problem, Registry};
 pub use schedule::{CronSchedule, parse_zone};
 pub use task::{

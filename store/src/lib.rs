@@ -60,14 +60,15 @@ pub use nodes::{NodeInfo, heartbeat, list_nodes, mark_dead_nodes, register_node,
 pub use recovery::{OrphanRun, abandon_run, orphan_runs, settle_previous_runs, take_over_run};
 pub use rows::{not_run_row, running_row};
 pub use runs::{
-    FinishedRun, RunFilter, count_succeeded, finish_runs, list_runs, prune_runs,
+    FinishedRun, RunFilter, count_succeeded, finish_runs, get_run, list_runs, prune_runs,
     record_fire_outcome, remove_runs_with_prefix,
 };
 pub use task_status::{TaskState, update_task_states};
 pub use tasks::{
     ChangeMark, StoredTask, TaskQuery, change_mark, conf_names, get_task, insert_runtime_task,
     insert_runtime_tasks, is_built_in, load_task_page, load_tasks, query_tasks, remove_task,
-    remove_tasks_with_prefix, request_run_now, set_enabled, set_enabled_if, set_trigger,
+    remove_task_if, remove_tasks_with_prefix, request_run_now, set_enabled, set_enabled_if,
+    set_trigger,
 };
 pub use triggers::{
     add_trigger_conf, conf_json, list_trigger_confs, remove_trigger_conf, set_trigger_conf,

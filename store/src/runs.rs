@@ -80,6 +80,12 @@ pub struct RunFilter {
     pub status: Option<RunStatus>,
     /// At most this many, newest first.
     pub limit: u64,
+    /// Only fires at or after this instant (epoch ms).
+    pub since_ms: Option<i64>,
+    /// Only fires before this instant (epoch ms).
+    pub until_ms: Option<i64>,
+    /// Only runs older than this one, `(fire_ts_ms, id)`: the cursor of the previous page.
+    pub before: Option<(i64, i64)>,
 }
 
 /// Runs, newest fire first.
@@ -93,6 +99,21 @@ pub async fn list_runs(
     }
     if let Some(s) = filter.status {
         q = q.filter(C::Status.eq(s.as_str()));
+    }
+    if let Some(since) = filter.since_ms {
+        q = q.filter(C::FireTsMs.gte(since));
+    }
+    if let Some(until) = filter.until_ms {
+        q = q.filter(C::FireTsMs.lt(until));
+    }
+    if let Some((fire, id)) = filter.before {
+        q = q.filter(
+            sea_orm::Condition::any().add(C::FireTsMs.lt(fire)).add(
+                sea_orm::Condition::all()
+                    .add(C::FireTsMs.eq(fire))
+                    .add(C::Id.lt(id)),
+            ),
+        );
     }
     Ok(q.order_by_desc(C::FireTsMs)
         .order_by_desc(C::Id)
@@ -138,4 +159,16 @@ pub async fn remove_runs_with_prefix(db: &DatabaseConnection, prefix: &str) -> R
         .exec(db)
         .await?
         .rows_affected)
+}
+
+/// One run by its run id.
+pub async fn get_run(db: &DatabaseConnection, run_id: &str) -> Result<task_run::Model> {
+    TaskRun::find()
+        .filter(C::RunId.eq(run_id))
+        .one(db)
+        .await?
+        .ok_or_else(|| crate::StoreError::NotFound {
+            what: "run",
+            name: run_id.to_owned(),
+        })
 }

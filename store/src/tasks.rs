@@ -458,8 +458,29 @@ pub fn is_built_in(name: &str) -> bool {
 /// Deletes a task row (its run history stays). A code task comes back at the next start-up
 /// of a node that has it; disable it instead to keep it off.
 pub async fn remove_task(db: &DatabaseConnection, name: &str, who: &Who) -> Result<()> {
+    remove_task_if(db, name, None, who).await
+}
+
+/// [`remove_task`] only while the task is at version `expected` (if given): otherwise
+/// [`StoreError::Stale`], nothing removed.
+pub async fn remove_task_if(
+    db: &DatabaseConnection,
+    name: &str,
+    expected: Option<i64>,
+    who: &Who,
+) -> Result<()> {
     let txn = db.begin().await?;
     let before = get_task(&txn, name).await?;
+    if let Some(expected) = expected
+        && expected != before.row.version
+    {
+        return Err(StoreError::Stale {
+            what: "task",
+            name: name.to_owned(),
+            expected,
+            current: before.row.version,
+        });
+    }
     if is_built_in(name) {
         return Err(StoreError::refused(format!(
             "task {name:?} is built in: every node brings it back at its start; disable it instead"

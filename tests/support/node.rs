@@ -175,6 +175,7 @@ pub async fn runs_of(db: &DatabaseConnection, task: &str) -> Vec<task_run::Model
             task: Some(task.to_owned()),
             status: None,
             limit: 100_000,
+            ..Default::default()
         },
     )
     .await

@@ -28,6 +28,7 @@ pub(crate) async fn run(settings: &Settings, args: NodesArgs) -> anyhow::Result<
             task: None,
             status: Some(RunStatus::Running),
             limit: 10_000,
+            ..Default::default()
         },
     )
     .await?;

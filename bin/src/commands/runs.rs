@@ -53,6 +53,7 @@ pub(crate) async fn run(settings: &Settings, args: RunsArgs) -> anyhow::Result<E
             task: args.task.clone(),
             status,
             limit: args.limit,
+            ..Default::default()
         },
     )
     .await?;

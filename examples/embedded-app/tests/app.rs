@@ -156,6 +156,7 @@ fn the_node_runs_the_jobs_with_the_apps_state_and_events_pauses_and_stops() {
                 task: Some("billing.invoice".into()),
                 status: Some(entity::task_run::RunStatus::Succeeded),
                 limit: 10_000,
+                ..Default::default()
             },
         )
         .await

@@ -4,7 +4,9 @@
 //! way; errors are `{"error":{"code","message","field"}}` (`error.rs`).
 
 mod auth;
+mod confs;
 mod error;
+mod reads;
 
 use std::sync::Arc;
 
@@ -25,6 +27,10 @@ pub(crate) const MAX_BODY: usize = 64 * 1024;
 pub(crate) struct ApiState {
     pub(crate) db: DatabaseConnection,
     pub(crate) tokens: Arc<[ApiToken]>,
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
+    /// The handlers this node has, by name (a new task must name one).
+    pub(crate) handlers: Arc<std::collections::HashMap<String, Arc<dyn crate::TaskHandler>>>,
+    pub(crate) shell_enabled: bool,
 }
 
 /// Registers the routes under `/api/v1`.
@@ -38,9 +44,21 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     .service(
         web::scope("/api/v1")
             .route("/tasks", web::get().to(list_tasks))
+            .route("/tasks", web::post().to(create_task))
             .route("/tasks/{name}", web::get().to(get_task))
             .route("/tasks/{name}", web::patch().to(patch_task))
+            .route("/tasks/{name}", web::delete().to(delete_task))
             .route("/tasks/{name}/run", web::post().to(run_task))
+            .route("/trigger-confs", web::get().to(confs::list))
+            .route("/trigger-confs", web::post().to(confs::create))
+            .route("/trigger-confs/{name}", web::get().to(confs::get))
+            .route("/trigger-confs/{name}", web::put().to(confs::replace))
+            .route("/trigger-confs/{name}", web::delete().to(confs::remove))
+            .route("/runs", web::get().to(reads::list_runs))
+            .route("/runs/{run_id}", web::get().to(reads::get_run))
+            .route("/nodes", web::get().to(reads::nodes))
+            .route("/actors", web::get().to(reads::actors))
+            .route("/preview", web::post().to(reads::preview))
             .route("/pause", web::post().to(pause))
             .route("/resume", web::post().to(resume))
             .route("/audit", web::get().to(audit))
@@ -69,7 +87,7 @@ struct TaskList {
 /// The most items a page holds.
 const MAX_PAGE: u64 = 1000;
 
-fn page_limit(limit: Option<u64>) -> Result<u64, ApiError> {
+pub(crate) fn page_limit(limit: Option<u64>) -> Result<u64, ApiError> {
     match limit.unwrap_or(100) {
         0 => Err(ApiError::invalid("limit 0 returns nothing; give 1 to 1000").on("limit")),
         n if n > MAX_PAGE => {
@@ -218,6 +236,118 @@ async fn resume(
     body: web::Json<Reason>,
 ) -> Result<HttpResponse, ApiError> {
     set_pause(caller, state, body, false).await
+}
+
+/// The body of `POST /api/v1/tasks`: a runtime task's writable fields; `trigger` is a trigger
+/// JSON object, or `trigger_conf` names a shared one.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewTask {
+    name: String,
+    handler: String,
+    #[serde(default)]
+    handler_args: Option<serde_json::Value>,
+    #[serde(default)]
+    trigger: Option<serde_json::Value>,
+    #[serde(default)]
+    trigger_conf: Option<String>,
+    #[serde(default)]
+    enabled: Option<bool>,
+    #[serde(default)]
+    owner: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    timeout_ms: Option<u64>,
+    #[serde(default)]
+    misfire: Option<String>,
+    #[serde(default)]
+    misfire_grace_ms: Option<u64>,
+    #[serde(default)]
+    overlap: Option<String>,
+    #[serde(default)]
+    recover: bool,
+    #[serde(default)]
+    lock_ttl_ms: Option<u64>,
+}
+
+impl NewTask {
+    /// The declaration, or what is wrong with the request (naming the field).
+    fn decl(self) -> Result<scheduler_core::TaskDecl, ApiError> {
+        use scheduler_core::{MisfirePolicy, OverlapPolicy, TaskDecl};
+        let mut decl = match (self.trigger, self.trigger_conf) {
+            (Some(trigger), None) => TaskDecl::trigger_json(&self.name, &trigger.to_string()),
+            (None, Some(conf)) => TaskDecl::trigger_conf(&self.name, &conf),
+            _ => {
+                return Err(ApiError::invalid(
+                    "give either `trigger` (a trigger JSON object) or `trigger_conf` (a name)",
+                )
+                .on("trigger"));
+            }
+        }
+        .handler(&self.handler)
+        .owner(&self.owner)
+        .description(&self.description)
+        .recover(self.recover)
+        .origin("api");
+        decl.handler_args = self.handler_args;
+        decl.enabled = self.enabled.unwrap_or(true);
+        decl.timeout_secs = self.timeout_ms.map(|ms| ms.div_ceil(1000));
+        if let Some(m) = self.misfire {
+            decl.misfire = m
+                .parse::<MisfirePolicy>()
+                .map_err(|e| ApiError::invalid(e.to_string()).on("misfire"))?;
+        }
+        if let Some(o) = self.overlap {
+            decl.overlap = o
+                .parse::<OverlapPolicy>()
+                .map_err(|e| ApiError::invalid(e.to_string()).on("overlap"))?;
+        }
+        if let Some(g) = self.misfire_grace_ms {
+            decl.misfire_grace_secs = g / 1000;
+        }
+        if let Some(ttl) = self.lock_ttl_ms {
+            decl.lock_ttl_ms = ttl;
+        }
+        Ok(decl)
+    }
+}
+
+async fn create_task(
+    caller: Caller,
+    state: web::Data<ApiState>,
+    body: web::Json<NewTask>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Role::Admin)?;
+    let decl = body.into_inner().decl()?;
+    if decl.handler == "shell" && !state.shell_enabled {
+        return Err(ApiError::forbidden(
+            "the shell handler is turned off on this node (handlers.shell_enabled = false)"
+                .to_owned(),
+        ));
+    }
+    let handlers = state.handlers.clone();
+    let check = |d: &scheduler_core::TaskDecl| {
+        crate::builtin::validate_handler_args(&d.handler, d.handler_args.as_ref(), &|h| {
+            handlers.contains_key(h) && crate::builtin::builtin(h).is_none()
+        })
+    };
+    let row = store::insert_runtime_task(&state.db, &decl, &check, &caller.who()).await?;
+    let task = store::get_task(&state.db, &row.name).await?;
+    Ok(HttpResponse::Created()
+        .insert_header((header::ETAG, format!("\"{}\"", task.row.version)))
+        .json(task.to_json()))
+}
+
+async fn delete_task(
+    caller: Caller,
+    state: web::Data<ApiState>,
+    req: HttpRequest,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Role::Admin)?;
+    store::remove_task_if(&state.db, &name, if_match(&req)?, &caller.who()).await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 /// Filters and page of `GET /api/v1/audit`.

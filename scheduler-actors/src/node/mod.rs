@@ -134,6 +134,7 @@ impl NodeBuilder {
             return Err(Error::Registry(registry.problems().to_vec()));
         }
         let handlers = Arc::new(handlers);
+        let api_handlers = handlers.clone();
         let known = handlers.clone();
         let change = store::sync_code_tasks(&db, &decls, &|h| known.contains_key(h))
             .await
@@ -264,6 +265,9 @@ impl NodeBuilder {
                     crate::api::ApiState {
                         db: db.clone(),
                         tokens: config.api_tokens.clone().into(),
+                        metrics: metrics.clone(),
+                        handlers: api_handlers,
+                        shell_enabled: config.shell_enabled,
                     },
                 );
                 match started {

@@ -667,6 +667,7 @@ mod tests {
                     task: Some("p.task".to_owned()),
                     status: None,
                     limit: 10,
+                    ..Default::default()
                 },
             )
             .await

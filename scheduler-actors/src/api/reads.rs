@@ -1,0 +1,202 @@
+//! Read-only routes: runs, nodes, actors, and the preview of a trigger.
+
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Utc};
+use entity::task_run::RunStatus;
+use serde::Deserialize;
+
+use super::auth::{Caller, Role};
+use super::error::ApiError;
+use super::{ApiState, page_limit};
+
+/// Filters and page of `GET /api/v1/runs`.
+#[derive(Debug, Deserialize)]
+pub(super) struct RunList {
+    task: Option<String>,
+    status: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    limit: Option<u64>,
+    cursor: Option<String>,
+}
+
+fn instant(field: &str, text: &str) -> Result<i64, ApiError> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.timestamp_millis())
+        .map_err(|e| {
+            ApiError::invalid(format!(
+                "{field} {} is not an RFC 3339 instant such as 2026-03-07T12:00:00Z ({e})",
+                scheduler_core::quoted(text)
+            ))
+            .on(field)
+        })
+}
+
+/// A run as the API shows it.
+fn run_json(r: &entity::task_run::Model) -> serde_json::Value {
+    let tail = r.output.as_deref().map(|o| {
+        let start = o.len().saturating_sub(1024);
+        let start = (start..o.len())
+            .find(|i| o.is_char_boundary(*i))
+            .unwrap_or(0);
+        o[start..].to_owned()
+    });
+    serde_json::json!({
+        "run_id": r.run_id,
+        "task": r.task_name,
+        "fire_time": DateTime::<Utc>::from_timestamp_millis(r.fire_ts_ms).map(scheduler_core::rfc3339),
+        "attempt": r.attempt,
+        "status": r.status.as_str(),
+        "node": r.node_id,
+        "started_at": scheduler_core::rfc3339(r.started_at),
+        "finished_at": r.finished_at.map(scheduler_core::rfc3339),
+        "duration_ms": r.duration_ms,
+        "error": r.error,
+        "output_tail": tail,
+    })
+}
+
+pub(super) async fn list_runs(
+    caller: Caller,
+    state: web::Data<ApiState>,
+    query: web::Query<RunList>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Role::Viewer)?;
+    let q = query.into_inner();
+    let limit = page_limit(q.limit)?;
+    let status = q
+        .status
+        .as_deref()
+        .map(|s| {
+            <RunStatus as sea_orm::Iterable>::iter()
+                .find(|status| status.as_str() == s)
+                .ok_or_else(|| {
+                    ApiError::invalid(format!(
+                        "status {} is not a run status",
+                        scheduler_core::quoted(s)
+                    ))
+                    .on("status")
+                })
+        })
+        .transpose()?;
+    let before = q
+        .cursor
+        .as_deref()
+        .map(|c| {
+            c.split_once(':')
+                .and_then(|(f, i)| Some((f.parse::<i64>().ok()?, i.parse::<i64>().ok()?)))
+                .ok_or_else(|| ApiError::invalid("cursor is not one this API gave").on("cursor"))
+        })
+        .transpose()?;
+    let runs = store::list_runs(
+        &state.db,
+        &store::RunFilter {
+            task: q.task,
+            status,
+            limit,
+            since_ms: q
+                .since
+                .as_deref()
+                .map(|s| instant("since", s))
+                .transpose()?,
+            until_ms: q
+                .until
+                .as_deref()
+                .map(|s| instant("until", s))
+                .transpose()?,
+            before,
+        },
+    )
+    .await?;
+    let next_cursor = (runs.len() as u64 == limit)
+        .then(|| runs.last().map(|r| format!("{}:{}", r.fire_ts_ms, r.id)))
+        .flatten();
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "items": runs.iter().map(run_json).collect::<Vec<_>>(),
+        "next_cursor": next_cursor,
+    })))
+}
+
+pub(super) async fn get_run(
+    caller: Caller,
+    state: web::Data<ApiState>,
+    run_id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Role::Viewer)?;
+    Ok(HttpResponse::Ok().json(run_json(&store::get_run(&state.db, &run_id).await?)))
+}
+
+pub(super) async fn nodes(
+    caller: Caller,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Role::Viewer)?;
+    let now = Utc::now();
+    let items: Vec<serde_json::Value> = store::list_nodes(&state.db)
+        .await?
+        .iter()
+        .map(|n| {
+            serde_json::json!({
+                "node_id": n.node_id,
+                "host": n.host,
+                "pid": n.pid,
+                "version": n.version,
+                "admin_url": n.admin_url,
+                "state": n.state.as_str(),
+                "started_at": scheduler_core::rfc3339(n.started_at),
+                "last_heartbeat": scheduler_core::rfc3339(n.last_heartbeat),
+                "heartbeat_age_ms": (now - n.last_heartbeat).num_milliseconds(),
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({"items": items})))
+}
+
+pub(super) async fn actors(
+    caller: Caller,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Role::Viewer)?;
+    Ok(HttpResponse::Ok().json(state.metrics.snapshot()))
+}
+
+/// The body of `POST /api/v1/preview`: a trigger JSON object, or an expression and a zone.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Preview {
+    trigger: Option<serde_json::Value>,
+    expr: Option<String>,
+    timezone: Option<String>,
+    count: Option<usize>,
+}
+
+pub(super) async fn preview(
+    caller: Caller,
+    body: web::Json<Preview>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Role::Viewer)?;
+    let body = body.into_inner();
+    let count = body.count.unwrap_or(10);
+    if !(1..=100).contains(&count) {
+        return Err(
+            ApiError::invalid(format!("count {count} is not between 1 and 100")).on("count"),
+        );
+    }
+    let trigger = match (&body.trigger, &body.expr) {
+        (Some(json), None) => scheduler_core::Trigger::from_json(&json.to_string())
+            .map_err(|e| ApiError::invalid(e.to_string()).on("trigger"))?,
+        (None, Some(expr)) => {
+            scheduler_core::Trigger::cron(expr, body.timezone.as_deref().unwrap_or("UTC"))
+                .map_err(|e| ApiError::invalid(e.to_string()).on("expr"))?
+        }
+        _ => {
+            return Err(ApiError::invalid(
+                "give either `trigger` (a trigger JSON object) or `expr` (with `timezone`)",
+            ));
+        }
+    };
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "trigger": serde_json::from_str::<serde_json::Value>(&trigger.to_json()).ok(),
+        "fires": scheduler_core::preview(&trigger, Utc::now(), count),
+    })))
+}
