@@ -430,6 +430,67 @@ async fn tasks_confs_runs_and_previews_through_the_api() {
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     assert!(resp.text().await.unwrap().contains("Mars/Base"));
 
+    // Any writable field, by an admin; an operator only flips `enabled`.
+    let patch = json!({"owner": "ops-team", "trigger": {"type": "cron", "expr": "@hourly"}, "timeout_ms": 5000});
+    let resp = call(
+        &node,
+        Method::PATCH,
+        "/api/v1/tasks/api.tick",
+        Some(OPERATOR),
+        Some(patch.clone()),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let resp = call(
+        &node,
+        Method::PATCH,
+        "/api/v1/tasks/api.tick",
+        Some(ADMIN),
+        Some(patch),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let task: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(task["owner"], "ops-team");
+    assert_eq!(task["trigger_conf"], serde_json::Value::Null);
+    assert_eq!(task["trigger"]["expr"], "@hourly");
+    assert_eq!(task["timeout_ms"], 5000);
+    let resp = call(
+        &node,
+        Method::PATCH,
+        "/api/v1/tasks/api.tick",
+        Some(ADMIN),
+        Some(json!({"misfire": "sometimes"})),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        resp.json::<serde_json::Value>().await.unwrap()["error"]["field"],
+        "misfire"
+    );
+    let resp = call(
+        &node,
+        Method::PATCH,
+        "/api/v1/tasks/api.tick",
+        Some(ADMIN),
+        Some(json!({"handler": "nope"})),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let resp = call(
+        &node,
+        Method::PATCH,
+        "/api/v1/tasks/api.tick",
+        Some(ADMIN),
+        Some(json!({"colour": "red"})),
+    )
+    .await;
+    assert_eq!(
+        resp.status(),
+        StatusCode::BAD_REQUEST,
+        "unknown fields are refused"
+    );
+
     let nodes: serde_json::Value = call(&node, Method::GET, "/api/v1/nodes", Some(VIEWER), None)
         .await
         .json()

@@ -272,27 +272,7 @@ pub async fn insert_runtime_task(
     check: &dyn Fn(&TaskDecl) -> Result<(), String>,
     who: &Who,
 ) -> Result<scheduled_task::Model> {
-    let confs: BTreeMap<String, Trigger> = crate::trigger_confs(db)
-        .await?
-        .into_iter()
-        .filter_map(|(name, json)| Trigger::from_json(&json).ok().map(|t| (name, t)))
-        .collect();
-    let mut problems: Vec<String> = match decl.validate(|n| confs.get(n).cloned()) {
-        Ok(_) => Vec::new(),
-        Err(errors) => errors.iter().map(ToString::to_string).collect(),
-    };
-    if let Err(p) = check(decl) {
-        problems.push(p);
-    }
-    if is_built_in(&decl.name) {
-        problems.push(format!(
-            "task {:?}: the module `{BUILT_IN_MODULE}` is reserved for cronmesh's built-in tasks",
-            decl.name
-        ));
-    }
-    if !problems.is_empty() {
-        return Err(StoreError::refused(problems.join("; ")));
-    }
+    validate_runtime_decl(db, decl, check).await?;
     if ScheduledTask::find()
         .filter(scheduled_task::Column::Name.eq(&decl.name))
         .one(db)
@@ -329,6 +309,70 @@ pub async fn insert_runtime_task(
     .await?;
     txn.commit().await?;
     Ok(after.row)
+}
+
+/// Checks a runtime task's declaration as every writer must: the whole spec (its trigger
+/// conf resolved), what only the caller knows (`check`: handlers and their arguments), and
+/// the reserved module.
+async fn validate_runtime_decl(
+    db: &DatabaseConnection,
+    decl: &TaskDecl,
+    check: &dyn Fn(&TaskDecl) -> Result<(), String>,
+) -> Result<()> {
+    let confs: BTreeMap<String, Trigger> = crate::trigger_confs(db)
+        .await?
+        .into_iter()
+        .filter_map(|(name, json)| Trigger::from_json(&json).ok().map(|t| (name, t)))
+        .collect();
+    let mut problems: Vec<String> = match decl.validate(|n| confs.get(n).cloned()) {
+        Ok(_) => Vec::new(),
+        Err(errors) => errors.iter().map(ToString::to_string).collect(),
+    };
+    if let Err(p) = check(decl) {
+        problems.push(p);
+    }
+    if is_built_in(&decl.name) {
+        problems.push(format!(
+            "task {:?}: the module `{BUILT_IN_MODULE}` is reserved for cronmesh's built-in tasks",
+            decl.name
+        ));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(StoreError::refused(problems.join("; ")))
+    }
+}
+
+/// Rewrites a task from `edit` applied to its current declaration: checked like a new task,
+/// written (if the task is still at `expected`, when given) with its version moved and the
+/// audit event `task.update`. A changed trigger or enabled flag then wins over a code default.
+pub async fn update_task_decl(
+    db: &DatabaseConnection,
+    name: &str,
+    expected: Option<i64>,
+    edit: impl FnOnce(&mut TaskDecl),
+    check: &dyn Fn(&TaskDecl) -> Result<(), String>,
+    who: &Who,
+) -> Result<()> {
+    let current = get_task(db, name).await?;
+    let old = current.decl();
+    let mut decl = old.clone();
+    edit(&mut decl);
+    decl.name = old.name.clone();
+    validate_runtime_decl(db, &decl, check).await?;
+    let trigger = stored_trigger(db, &decl.trigger).await?;
+    let schedule_changed = decl.trigger != old.trigger || decl.enabled != old.enabled;
+    update_task_if(db, name, expected, who, "task.update", |t| {
+        apply_spec_fields(t, &decl);
+        t.trigger_json = Set(trigger.0);
+        t.trigger_conf_id = Set(trigger.1);
+        t.enabled = Set(decl.enabled);
+        if schedule_changed {
+            t.schedule_overridden = Set(true);
+        }
+    })
+    .await
 }
 
 /// Changes one task in a transaction that also moves its version and writes the audit event

@@ -164,11 +164,137 @@ fn if_match(req: &HttpRequest) -> Result<Option<i64>, ApiError> {
         })
 }
 
-/// What `PATCH /api/v1/tasks/{name}` may change (in this version: `enabled`).
-#[derive(Debug, Deserialize)]
+/// What `PATCH /api/v1/tasks/{name}` may change: any writable field (`enabled` alone needs
+/// the operator role, anything else admin).
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TaskPatch {
     enabled: Option<bool>,
+    handler: Option<String>,
+    handler_args: Option<serde_json::Value>,
+    trigger: Option<serde_json::Value>,
+    trigger_conf: Option<String>,
+    owner: Option<String>,
+    description: Option<String>,
+    timeout_ms: Option<u64>,
+    misfire: Option<String>,
+    misfire_grace_ms: Option<u64>,
+    overlap: Option<String>,
+    recover: Option<bool>,
+    lock_ttl_ms: Option<u64>,
+}
+
+impl TaskPatch {
+    /// Whether it changes nothing but `enabled`.
+    fn only_enabled(&self) -> bool {
+        let TaskPatch {
+            enabled: _,
+            handler,
+            handler_args,
+            trigger,
+            trigger_conf,
+            owner,
+            description,
+            timeout_ms,
+            misfire,
+            misfire_grace_ms,
+            overlap,
+            recover,
+            lock_ttl_ms,
+        } = self;
+        handler.is_none()
+            && handler_args.is_none()
+            && trigger.is_none()
+            && trigger_conf.is_none()
+            && owner.is_none()
+            && description.is_none()
+            && timeout_ms.is_none()
+            && misfire.is_none()
+            && misfire_grace_ms.is_none()
+            && overlap.is_none()
+            && recover.is_none()
+            && lock_ttl_ms.is_none()
+    }
+
+    /// The policies as parsed values, or the error naming the field.
+    fn policies(
+        &self,
+    ) -> Result<
+        (
+            Option<scheduler_core::MisfirePolicy>,
+            Option<scheduler_core::OverlapPolicy>,
+        ),
+        ApiError,
+    > {
+        let misfire = self
+            .misfire
+            .as_deref()
+            .map(|m| {
+                m.parse().map_err(|e: scheduler_core::Error| {
+                    ApiError::invalid(e.to_string()).on("misfire")
+                })
+            })
+            .transpose()?;
+        let overlap = self
+            .overlap
+            .as_deref()
+            .map(|o| {
+                o.parse().map_err(|e: scheduler_core::Error| {
+                    ApiError::invalid(e.to_string()).on("overlap")
+                })
+            })
+            .transpose()?;
+        Ok((misfire, overlap))
+    }
+
+    /// Applies the fields given to a declaration.
+    fn apply(
+        self,
+        decl: &mut scheduler_core::TaskDecl,
+        misfire: Option<scheduler_core::MisfirePolicy>,
+        overlap: Option<scheduler_core::OverlapPolicy>,
+    ) {
+        use scheduler_core::TriggerDecl;
+        if let Some(v) = self.enabled {
+            decl.enabled = v;
+        }
+        if let Some(v) = self.handler {
+            decl.handler = v;
+        }
+        if let Some(v) = self.handler_args {
+            decl.handler_args = (!v.is_null()).then_some(v);
+        }
+        if let Some(v) = self.trigger {
+            decl.trigger = TriggerDecl::Json(v.to_string());
+        }
+        if let Some(v) = self.trigger_conf {
+            decl.trigger = TriggerDecl::Conf(v);
+        }
+        if let Some(v) = self.owner {
+            decl.owner = v;
+        }
+        if let Some(v) = self.description {
+            decl.description = v;
+        }
+        if let Some(v) = self.timeout_ms {
+            decl.timeout_secs = Some(v.div_ceil(1000));
+        }
+        if let Some(v) = misfire {
+            decl.misfire = v;
+        }
+        if let Some(v) = self.misfire_grace_ms {
+            decl.misfire_grace_secs = v / 1000;
+        }
+        if let Some(v) = overlap {
+            decl.overlap = v;
+        }
+        if let Some(v) = self.recover {
+            decl.recover = v;
+        }
+        if let Some(v) = self.lock_ttl_ms {
+            decl.lock_ttl_ms = v;
+        }
+    }
 }
 
 async fn patch_task(
@@ -178,12 +304,48 @@ async fn patch_task(
     name: web::Path<String>,
     body: web::Json<TaskPatch>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(Role::Operator)?;
+    let patch = body.into_inner();
     let expected = if_match(&req)?;
-    let Some(enabled) = body.enabled else {
-        return Err(ApiError::invalid("nothing to change: give `enabled`").on("enabled"));
+    if patch.only_enabled() {
+        caller.require(Role::Operator)?;
+        let Some(enabled) = patch.enabled else {
+            return Err(ApiError::invalid(
+                "nothing to change: give a writable field",
+            ));
+        };
+        store::set_enabled_if(&state.db, &name, enabled, expected, &caller.who()).await?;
+        return Ok(task_response(&store::get_task(&state.db, &name).await?));
+    }
+    caller.require(Role::Admin)?;
+    if patch.trigger.is_some() && patch.trigger_conf.is_some() {
+        return Err(ApiError::invalid("give `trigger` or `trigger_conf`, not both").on("trigger"));
+    }
+    if patch.handler.as_deref() == Some("shell") && !state.shell_enabled {
+        return Err(ApiError::forbidden(
+            "the shell handler is turned off on this node (handlers.shell_enabled = false)"
+                .to_owned(),
+        ));
+    }
+    let (misfire, overlap) = patch.policies()?;
+    let handlers = state.handlers.clone();
+    let shell_enabled = state.shell_enabled;
+    let check = |d: &scheduler_core::TaskDecl| {
+        if d.handler == "shell" && !shell_enabled {
+            return Err("the shell handler is turned off on this node".to_owned());
+        }
+        crate::builtin::validate_handler_args(&d.handler, d.handler_args.as_ref(), &|h| {
+            handlers.contains_key(h) && crate::builtin::builtin(h).is_none()
+        })
     };
-    store::set_enabled_if(&state.db, &name, enabled, expected, &caller.who()).await?;
+    store::update_task_decl(
+        &state.db,
+        &name,
+        expected,
+        |decl| patch.apply(decl, misfire, overlap),
+        &check,
+        &caller.who(),
+    )
+    .await?;
     Ok(task_response(&store::get_task(&state.db, &name).await?))
 }
 
