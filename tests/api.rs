@@ -14,7 +14,7 @@ const OPERATOR: &str = "cm_operator_token_for_tests_2222";
 const ADMIN: &str = "cm_admin_token_for_tests_3333";
 
 /// A node with a viewer, an operator and an admin token, and one task `a.b`.
-fn node_with_tokens(dir: &std::path::Path) -> NodeProcess {
+fn node_with_tokens(dir: &std::path::Path, env: &[(&str, &str)]) -> NodeProcess {
     let mut config = String::new();
     for (name, role, token) in [
         ("view", "viewer", VIEWER),
@@ -27,23 +27,24 @@ fn node_with_tokens(dir: &std::path::Path) -> NodeProcess {
         ));
     }
     std::fs::write(dir.join("cronmesh.toml"), config).unwrap();
+    let out = cronmesh(dir, &["migrate"], env);
+    assert!(out.status.success(), "{}", stderr(&out));
     for name in ["a.b", "x.del"] {
-        let out = cronmesh(
-            dir,
-            &[
-                "tasks",
-                "add",
-                name,
-                "--cron",
-                "@daily",
-                "--handler",
-                "noop",
-            ],
-            &[],
-        );
+        let add = [
+            "tasks",
+            "add",
+            name,
+            "--cron",
+            "@daily",
+            "--handler",
+            "noop",
+        ];
+        let out = cronmesh(dir, &add, env);
         assert!(out.status.success(), "{}", stderr(&out));
     }
-    NodeProcess::start(dir, &[("CRONMESH__HANDLERS__SHELL_ENABLED", "false")])
+    let mut env = env.to_vec();
+    env.push(("CRONMESH__HANDLERS__SHELL_ENABLED", "false"));
+    NodeProcess::start(dir, &env)
 }
 
 async fn call(
@@ -66,7 +67,7 @@ async fn call(
 #[tokio::test(flavor = "multi_thread")]
 async fn each_role_may_do_what_it_may_and_no_more() {
     let dir = tempfile::tempdir().unwrap();
-    let node = node_with_tokens(dir.path());
+    let node = node_with_tokens(dir.path(), &[]);
     let reason = || Some(serde_json::json!({"reason": "matrix"}));
     use serde_json::json;
     // (method, path, body, least role: 0 viewer, 1 operator, 2 admin)
@@ -153,7 +154,15 @@ async fn each_role_may_do_what_it_may_and_no_more() {
 #[tokio::test(flavor = "multi_thread")]
 async fn stale_if_match_big_bodies_and_unknown_names_are_refused_and_changes_are_audited() {
     let dir = tempfile::tempdir().unwrap();
-    let node = node_with_tokens(dir.path());
+    let node = node_with_tokens(dir.path(), &[]);
+    // Liveness, readiness and metrics need no token by default.
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        assert_eq!(
+            call(&node, Method::GET, path, None, None).await.status(),
+            StatusCode::OK,
+            "{path}"
+        );
+    }
     let resp = call(&node, Method::GET, "/api/v1/tasks/a.b", Some(VIEWER), None).await;
     let etag = resp.headers()["etag"].to_str().unwrap().to_owned();
     let task: serde_json::Value = resp.json().await.unwrap();
@@ -258,9 +267,37 @@ async fn stale_if_match_big_bodies_and_unknown_names_are_refused_and_changes_are
 
 #[tokio::test(flavor = "multi_thread")]
 async fn tasks_confs_runs_and_previews_through_the_api() {
-    use serde_json::json;
     let dir = tempfile::tempdir().unwrap();
-    let node = node_with_tokens(dir.path());
+    api_flow(dir.path(), &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_api_works_the_same_on_postgres_and_redis() {
+    let dir = tempfile::tempdir().unwrap();
+    let pg = crate::support::postgres::TempDatabase::create().await;
+    let redis = crate::support::redis::RedisServer::start();
+    let redis_url = redis.url();
+    api_flow(
+        dir.path(),
+        &[
+            ("CRONMESH__DATABASE__URL", pg.url()),
+            ("CRONMESH__REDIS__URL", &redis_url),
+        ],
+    )
+    .await;
+}
+
+/// Tasks, confs, runs, previews, nodes and actors through the API of a node on `env`.
+async fn api_flow(dir: &std::path::Path, env: &[(&str, &str)]) {
+    use serde_json::json;
+    let mut env = env.to_vec();
+    env.push(("CRONMESH__HTTP__METRICS_PUBLIC", "false"));
+    let node = node_with_tokens(dir, &env);
+    // /metrics behind a token when asked to be.
+    let resp = call(&node, Method::GET, "/metrics", None, None).await;
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let resp = call(&node, Method::GET, "/metrics", Some(VIEWER), None).await;
+    assert_eq!(resp.status(), StatusCode::OK);
     let admin = |method: Method, path: &'static str, body: serde_json::Value| {
         call(&node, method, path, Some(ADMIN), Some(body))
     };

@@ -51,6 +51,7 @@ struct RawHttp {
     bind: Option<String>,
     enabled: Option<bool>,
     tokens: Option<Vec<RawToken>>,
+    metrics_public: Option<bool>,
 }
 
 /// One `[[http.tokens]]` entry.
@@ -133,6 +134,8 @@ pub struct Settings {
     pub http_bind: Option<SocketAddr>,
     /// Tokens of the operations API.
     pub api_tokens: Vec<scheduler_actors::api::ApiToken>,
+    /// Whether `/metrics` needs no token.
+    pub metrics_public: bool,
     /// This node's id; `None` = host name and pid.
     pub node_id: Option<String>,
     /// How long running tasks may finish after SIGINT/SIGTERM.
@@ -206,6 +209,7 @@ impl Settings {
             node_timeout: self.node_timeout,
             http_bind: self.http_bind,
             api_tokens: self.api_tokens.clone(),
+            metrics_public: self.metrics_public,
             shutdown_grace: self.shutdown_grace,
             heartbeat_interval: self.heartbeat_interval,
             shell_enabled: self.shell_enabled,
@@ -466,6 +470,7 @@ impl TryFrom<RawSettings> for Settings {
             redis_prefix,
             http_bind,
             api_tokens,
+            metrics_public: raw.http.metrics_public.unwrap_or(true),
             node_id,
             shutdown_grace: secs(
                 "node.shutdown_grace_secs",
@@ -549,12 +554,13 @@ mod tests {
     }
 
     /// Every setting, as `section.key`.
-    const KEYS: [&str; 17] = [
+    const KEYS: [&str; 18] = [
         "database.url",
         "redis.url",
         "redis.prefix",
         "http.bind",
         "http.enabled",
+        "http.metrics_public",
         "node.id",
         "node.shutdown_grace_secs",
         "node.heartbeat_secs",
@@ -637,7 +643,7 @@ mod tests {
             for result in [from_file(), from_env()] {
                 match result {
                     Ok(settings) => {
-                        prop_assert!(KEYS[..15].contains(&key), "{} was taken", key);
+                        prop_assert!(KEYS[..16].contains(&key), "{} was taken", key);
                         if let Some(addr) = settings.http_bind {
                             prop_assert_eq!(addr.to_string().parse().ok(), Some(addr));
                         }

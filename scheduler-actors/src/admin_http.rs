@@ -37,6 +37,7 @@ pub(crate) fn start(
             .app_data(api.clone())
             .configure(crate::api::routes)
             .route("/healthz", web::get().to(healthz))
+            .route("/readyz", web::get().to(readyz))
             .route("/metrics", web::get().to(prometheus))
             .route("/api/actors", web::get().to(actors))
             .route("/api/tasks", web::get().to(tasks))
@@ -70,10 +71,42 @@ async fn healthz(
     }))
 }
 
-async fn prometheus(state: web::Data<AdminState>) -> HttpResponse {
-    HttpResponse::Ok()
+/// Readiness: the database answers and the lock backend is reachable (503 naming what is not).
+async fn readyz(
+    state: web::Data<AdminState>,
+    api: web::Data<crate::api::ApiState>,
+) -> HttpResponse {
+    let database = store::cluster_pause(&api.db).await.is_ok();
+    let lock = !state.metrics.degraded();
+    let body = serde_json::json!({
+        "status": if database && lock { "ready" } else { "not_ready" },
+        "node": state.node_id,
+        "database": if database { "ok" } else { "unreachable" },
+        "lock": if lock { "ok" } else { "unreachable" },
+    });
+    if database && lock {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+/// Prometheus text; with `http.metrics_public = false` it needs a viewer token.
+async fn prometheus(
+    state: web::Data<AdminState>,
+    api: web::Data<crate::api::ApiState>,
+    req: actix_web::HttpRequest,
+) -> actix_web::Result<HttpResponse> {
+    if !api.metrics_public {
+        let header = req
+            .headers()
+            .get(actix_web::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        crate::api::authenticate(&api.tokens, header)?;
+    }
+    Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(state.metrics.prometheus())
+        .body(state.metrics.prometheus()))
 }
 
 async fn actors(state: web::Data<AdminState>) -> HttpResponse {

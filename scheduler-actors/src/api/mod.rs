@@ -17,6 +17,7 @@ use sea_orm::DatabaseConnection;
 use serde::Deserialize;
 
 use self::auth::Caller;
+pub(crate) use self::auth::authenticate;
 pub use self::auth::{ApiToken, Role, new_token, token_sha256};
 use self::error::ApiError;
 
@@ -31,6 +32,8 @@ pub(crate) struct ApiState {
     /// The handlers this node has, by name (a new task must name one).
     pub(crate) handlers: Arc<std::collections::HashMap<String, Arc<dyn crate::TaskHandler>>>,
     pub(crate) shell_enabled: bool,
+    /// Whether `/metrics` is served without a token.
+    pub(crate) metrics_public: bool,
 }
 
 /// Registers the routes under `/api/v1`.

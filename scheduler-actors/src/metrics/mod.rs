@@ -126,6 +126,11 @@ impl Metrics {
         self.dropped_writes.fetch_add(n, Ordering::Relaxed);
     }
 
+    /// Whether the node is degraded (its lock backend is unreachable).
+    pub(crate) fn degraded(&self) -> bool {
+        self.degraded.load(Ordering::Relaxed) != 0
+    }
+
     /// Marks the node degraded (a backend is down) or not.
     pub fn set_degraded(&self, degraded: bool) {
         self.degraded.store(i64::from(degraded), Ordering::Relaxed);

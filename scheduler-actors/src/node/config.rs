@@ -25,6 +25,8 @@ pub struct NodeConfig {
     /// Tokens of the operations API (`/api/v1`); none = no authentication, for a node whose
     /// admin server is on loopback only.
     pub api_tokens: Vec<crate::api::ApiToken>,
+    /// Whether `/metrics` needs no token (`http.metrics_public`).
+    pub metrics_public: bool,
     /// How long running fires may finish at shutdown before they are interrupted.
     pub shutdown_grace: Duration,
     /// Heartbeat period.
@@ -57,6 +59,7 @@ impl Default for NodeConfig {
             node_timeout: Duration::from_secs(10),
             http_bind: Some(SocketAddr::from(([127, 0, 0, 1], 8080))),
             api_tokens: Vec::new(),
+            metrics_public: true,
             shutdown_grace: Duration::from_secs(30),
             heartbeat_interval: Duration::from_secs(2),
             shell_enabled: true,

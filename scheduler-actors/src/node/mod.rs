@@ -268,6 +268,7 @@ impl NodeBuilder {
                         metrics: metrics.clone(),
                         handlers: api_handlers,
                         shell_enabled: config.shell_enabled,
+                        metrics_public: config.metrics_public,
                     },
                 );
                 match started {
