@@ -183,7 +183,21 @@ async fn passwords_and_tokens_never_reach_logs_run_records_or_responses() {
     redis.restart();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let client = reqwest::Client::new();
-    for path in ["/healthz", "/metrics", "/api/actors", "/api/tasks", "/nope"] {
+    for path in [
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/api/actors",
+        "/api/tasks",
+        "/nope",
+        "/api/v1/tasks",
+        "/api/v1/tasks/leak.http",
+        "/api/v1/runs?task=leak.http",
+        "/api/v1/runs?task=leak.env",
+        "/api/v1/nodes",
+        "/api/v1/actors",
+        "/api/v1/audit",
+    ] {
         let resp = client
             .get(format!("{}{path}", node.url))
             .send()
