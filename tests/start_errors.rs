@@ -61,7 +61,16 @@ fn a_log_dir_that_cannot_hold_logs_is_bad_input() {
 fn an_admin_address_this_host_does_not_have_is_bad_input() {
     let dir = tempfile::tempdir().unwrap();
     // 192.0.2.1 is reserved for documentation (RFC 5737) and on no host: binding to it fails
-    // at once, and nothing is ever sent to it.
+    // at once, and nothing is ever sent to it. (A token, or the settings refuse a
+    // non-loopback address before any bind.)
+    std::fs::write(
+        dir.path().join("cronmesh.toml"),
+        format!(
+            "[[http.tokens]]\nname = \"t\"\nrole = \"viewer\"\ntoken_sha256 = \"{}\"\n",
+            scheduler_actors::api::token_sha256("cm_t")
+        ),
+    )
+    .unwrap();
     let (code, err) = run_fails(dir.path(), &[("CRONMESH__HTTP__BIND", "192.0.2.1:8080")]);
     assert_eq!(code, Some(2), "{err}");
     assert!(
