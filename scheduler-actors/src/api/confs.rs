@@ -5,7 +5,7 @@ use serde::Deserialize;
 
 use super::ApiState;
 use super::auth::{Caller, Role};
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 
 /// A conf with the names of the tasks that use it.
 async fn conf_with_users(
@@ -40,6 +40,13 @@ async fn find(
         })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/trigger-confs",
+    tag = "cronmesh",
+    responses((status = 200, description = "every conf with the tasks using it", body = Object), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 503, description = "the database is unavailable", body = ErrorBody)),
+    security(("bearer" = []))
+)]
 pub(super) async fn list(
     caller: Caller,
     state: web::Data<ApiState>,
@@ -52,6 +59,14 @@ pub(super) async fn list(
     Ok(HttpResponse::Ok().json(serde_json::json!({"items": items})))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/trigger-confs/{name}",
+    tag = "cronmesh",
+    params(("name" = String, Path, description = "trigger conf name")),
+    responses((status = 200, description = "the conf with the tasks using it", body = Object), (status = 404, description = "no such name", body = ErrorBody), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 503, description = "the database is unavailable", body = ErrorBody)),
+    security(("bearer" = []))
+)]
 pub(super) async fn get(
     caller: Caller,
     state: web::Data<ApiState>,
@@ -63,15 +78,24 @@ pub(super) async fn get(
 }
 
 /// The body of `POST /api/v1/trigger-confs`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct NewConf {
     name: String,
+    #[schema(value_type = Object)]
     trigger: serde_json::Value,
     #[serde(default)]
     description: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/trigger-confs",
+    tag = "cronmesh",
+    request_body = NewConf,
+    responses((status = 201, description = "the new conf", body = Object), (status = 400, description = "a bad value, named in the error", body = ErrorBody), (status = 403, description = "the token's role may not do this", body = ErrorBody), (status = 409, description = "a clash with what is stored", body = ErrorBody), (status = 413, description = "the body is over 64 KiB", body = ErrorBody), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 503, description = "the database is unavailable", body = ErrorBody)),
+    security(("bearer" = []))
+)]
 pub(super) async fn create(
     caller: Caller,
     state: web::Data<ApiState>,
@@ -91,12 +115,22 @@ pub(super) async fn create(
 }
 
 /// The body of `PUT /api/v1/trigger-confs/{name}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ConfTrigger {
+    #[schema(value_type = Object)]
     trigger: serde_json::Value,
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/trigger-confs/{name}",
+    tag = "cronmesh",
+    params(("name" = String, Path, description = "trigger conf name")),
+    request_body = ConfTrigger,
+    responses((status = 200, description = "the conf as changed", body = Object), (status = 400, description = "a bad value, named in the error", body = ErrorBody), (status = 403, description = "the token's role may not do this", body = ErrorBody), (status = 404, description = "no such name", body = ErrorBody), (status = 413, description = "the body is over 64 KiB", body = ErrorBody), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 503, description = "the database is unavailable", body = ErrorBody)),
+    security(("bearer" = []))
+)]
 pub(super) async fn replace(
     caller: Caller,
     state: web::Data<ApiState>,
@@ -109,6 +143,14 @@ pub(super) async fn replace(
     Ok(HttpResponse::Ok().json(conf_with_users(&state.db, &conf).await?))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/trigger-confs/{name}",
+    tag = "cronmesh",
+    params(("name" = String, Path, description = "trigger conf name")),
+    responses((status = 204, description = "removed"), (status = 403, description = "the token's role may not do this", body = ErrorBody), (status = 404, description = "no such name", body = ErrorBody), (status = 409, description = "a clash with what is stored", body = ErrorBody), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 503, description = "the database is unavailable", body = ErrorBody)),
+    security(("bearer" = []))
+)]
 pub(super) async fn remove(
     caller: Caller,
     state: web::Data<ApiState>,

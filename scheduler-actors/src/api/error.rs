@@ -5,6 +5,24 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use store::StoreError;
 
+/// The body of every error answer.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorBody {
+    error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorDetail {
+    /// A stable code: `invalid`, `unauthorized`, `forbidden`, `not_found`, `conflict`,
+    /// `stale`, `too_large`, `database_unavailable`, ...
+    code: String,
+    /// In words, as the CLI says it.
+    message: String,
+    /// The request field it is about, if one.
+    field: Option<String>,
+}
+
 /// An error answer.
 #[derive(Debug)]
 pub(crate) struct ApiError {
@@ -62,9 +80,13 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status).json(serde_json::json!({
-            "error": {"code": self.code, "message": self.message, "field": self.field}
-        }))
+        HttpResponse::build(self.status).json(ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message.clone(),
+                field: self.field.clone(),
+            },
+        })
     }
 }
 

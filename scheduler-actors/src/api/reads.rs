@@ -6,11 +6,12 @@ use entity::task_run::RunStatus;
 use serde::Deserialize;
 
 use super::auth::{Caller, Role};
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::{ApiState, page_limit};
 
 /// Filters and page of `GET /api/v1/runs`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct RunList {
     task: Option<String>,
     status: Option<String>,
@@ -56,6 +57,14 @@ fn run_json(r: &entity::task_run::Model) -> serde_json::Value {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/runs",
+    tag = "cronmesh",
+    params(RunList),
+    responses((status = 200, description = "a page of runs, newest first", body = Object), (status = 400, description = "a bad value, named in the error", body = ErrorBody), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 503, description = "the database is unavailable", body = ErrorBody)),
+    security(("bearer" = []))
+)]
 pub(super) async fn list_runs(
     caller: Caller,
     state: web::Data<ApiState>,
@@ -117,6 +126,14 @@ pub(super) async fn list_runs(
     })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/runs/{run_id}",
+    tag = "cronmesh",
+    params(("run_id" = String, Path, description = "run id")),
+    responses((status = 200, description = "the run", body = Object), (status = 404, description = "no such name", body = ErrorBody), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 503, description = "the database is unavailable", body = ErrorBody)),
+    security(("bearer" = []))
+)]
 pub(super) async fn get_run(
     caller: Caller,
     state: web::Data<ApiState>,
@@ -126,6 +143,13 @@ pub(super) async fn get_run(
     Ok(HttpResponse::Ok().json(run_json(&store::get_run(&state.db, &run_id).await?)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/nodes",
+    tag = "cronmesh",
+    responses((status = 200, description = "every node", body = Object), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 503, description = "the database is unavailable", body = ErrorBody)),
+    security(("bearer" = []))
+)]
 pub(super) async fn nodes(
     caller: Caller,
     state: web::Data<ApiState>,
@@ -152,6 +176,13 @@ pub(super) async fn nodes(
     Ok(HttpResponse::Ok().json(serde_json::json!({"items": items})))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/actors",
+    tag = "cronmesh",
+    responses((status = 200, description = "mailbox metrics of this node's actors", body = Object), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 503, description = "the database is unavailable", body = ErrorBody)),
+    security(("bearer" = []))
+)]
 pub(super) async fn actors(
     caller: Caller,
     state: web::Data<ApiState>,
@@ -161,15 +192,24 @@ pub(super) async fn actors(
 }
 
 /// The body of `POST /api/v1/preview`: a trigger JSON object, or an expression and a zone.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Preview {
+    #[schema(value_type = Option<Object>)]
     trigger: Option<serde_json::Value>,
     expr: Option<String>,
     timezone: Option<String>,
     count: Option<usize>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/preview",
+    tag = "cronmesh",
+    request_body = Preview,
+    responses((status = 200, description = "the next fires, UTC and local, with DST notes", body = Object), (status = 400, description = "a bad value, named in the error", body = ErrorBody), (status = 413, description = "the body is over 64 KiB", body = ErrorBody), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 503, description = "the database is unavailable", body = ErrorBody)),
+    security(("bearer" = []))
+)]
 pub(super) async fn preview(
     caller: Caller,
     body: web::Json<Preview>,
