@@ -29,6 +29,17 @@ if ! command -v faketime >/dev/null 2>&1; then
   apt_install faketime
 fi
 
+# A Python venv with schemathesis: the API's schema fuzzing test runs it against a live node.
+venv="${CRONMESH_VENV:-/var/tmp/cronmesh-venv}"
+if [ ! -x "$venv/bin/schemathesis" ]; then
+  echo "services: installing schemathesis into $venv"
+  if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+    apt_install python3-venv
+    python3 -m venv "$venv"
+  fi
+  "$venv/bin/pip" install -q --disable-pip-version-check "schemathesis>=4,<5"
+fi
+
 if ! command -v pg_ctlcluster >/dev/null 2>&1; then
   echo "services: installing postgresql"
   apt_install postgresql

@@ -241,6 +241,33 @@ async fn stale_if_match_big_bodies_and_unknown_names_are_refused_and_changes_are
         "reason"
     );
 
+    // A method a route does not take: 405 naming those it does; an unknown route: 404.
+    let resp = call(&node, Method::PUT, "/api/v1/tasks", Some(VIEWER), None).await;
+    assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(resp.headers()["allow"], "GET, POST");
+    let resp = call(
+        &node,
+        Method::GET,
+        "/api/v1/nothing/here",
+        Some(VIEWER),
+        None,
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    let resp = call(
+        &node,
+        Method::GET,
+        "/api/v1/tasks?limit=lots",
+        Some(VIEWER),
+        None,
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        resp.json::<serde_json::Value>().await.unwrap()["error"]["code"],
+        "invalid"
+    );
+
     // A filtered, paged list.
     let resp = call(
         &node,
@@ -541,4 +568,52 @@ async fn api_flow(dir: &std::path::Path, env: &[(&str, &str)]) {
         .unwrap();
     assert!(actors.to_string().contains("SchedulerActor"));
     assert!(node.stop().success());
+}
+
+#[test]
+fn schema_fuzzing_finds_no_server_error_and_every_answer_matches_the_document() {
+    let venv = std::env::var("CRONMESH_VENV").unwrap_or_else(|_| "/var/tmp/cronmesh-venv".into());
+    let schemathesis = std::path::Path::new(&venv).join("bin/schemathesis");
+    assert!(
+        schemathesis.exists(),
+        "{} is missing: run scripts/services.sh (scripts/test.sh does)",
+        schemathesis.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let node = node_with_tokens(dir.path(), &[]);
+    let out = std::process::Command::new(&schemathesis)
+        .args([
+            "run",
+            &format!("{}/api/v1/openapi.json", node.url),
+            "--header",
+            &format!("Authorization: Bearer {ADMIN}"),
+            "--max-examples",
+            "30",
+            "--seed",
+            "1",
+            "--checks",
+            "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,unsupported_method",
+        ])
+        .env("NO_COLOR", "1")
+        .current_dir(dir.path())
+        .output()
+        .expect("schemathesis runs");
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    let log = node.log();
+    assert!(node.stop().success(), "{log}");
+    assert!(
+        out.status.success(),
+        "{report}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // How many requests it made, for the record.
+    let generated = report
+        .lines()
+        .find(|l| l.contains(" generated, "))
+        .unwrap_or("")
+        .trim()
+        .to_owned();
+    eprintln!("schemathesis: {generated}");
+    assert!(generated.contains("passed"), "{report}");
+    assert!(!log.contains("panicked"), "{log}");
 }

@@ -114,6 +114,11 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// A query string that does not parse, in the API's form.
+pub(crate) fn query_error(err: actix_web::error::QueryPayloadError) -> actix_web::Error {
+    ApiError::invalid(format!("the query string is not valid: {err}")).into()
+}
+
 /// The JSON and body size limits' own errors in the API's form: 413 for a body over the limit.
 pub(crate) fn json_error(err: actix_web::error::JsonPayloadError) -> actix_web::Error {
     use actix_web::error::JsonPayloadError as E;

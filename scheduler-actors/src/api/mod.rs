@@ -43,7 +43,6 @@ macro_rules! api_routes {
     ($($method:ident $path:literal => $handler:path),* $(,)?) => {
         /// `(method, path)` of every route under `/api/v1`, as registered (read by the
         /// OpenAPI test).
-        #[cfg_attr(not(test), allow(dead_code))]
         pub(crate) const ROUTES: &[(&str, &str)] = &[$((stringify!($method), $path)),*];
 
         fn register(scope: actix_web::Scope) -> actix_web::Scope {
@@ -74,6 +73,48 @@ api_routes! {
     get "/audit" => audit,
 }
 
+/// A request no route takes: 405 with `Allow` when the path is served with other methods,
+/// else 404.
+async fn unrouted(req: actix_web::HttpRequest) -> HttpResponse {
+    let path = req.path().strip_prefix("/api/v1").unwrap_or(req.path());
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    let fits = |pattern: &str| {
+        let parts: Vec<&str> = pattern.split('/').collect();
+        parts.len() == segments.len()
+            && parts
+                .iter()
+                .zip(&segments)
+                .all(|(p, s)| p.starts_with('{') || p == s)
+    };
+    let allowed: Vec<String> = ROUTES
+        .iter()
+        .filter(|(_, pattern)| fits(pattern))
+        .map(|(method, _)| method.to_ascii_uppercase())
+        .collect();
+    let error = if allowed.is_empty() {
+        ApiError::new(
+            actix_web::http::StatusCode::NOT_FOUND,
+            "not_found",
+            "no such API route",
+        )
+    } else {
+        ApiError::new(
+            actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("{} takes {}", req.path(), allowed.join(", ")),
+        )
+    };
+    let mut response = actix_web::ResponseError::error_response(&error);
+    if !allowed.is_empty()
+        && let Ok(value) = actix_web::http::header::HeaderValue::from_str(&allowed.join(", "))
+    {
+        response
+            .headers_mut()
+            .insert(actix_web::http::header::ALLOW, value);
+    }
+    response
+}
+
 /// Registers the routes under `/api/v1`, and the OpenAPI document at
 /// `/api/v1/openapi.json` (no token needed: it describes, it holds nothing).
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
@@ -83,16 +124,11 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
             .error_handler(|e, _| error::json_error(e)),
     )
     .app_data(web::PayloadConfig::default().limit(MAX_BODY))
+    .app_data(web::QueryConfig::default().error_handler(|e, _| error::query_error(e)))
     .service(
         register(web::scope("/api/v1"))
             .route("/openapi.json", web::get().to(openapi::document))
-            .default_service(web::to(|| async {
-                Err::<HttpResponse, _>(ApiError::new(
-                    actix_web::http::StatusCode::NOT_FOUND,
-                    "not_found",
-                    "no such API route",
-                ))
-            })),
+            .default_service(web::to(unrouted)),
     );
 }
 
@@ -135,7 +171,7 @@ async fn set_pause(
     path = "/api/v1/pause",
     tag = "cronmesh",
     request_body = Reason,
-    responses((status = 200, description = "the cluster state", body = Object), (status = 400, description = "a bad value, named in the error", body = ErrorBody), (status = 403, description = "the token's role may not do this", body = ErrorBody), (status = 413, description = "the body is over 64 KiB", body = ErrorBody), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 503, description = "the database is unavailable", body = ErrorBody)),
+    responses((status = 200, description = "the cluster state", body = Object), (status = 400, description = "a bad value, named in the error", body = ErrorBody), (status = 403, description = "the token's role may not do this", body = ErrorBody), (status = 413, description = "the body is over 64 KiB", body = ErrorBody), (status = 415, description = "the body is not JSON", body = ErrorBody), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 503, description = "the database is unavailable", body = ErrorBody)),
     security(("bearer" = []))
 )]
 pub(super) async fn pause(
@@ -151,7 +187,7 @@ pub(super) async fn pause(
     path = "/api/v1/resume",
     tag = "cronmesh",
     request_body = Reason,
-    responses((status = 200, description = "the cluster state", body = Object), (status = 400, description = "a bad value, named in the error", body = ErrorBody), (status = 403, description = "the token's role may not do this", body = ErrorBody), (status = 413, description = "the body is over 64 KiB", body = ErrorBody), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 503, description = "the database is unavailable", body = ErrorBody)),
+    responses((status = 200, description = "the cluster state", body = Object), (status = 400, description = "a bad value, named in the error", body = ErrorBody), (status = 403, description = "the token's role may not do this", body = ErrorBody), (status = 413, description = "the body is over 64 KiB", body = ErrorBody), (status = 415, description = "the body is not JSON", body = ErrorBody), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 503, description = "the database is unavailable", body = ErrorBody)),
     security(("bearer" = []))
 )]
 pub(super) async fn resume(

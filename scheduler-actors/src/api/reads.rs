@@ -207,7 +207,7 @@ pub(super) struct Preview {
     path = "/api/v1/preview",
     tag = "cronmesh",
     request_body = Preview,
-    responses((status = 200, description = "the next fires, UTC and local, with DST notes", body = Object), (status = 400, description = "a bad value, named in the error", body = ErrorBody), (status = 413, description = "the body is over 64 KiB", body = ErrorBody), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 503, description = "the database is unavailable", body = ErrorBody)),
+    responses((status = 200, description = "the next fires, UTC and local, with DST notes", body = Object), (status = 400, description = "a bad value, named in the error", body = ErrorBody), (status = 413, description = "the body is over 64 KiB", body = ErrorBody), (status = 415, description = "the body is not JSON", body = ErrorBody), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 503, description = "the database is unavailable", body = ErrorBody)),
     security(("bearer" = []))
 )]
 pub(super) async fn preview(
