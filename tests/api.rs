@@ -100,6 +100,15 @@ async fn each_role_may_do_what_it_may_and_no_more() {
             2,
         ),
         (Method::DELETE, "/api/v1/tasks/x.del", None, 2),
+        (Method::GET, "/api/v1/trigger-confs/nightly", None, 0),
+        (
+            Method::PUT,
+            "/api/v1/trigger-confs/nightly",
+            Some(json!({"trigger": {"type": "cron", "expr": "0 3 * * *"}})),
+            2,
+        ),
+        (Method::DELETE, "/api/v1/trigger-confs/nightly", None, 2),
+        (Method::GET, "/api/v1/runs/no-such-run", None, 0),
         (
             Method::PATCH,
             "/api/v1/tasks/a.b",
@@ -125,6 +134,8 @@ async fn each_role_may_do_what_it_may_and_no_more() {
                 None => StatusCode::UNAUTHORIZED,
                 Some(r) if r < *least => StatusCode::FORBIDDEN,
                 Some(_) if *path == "/api/v1/tasks/a.b/run" => StatusCode::ACCEPTED,
+                // Allowed, and answered: there is no such run.
+                Some(_) if path.ends_with("no-such-run") => StatusCode::NOT_FOUND,
                 Some(_) if *method == Method::DELETE => StatusCode::NO_CONTENT,
                 Some(_) if *method == Method::POST && path.ends_with('s') => StatusCode::CREATED,
                 Some(_) => StatusCode::OK,
@@ -280,6 +291,19 @@ async fn stale_if_match_big_bodies_and_unknown_names_are_refused_and_changes_are
     let page: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(page["items"][0]["name"], "a.b", "{page}");
     assert_eq!(page["cluster"]["paused"], false);
+    for list in [
+        "/api/v1/runs",
+        "/api/v1/audit",
+        "/api/v1/trigger-confs",
+        "/api/v1/nodes",
+    ] {
+        let page: serde_json::Value = call(&node, Method::GET, list, Some(VIEWER), None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(page["cluster"]["paused"], false, "{list}: {page}");
+    }
     assert!(node.stop().success());
 
     // The API's change is in the audit trail beside the CLI's.

@@ -56,7 +56,10 @@ pub(super) async fn list(
     for conf in store::list_trigger_confs(&state.db).await? {
         items.push(conf_with_users(&state.db, &conf).await?);
     }
-    Ok(HttpResponse::Ok().json(serde_json::json!({"items": items})))
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "items": items,
+        "cluster": super::cluster_json(&state.db).await?,
+    })))
 }
 
 #[utoipa::path(

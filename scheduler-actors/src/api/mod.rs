@@ -73,6 +73,11 @@ api_routes! {
     get "/audit" => audit,
 }
 
+/// The cluster pause, shown in every list response.
+pub(super) async fn cluster_json(db: &DatabaseConnection) -> Result<serde_json::Value, ApiError> {
+    Ok(serde_json::to_value(store::cluster_pause(db).await?).unwrap_or_default())
+}
+
 /// A request no route takes: 405 with `Allow` when the path is served with other methods,
 /// else 404.
 async fn unrouted(req: actix_web::HttpRequest) -> HttpResponse {
@@ -258,5 +263,9 @@ pub(super) async fn audit(
             })
         })
         .collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({"items": items, "next_cursor": next_cursor})))
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "items": items,
+        "next_cursor": next_cursor,
+        "cluster": cluster_json(&state.db).await?,
+    })))
 }

@@ -122,6 +122,7 @@ pub(super) async fn list_runs(
         .flatten();
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "items": runs.iter().map(run_json).collect::<Vec<_>>(),
+        "cluster": super::cluster_json(&state.db).await?,
         "next_cursor": next_cursor,
     })))
 }
@@ -173,7 +174,10 @@ pub(super) async fn nodes(
             })
         })
         .collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({"items": items})))
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "items": items,
+        "cluster": super::cluster_json(&state.db).await?,
+    })))
 }
 
 #[utoipa::path(

@@ -3,12 +3,11 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
-use sea_orm::DatabaseConnection;
 use serde::Deserialize;
 
 use super::auth::{Caller, Role};
 use super::error::{ApiError, ErrorBody};
-use super::{ApiState, page_limit};
+use super::{ApiState, cluster_json, page_limit};
 
 /// Filters and page of `GET /api/v1/tasks`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -21,10 +20,6 @@ pub(super) struct TaskList {
     q: Option<String>,
     limit: Option<u64>,
     cursor: Option<String>,
-}
-
-pub(super) async fn cluster_json(db: &DatabaseConnection) -> Result<serde_json::Value, ApiError> {
-    Ok(serde_json::to_value(store::cluster_pause(db).await?).unwrap_or_default())
 }
 
 #[utoipa::path(
