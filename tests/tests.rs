@@ -8,6 +8,7 @@
 mod support;
 
 mod api;
+mod api_flow;
 mod bad_input;
 mod bench;
 mod cli_check;
