@@ -271,11 +271,49 @@ async fn api_flow(dir: &std::path::Path, env: &[(&str, &str)]) {
         "unknown fields are refused"
     );
 
+    // Every answer has exactly the keys its documented schema names.
+    let doc: serde_json::Value = call(&node, Method::GET, "/api/v1/openapi.json", None, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let task: serde_json::Value = call(
+        &node,
+        Method::GET,
+        "/api/v1/tasks/api.tick",
+        Some(VIEWER),
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_shape(&doc, "Task", &task);
+    assert_shape(&doc, "Run", &one);
+    assert_shape(&doc, "Conf", &conf);
+    assert_shape(&doc, "Preview", &preview);
+    let audit: serde_json::Value = call(
+        &node,
+        Method::GET,
+        "/api/v1/audit?limit=1",
+        Some(VIEWER),
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_shape(&doc, "AuditPage", &audit);
+    assert_shape(&doc, "AuditEvent", &audit["items"][0]);
+    assert_shape(&doc, "Cluster", &audit["cluster"]);
+
     let nodes: serde_json::Value = call(&node, Method::GET, "/api/v1/nodes", Some(VIEWER), None)
         .await
         .json()
         .await
         .unwrap();
+    assert_shape(&doc, "NodeList", &nodes);
+    assert_shape(&doc, "Node", &nodes["items"][0]);
     assert_eq!(nodes["items"][0]["state"], "running");
     let actors: serde_json::Value = call(&node, Method::GET, "/api/v1/actors", Some(VIEWER), None)
         .await
@@ -332,4 +370,25 @@ fn schema_fuzzing_finds_no_server_error_and_every_answer_matches_the_document() 
     eprintln!("schemathesis: {generated}");
     assert!(generated.contains("passed"), "{report}");
     assert!(!log.contains("panicked"), "{log}");
+}
+
+/// `value` has exactly the properties the document's schema `name` declares.
+fn assert_shape(doc: &serde_json::Value, name: &str, value: &serde_json::Value) {
+    let declared: std::collections::BTreeSet<&str> =
+        doc["components"]["schemas"][name]["properties"]
+            .as_object()
+            .unwrap_or_else(|| panic!("no schema {name} in the document"))
+            .keys()
+            .map(String::as_str)
+            .collect();
+    let actual: std::collections::BTreeSet<&str> = value
+        .as_object()
+        .unwrap_or_else(|| panic!("{name}: not an object: {value}"))
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        actual, declared,
+        "{name}: the answer's keys and the document's differ"
+    );
 }

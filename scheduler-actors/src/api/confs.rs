@@ -3,9 +3,9 @@
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
-use super::ApiState;
 use super::auth::{Caller, Role};
 use super::error::{ApiError, ErrorBody};
+use super::{ApiState, schemas};
 
 /// A conf with the names of the tasks that use it.
 async fn conf_with_users(
@@ -44,7 +44,7 @@ async fn find(
     get,
     path = "/api/v1/trigger-confs",
     tag = "cronmesh",
-    responses((status = 200, description = "every conf with the tasks using it", body = Object), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 503, description = "the database is unavailable", body = ErrorBody)),
+    responses((status = 200, description = "every conf with the tasks using it", body = schemas::ConfList), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 503, description = "the database is unavailable", body = ErrorBody)),
     security(("bearer" = []))
 )]
 pub(super) async fn list(
@@ -67,7 +67,7 @@ pub(super) async fn list(
     path = "/api/v1/trigger-confs/{name}",
     tag = "cronmesh",
     params(("name" = String, Path, description = "trigger conf name")),
-    responses((status = 200, description = "the conf with the tasks using it", body = Object), (status = 404, description = "no such name", body = ErrorBody), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 503, description = "the database is unavailable", body = ErrorBody)),
+    responses((status = 200, description = "the conf with the tasks using it", body = schemas::Conf), (status = 404, description = "no such name", body = ErrorBody), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 503, description = "the database is unavailable", body = ErrorBody)),
     security(("bearer" = []))
 )]
 pub(super) async fn get(
@@ -96,7 +96,7 @@ pub(super) struct NewConf {
     path = "/api/v1/trigger-confs",
     tag = "cronmesh",
     request_body = NewConf,
-    responses((status = 201, description = "the new conf", body = Object), (status = 400, description = "a bad value, named in the error", body = ErrorBody), (status = 403, description = "the token's role may not do this", body = ErrorBody), (status = 409, description = "a clash with what is stored", body = ErrorBody), (status = 413, description = "the body is over 64 KiB", body = ErrorBody), (status = 415, description = "the body is not JSON", body = ErrorBody), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 503, description = "the database is unavailable", body = ErrorBody)),
+    responses((status = 201, description = "the new conf", body = schemas::Conf), (status = 400, description = "a bad value, named in the error", body = ErrorBody), (status = 403, description = "the token's role may not do this", body = ErrorBody), (status = 409, description = "a clash with what is stored", body = ErrorBody), (status = 413, description = "the body is over 64 KiB", body = ErrorBody), (status = 415, description = "the body is not JSON", body = ErrorBody), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 503, description = "the database is unavailable", body = ErrorBody)),
     security(("bearer" = []))
 )]
 pub(super) async fn create(
@@ -131,7 +131,7 @@ pub(super) struct ConfTrigger {
     tag = "cronmesh",
     params(("name" = String, Path, description = "trigger conf name")),
     request_body = ConfTrigger,
-    responses((status = 200, description = "the conf as changed", body = Object), (status = 400, description = "a bad value, named in the error", body = ErrorBody), (status = 403, description = "the token's role may not do this", body = ErrorBody), (status = 404, description = "no such name", body = ErrorBody), (status = 413, description = "the body is over 64 KiB", body = ErrorBody), (status = 415, description = "the body is not JSON", body = ErrorBody), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 503, description = "the database is unavailable", body = ErrorBody)),
+    responses((status = 200, description = "the conf as changed", body = schemas::Conf), (status = 400, description = "a bad value, named in the error", body = ErrorBody), (status = 403, description = "the token's role may not do this", body = ErrorBody), (status = 404, description = "no such name", body = ErrorBody), (status = 413, description = "the body is over 64 KiB", body = ErrorBody), (status = 415, description = "the body is not JSON", body = ErrorBody), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 503, description = "the database is unavailable", body = ErrorBody)),
     security(("bearer" = []))
 )]
 pub(super) async fn replace(

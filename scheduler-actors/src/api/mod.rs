@@ -8,6 +8,7 @@ mod confs;
 mod error;
 mod openapi;
 mod reads;
+mod schemas;
 mod tasks;
 
 use std::sync::Arc;
@@ -176,7 +177,7 @@ async fn set_pause(
     path = "/api/v1/pause",
     tag = "cronmesh",
     request_body = Reason,
-    responses((status = 200, description = "the cluster state", body = Object), (status = 400, description = "a bad value, named in the error", body = ErrorBody), (status = 403, description = "the token's role may not do this", body = ErrorBody), (status = 413, description = "the body is over 64 KiB", body = ErrorBody), (status = 415, description = "the body is not JSON", body = ErrorBody), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 503, description = "the database is unavailable", body = ErrorBody)),
+    responses((status = 200, description = "the cluster state", body = schemas::Cluster), (status = 400, description = "a bad value, named in the error", body = ErrorBody), (status = 403, description = "the token's role may not do this", body = ErrorBody), (status = 413, description = "the body is over 64 KiB", body = ErrorBody), (status = 415, description = "the body is not JSON", body = ErrorBody), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 503, description = "the database is unavailable", body = ErrorBody)),
     security(("bearer" = []))
 )]
 pub(super) async fn pause(
@@ -192,7 +193,7 @@ pub(super) async fn pause(
     path = "/api/v1/resume",
     tag = "cronmesh",
     request_body = Reason,
-    responses((status = 200, description = "the cluster state", body = Object), (status = 400, description = "a bad value, named in the error", body = ErrorBody), (status = 403, description = "the token's role may not do this", body = ErrorBody), (status = 413, description = "the body is over 64 KiB", body = ErrorBody), (status = 415, description = "the body is not JSON", body = ErrorBody), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 503, description = "the database is unavailable", body = ErrorBody)),
+    responses((status = 200, description = "the cluster state", body = schemas::Cluster), (status = 400, description = "a bad value, named in the error", body = ErrorBody), (status = 403, description = "the token's role may not do this", body = ErrorBody), (status = 413, description = "the body is over 64 KiB", body = ErrorBody), (status = 415, description = "the body is not JSON", body = ErrorBody), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 503, description = "the database is unavailable", body = ErrorBody)),
     security(("bearer" = []))
 )]
 pub(super) async fn resume(
@@ -219,7 +220,7 @@ pub(super) struct AuditList {
     path = "/api/v1/audit",
     tag = "cronmesh",
     params(AuditList),
-    responses((status = 200, description = "a page of audit events, newest first", body = Object), (status = 400, description = "a bad value, named in the error", body = ErrorBody), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 503, description = "the database is unavailable", body = ErrorBody)),
+    responses((status = 200, description = "a page of audit events, newest first", body = schemas::AuditPage), (status = 400, description = "a bad value, named in the error", body = ErrorBody), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 503, description = "the database is unavailable", body = ErrorBody)),
     security(("bearer" = []))
 )]
 pub(super) async fn audit(

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::auth::{Caller, Role};
 use super::error::{ApiError, ErrorBody};
-use super::{ApiState, page_limit};
+use super::{ApiState, page_limit, schemas};
 
 /// Filters and page of `GET /api/v1/runs`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -62,7 +62,7 @@ fn run_json(r: &entity::task_run::Model) -> serde_json::Value {
     path = "/api/v1/runs",
     tag = "cronmesh",
     params(RunList),
-    responses((status = 200, description = "a page of runs, newest first", body = Object), (status = 400, description = "a bad value, named in the error", body = ErrorBody), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 503, description = "the database is unavailable", body = ErrorBody)),
+    responses((status = 200, description = "a page of runs, newest first", body = schemas::RunPage), (status = 400, description = "a bad value, named in the error", body = ErrorBody), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 503, description = "the database is unavailable", body = ErrorBody)),
     security(("bearer" = []))
 )]
 pub(super) async fn list_runs(
@@ -132,7 +132,7 @@ pub(super) async fn list_runs(
     path = "/api/v1/runs/{run_id}",
     tag = "cronmesh",
     params(("run_id" = String, Path, description = "run id")),
-    responses((status = 200, description = "the run", body = Object), (status = 404, description = "no such name", body = ErrorBody), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 503, description = "the database is unavailable", body = ErrorBody)),
+    responses((status = 200, description = "the run", body = schemas::Run), (status = 404, description = "no such name", body = ErrorBody), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 503, description = "the database is unavailable", body = ErrorBody)),
     security(("bearer" = []))
 )]
 pub(super) async fn get_run(
@@ -148,7 +148,7 @@ pub(super) async fn get_run(
     get,
     path = "/api/v1/nodes",
     tag = "cronmesh",
-    responses((status = 200, description = "every node", body = Object), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 503, description = "the database is unavailable", body = ErrorBody)),
+    responses((status = 200, description = "every node", body = schemas::NodeList), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 503, description = "the database is unavailable", body = ErrorBody)),
     security(("bearer" = []))
 )]
 pub(super) async fn nodes(
@@ -211,7 +211,7 @@ pub(super) struct Preview {
     path = "/api/v1/preview",
     tag = "cronmesh",
     request_body = Preview,
-    responses((status = 200, description = "the next fires, UTC and local, with DST notes", body = Object), (status = 400, description = "a bad value, named in the error", body = ErrorBody), (status = 413, description = "the body is over 64 KiB", body = ErrorBody), (status = 415, description = "the body is not JSON", body = ErrorBody), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 503, description = "the database is unavailable", body = ErrorBody)),
+    responses((status = 200, description = "the next fires, UTC and local, with DST notes", body = schemas::Preview), (status = 400, description = "a bad value, named in the error", body = ErrorBody), (status = 413, description = "the body is over 64 KiB", body = ErrorBody), (status = 415, description = "the body is not JSON", body = ErrorBody), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 503, description = "the database is unavailable", body = ErrorBody)),
     security(("bearer" = []))
 )]
 pub(super) async fn preview(

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::auth::{Caller, Role};
 use super::error::{ApiError, ErrorBody};
-use super::{ApiState, cluster_json, page_limit};
+use super::{ApiState, cluster_json, page_limit, schemas};
 
 /// Filters and page of `GET /api/v1/tasks`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -27,7 +27,7 @@ pub(super) struct TaskList {
     path = "/api/v1/tasks",
     tag = "cronmesh",
     params(TaskList),
-    responses((status = 200, description = "a page of tasks", body = Object), (status = 400, description = "a bad value, named in the error", body = ErrorBody), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 503, description = "the database is unavailable", body = ErrorBody)),
+    responses((status = 200, description = "a page of tasks", body = schemas::TaskPage), (status = 400, description = "a bad value, named in the error", body = ErrorBody), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 503, description = "the database is unavailable", body = ErrorBody)),
     security(("bearer" = []))
 )]
 pub(super) async fn list_tasks(
@@ -73,7 +73,7 @@ fn task_response(task: &store::StoredTask) -> HttpResponse {
     path = "/api/v1/tasks/{name}",
     tag = "cronmesh",
     params(("name" = String, Path, description = "task name")),
-    responses((status = 200, description = "the task; ETag is its version", body = Object), (status = 404, description = "no such name", body = ErrorBody), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 503, description = "the database is unavailable", body = ErrorBody)),
+    responses((status = 200, description = "the task; ETag is its version", body = schemas::Task), (status = 404, description = "no such name", body = ErrorBody), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 503, description = "the database is unavailable", body = ErrorBody)),
     security(("bearer" = []))
 )]
 pub(super) async fn get_task(
@@ -242,7 +242,7 @@ impl TaskPatch {
     tag = "cronmesh",
     params(("name" = String, Path, description = "task name"), ("If-Match" = Option<String>, Header, description = "the ETag last read; 412 if the task changed since")),
     request_body = TaskPatch,
-    responses((status = 200, description = "the task as changed", body = Object), (status = 400, description = "a bad value, named in the error", body = ErrorBody), (status = 403, description = "the token's role may not do this", body = ErrorBody), (status = 404, description = "no such name", body = ErrorBody), (status = 412, description = "If-Match no longer matches; nothing written", body = ErrorBody), (status = 413, description = "the body is over 64 KiB", body = ErrorBody), (status = 415, description = "the body is not JSON", body = ErrorBody), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 503, description = "the database is unavailable", body = ErrorBody)),
+    responses((status = 200, description = "the task as changed", body = schemas::Task), (status = 400, description = "a bad value, named in the error", body = ErrorBody), (status = 403, description = "the token's role may not do this", body = ErrorBody), (status = 404, description = "no such name", body = ErrorBody), (status = 412, description = "If-Match no longer matches; nothing written", body = ErrorBody), (status = 413, description = "the body is over 64 KiB", body = ErrorBody), (status = 415, description = "the body is not JSON", body = ErrorBody), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 503, description = "the database is unavailable", body = ErrorBody)),
     security(("bearer" = []))
 )]
 pub(super) async fn patch_task(
@@ -302,7 +302,7 @@ pub(super) async fn patch_task(
     path = "/api/v1/tasks/{name}/run",
     tag = "cronmesh",
     params(("name" = String, Path, description = "task name")),
-    responses((status = 202, description = "one run requested", body = Object), (status = 403, description = "the token's role may not do this", body = ErrorBody), (status = 404, description = "no such name", body = ErrorBody), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 503, description = "the database is unavailable", body = ErrorBody)),
+    responses((status = 202, description = "one run requested", body = schemas::RunRequested), (status = 403, description = "the token's role may not do this", body = ErrorBody), (status = 404, description = "no such name", body = ErrorBody), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 503, description = "the database is unavailable", body = ErrorBody)),
     security(("bearer" = []))
 )]
 pub(super) async fn run_task(
@@ -401,7 +401,7 @@ impl NewTask {
     path = "/api/v1/tasks",
     tag = "cronmesh",
     request_body = NewTask,
-    responses((status = 201, description = "the new task", body = Object), (status = 400, description = "a bad value, named in the error", body = ErrorBody), (status = 403, description = "the token's role may not do this", body = ErrorBody), (status = 409, description = "a clash with what is stored", body = ErrorBody), (status = 413, description = "the body is over 64 KiB", body = ErrorBody), (status = 415, description = "the body is not JSON", body = ErrorBody), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 503, description = "the database is unavailable", body = ErrorBody)),
+    responses((status = 201, description = "the new task", body = schemas::Task), (status = 400, description = "a bad value, named in the error", body = ErrorBody), (status = 403, description = "the token's role may not do this", body = ErrorBody), (status = 409, description = "a clash with what is stored", body = ErrorBody), (status = 413, description = "the body is over 64 KiB", body = ErrorBody), (status = 415, description = "the body is not JSON", body = ErrorBody), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 503, description = "the database is unavailable", body = ErrorBody)),
     security(("bearer" = []))
 )]
 pub(super) async fn create_task(

@@ -1,0 +1,168 @@
+//! The shapes of the API's answers, for the OpenAPI document. The handlers build their JSON
+//! from the store's rows; a test holds each answer to its shape here (same keys), and the
+//! schema fuzzing checks every answer's types against them.
+#![allow(dead_code)] // Read by utoipa's derives only.
+
+use utoipa::ToSchema;
+
+/// A task.
+#[derive(ToSchema)]
+pub(super) struct Task {
+    name: String,
+    module: String,
+    handler: String,
+    /// The handler's arguments, secrets shown as `***`.
+    #[schema(value_type = Option<Object>)]
+    handler_args: Option<serde_json::Value>,
+    trigger_conf: Option<String>,
+    /// The inline trigger JSON (absent with a trigger conf).
+    #[schema(value_type = Option<Object>)]
+    trigger: Option<serde_json::Value>,
+    enabled: bool,
+    owner: String,
+    description: String,
+    timeout_ms: Option<i64>,
+    misfire: String,
+    misfire_grace_ms: i64,
+    overlap: String,
+    recover: bool,
+    lock_ttl_ms: i64,
+    /// `code`, `runtime`.
+    source: String,
+    builtin: bool,
+    orphaned: bool,
+    schedule_overridden: bool,
+    next_run_at: Option<String>,
+    last_run_at: Option<String>,
+    last_status: Option<String>,
+    version: i64,
+}
+
+/// The cluster pause.
+#[derive(ToSchema)]
+pub(super) struct Cluster {
+    paused: bool,
+    reason: Option<String>,
+    changed_at: String,
+    changed_by: String,
+}
+
+/// A page of tasks.
+#[derive(ToSchema)]
+pub(super) struct TaskPage {
+    items: Vec<Task>,
+    /// Pass as `cursor` for the next page; absent on the last.
+    next_cursor: Option<String>,
+    cluster: Cluster,
+}
+
+/// A run requested with run now.
+#[derive(ToSchema)]
+pub(super) struct RunRequested {
+    task: String,
+    fire_time: String,
+}
+
+/// A shared trigger conf and the tasks using it.
+#[derive(ToSchema)]
+pub(super) struct Conf {
+    name: String,
+    #[schema(value_type = Option<Object>)]
+    trigger: Option<serde_json::Value>,
+    description: String,
+    version: i64,
+    used_by: Vec<String>,
+}
+
+/// Every trigger conf.
+#[derive(ToSchema)]
+pub(super) struct ConfList {
+    items: Vec<Conf>,
+    cluster: Cluster,
+}
+
+/// A run of a task.
+#[derive(ToSchema)]
+pub(super) struct Run {
+    run_id: String,
+    task: String,
+    fire_time: Option<String>,
+    attempt: i32,
+    status: String,
+    node: String,
+    started_at: String,
+    finished_at: Option<String>,
+    duration_ms: Option<i64>,
+    error: Option<String>,
+    /// The last KiB of its output.
+    output_tail: Option<String>,
+}
+
+/// A page of runs, newest first.
+#[derive(ToSchema)]
+pub(super) struct RunPage {
+    items: Vec<Run>,
+    next_cursor: Option<String>,
+    cluster: Cluster,
+}
+
+/// A node of the cluster.
+#[derive(ToSchema)]
+pub(super) struct Node {
+    node_id: String,
+    host: String,
+    pid: i64,
+    version: String,
+    admin_url: Option<String>,
+    /// `running`, `draining`, `stopped`, `dead`.
+    state: String,
+    started_at: String,
+    last_heartbeat: String,
+    heartbeat_age_ms: i64,
+}
+
+/// Every node.
+#[derive(ToSchema)]
+pub(super) struct NodeList {
+    items: Vec<Node>,
+    cluster: Cluster,
+}
+
+/// One change in the audit trail.
+#[derive(ToSchema)]
+pub(super) struct AuditEvent {
+    id: i64,
+    at: String,
+    actor: String,
+    action: String,
+    target: String,
+    #[schema(value_type = Option<Object>)]
+    before: Option<serde_json::Value>,
+    #[schema(value_type = Option<Object>)]
+    after: Option<serde_json::Value>,
+    reason: Option<String>,
+}
+
+/// A page of the audit trail, newest first.
+#[derive(ToSchema)]
+pub(super) struct AuditPage {
+    items: Vec<AuditEvent>,
+    next_cursor: Option<i64>,
+    cluster: Cluster,
+}
+
+/// One fire of a preview.
+#[derive(ToSchema)]
+pub(super) struct PreviewFire {
+    utc: String,
+    local: String,
+    note: Option<String>,
+}
+
+/// The next fires of a trigger.
+#[derive(ToSchema)]
+pub(super) struct Preview {
+    #[schema(value_type = Option<Object>)]
+    trigger: Option<serde_json::Value>,
+    fires: Vec<PreviewFire>,
+}
