@@ -97,3 +97,21 @@ pub async fn list_audit(
     }
     Ok(select.all(db).await?)
 }
+
+/// An audit event as the CLI (`audit --json`) and the API show it.
+pub fn audit_json(e: &audit_event::Model) -> serde_json::Value {
+    let json = |text: &Option<String>| {
+        text.as_deref()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
+    };
+    serde_json::json!({
+        "id": e.id,
+        "at": scheduler_core::rfc3339(e.at),
+        "actor": e.actor,
+        "action": e.action,
+        "target": e.target,
+        "before": json(&e.before_json),
+        "after": json(&e.after_json),
+        "reason": e.reason,
+    })
+}

@@ -46,7 +46,7 @@ mod task_status;
 mod tasks;
 mod triggers;
 
-pub use audit::{AuditFilter, Who, list_audit};
+pub use audit::{AuditFilter, Who, audit_json, list_audit};
 pub use claims::{ClaimOutcome, claim_fire, claim_run, claim_runs};
 pub use cluster::{ClusterPause, cluster_pause, set_cluster_pause};
 pub use code_tasks::{TaskChange, code_task_names, sync_code_tasks};
@@ -56,7 +56,9 @@ pub use database::{
     sqlite_path, vacuum,
 };
 pub use error::{Result, StoreError};
-pub use nodes::{NodeInfo, heartbeat, list_nodes, mark_dead_nodes, register_node, set_node_state};
+pub use nodes::{
+    NodeInfo, heartbeat, list_nodes, mark_dead_nodes, node_json, register_node, set_node_state,
+};
 pub use recovery::{OrphanRun, abandon_run, orphan_runs, settle_previous_runs, take_over_run};
 pub use rows::{not_run_row, running_row};
 pub use runs::{

@@ -153,3 +153,18 @@ pub async fn list_nodes(db: &DatabaseConnection) -> Result<Vec<scheduler_node::M
         .all(db)
         .await?)
 }
+
+/// A node as the CLI (`nodes --json`) and the API show it, its heartbeat's age from `now`.
+pub fn node_json(n: &scheduler_node::Model, now: DateTime<Utc>) -> serde_json::Value {
+    serde_json::json!({
+        "node_id": n.node_id,
+        "host": n.host,
+        "pid": n.pid,
+        "version": n.version,
+        "admin_url": n.admin_url,
+        "state": n.state.as_str(),
+        "started_at": scheduler_core::rfc3339(n.started_at),
+        "last_heartbeat": scheduler_core::rfc3339(n.last_heartbeat),
+        "heartbeat_age_ms": (now - n.last_heartbeat).num_milliseconds(),
+    })
+}

@@ -411,6 +411,19 @@ pub async fn update_task_decl(
     .await
 }
 
+/// [`StoreError::Stale`] unless the task is at the version asked for (when one is).
+fn still_at(name: &str, expected: Option<i64>, current: i64) -> Result<()> {
+    match expected {
+        Some(expected) if expected != current => Err(StoreError::Stale {
+            what: "task",
+            name: name.to_owned(),
+            expected,
+            current,
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Changes one task in a transaction that also moves its version and writes the audit event
 /// `action` with the task before and after.
 async fn update_task(
@@ -435,16 +448,7 @@ async fn update_task_if(
 ) -> Result<()> {
     let txn = db.begin().await?;
     let before = get_task(&txn, name).await?;
-    if let Some(expected) = expected
-        && expected != before.row.version
-    {
-        return Err(StoreError::Stale {
-            what: "task",
-            name: name.to_owned(),
-            expected,
-            current: before.row.version,
-        });
-    }
+    still_at(name, expected, before.row.version)?;
     let id = before.row.id;
     let mut active: scheduled_task::ActiveModel = before.row.clone().into();
     edit(&mut active);
@@ -551,16 +555,7 @@ pub async fn remove_task_if(
 ) -> Result<()> {
     let txn = db.begin().await?;
     let before = get_task(&txn, name).await?;
-    if let Some(expected) = expected
-        && expected != before.row.version
-    {
-        return Err(StoreError::Stale {
-            what: "task",
-            name: name.to_owned(),
-            expected,
-            current: before.row.version,
-        });
-    }
+    still_at(name, expected, before.row.version)?;
     if is_built_in(name) {
         return Err(StoreError::refused(format!(
             "task {name:?} is built in: every node brings it back at its start; disable it instead"

@@ -85,25 +85,7 @@ pub(crate) async fn audit(settings: &Settings, args: AuditArgs) -> anyhow::Resul
     )
     .await?;
     if args.json {
-        let list: Vec<serde_json::Value> = events
-            .iter()
-            .map(|e| {
-                let json = |text: &Option<String>| {
-                    text.as_deref()
-                        .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
-                };
-                serde_json::json!({
-                    "id": e.id,
-                    "at": scheduler_core::rfc3339(e.at),
-                    "actor": e.actor,
-                    "action": e.action,
-                    "target": e.target,
-                    "before": json(&e.before_json),
-                    "after": json(&e.after_json),
-                    "reason": e.reason,
-                })
-            })
-            .collect();
+        let list: Vec<serde_json::Value> = events.iter().map(store::audit_json).collect();
         println!("{}", serde_json::Value::Array(list));
         return Ok(ExitCode::SUCCESS);
     }

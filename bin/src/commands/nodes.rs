@@ -44,18 +44,10 @@ pub(crate) async fn run(settings: &Settings, args: NodesArgs) -> anyhow::Result<
         let list: Vec<serde_json::Value> = nodes
             .iter()
             .map(|n| {
-                serde_json::json!({
-                    "node_id": n.node_id,
-                    "host": n.host,
-                    "pid": n.pid,
-                    "version": n.version,
-                    "admin_url": n.admin_url,
-                    "state": n.state.as_str(),
-                    "started_at": scheduler_core::rfc3339(n.started_at),
-                    "last_heartbeat": scheduler_core::rfc3339(n.last_heartbeat),
-                    "heartbeat_age_ms": (now - n.last_heartbeat).num_milliseconds(),
-                    "running": by_node.get(n.node_id.as_str()).cloned().unwrap_or_default(),
-                })
+                let mut json = store::node_json(n, now);
+                json["running"] =
+                    serde_json::json!(by_node.get(n.node_id.as_str()).cloned().unwrap_or_default());
+                json
             })
             .collect();
         println!("{}", serde_json::Value::Array(list));

@@ -242,28 +242,10 @@ pub(super) async fn audit(
         },
     )
     .await?;
-    let json = |text: &Option<String>| {
-        text.as_deref()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
-    };
     let next_cursor = (events.len() as u64 == limit)
         .then(|| events.last().map(|e| e.id))
         .flatten();
-    let items: Vec<serde_json::Value> = events
-        .iter()
-        .map(|e| {
-            serde_json::json!({
-                "id": e.id,
-                "at": scheduler_core::rfc3339(e.at),
-                "actor": e.actor,
-                "action": e.action,
-                "target": e.target,
-                "before": json(&e.before_json),
-                "after": json(&e.after_json),
-                "reason": e.reason,
-            })
-        })
-        .collect();
+    let items: Vec<serde_json::Value> = events.iter().map(store::audit_json).collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "items": items,
         "next_cursor": next_cursor,

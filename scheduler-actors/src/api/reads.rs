@@ -160,19 +160,7 @@ pub(super) async fn nodes(
     let items: Vec<serde_json::Value> = store::list_nodes(&state.db)
         .await?
         .iter()
-        .map(|n| {
-            serde_json::json!({
-                "node_id": n.node_id,
-                "host": n.host,
-                "pid": n.pid,
-                "version": n.version,
-                "admin_url": n.admin_url,
-                "state": n.state.as_str(),
-                "started_at": scheduler_core::rfc3339(n.started_at),
-                "last_heartbeat": scheduler_core::rfc3339(n.last_heartbeat),
-                "heartbeat_age_ms": (now - n.last_heartbeat).num_milliseconds(),
-            })
-        })
+        .map(|n| store::node_json(n, now))
         .collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "items": items,
