@@ -166,3 +166,43 @@ async fn concurrent_writers_on_postgres_never_share_a_task_version() {
     assert_eq!(versions.len(), 80, "every write got a version of its own");
     db.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn writers_with_the_same_if_match_on_postgres_one_wins_the_others_are_stale() {
+    let temp = TempDatabase::create().await;
+    let db = store::connect(temp.url()).await.unwrap();
+    store::migrate(&db).await.unwrap();
+    let who = store::Who::new("test");
+    let decl = scheduler_core::TaskDecl::cron("v.one", "* * * * *").handler("noop");
+    store::insert_runtime_task(&db, &decl, &|_| Ok(()), &who)
+        .await
+        .unwrap();
+    let version = store::get_task(&db, "v.one").await.unwrap().row.version;
+    let mut pools = Vec::new();
+    for _ in 0..8 {
+        pools.push(store::connect(temp.url()).await.unwrap());
+    }
+    let results = futures_util::future::join_all(pools.iter().enumerate().map(|(i, db)| {
+        let who = store::Who::new(format!("writer{i}"));
+        async move { store::set_enabled_if(db, "v.one", i % 2 == 0, Some(version), &who).await }
+    }))
+    .await;
+    let won = results.iter().filter(|r| r.is_ok()).count();
+    let stale = results
+        .iter()
+        .filter(|r| matches!(r, Err(store::StoreError::Stale { .. })))
+        .count();
+    assert_eq!((won, stale), (1, 7), "{results:?}");
+    let audit = store::list_audit(
+        &db,
+        &store::AuditFilter {
+            target: Some("task:v.one".into()),
+            limit: 100,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(audit.len(), 2, "the create and the one change that won");
+    db.close().await.unwrap();
+}

@@ -411,6 +411,20 @@ pub async fn update_task_decl(
     .await
 }
 
+/// Locks a task's row for the rest of the transaction on Postgres (`FOR UPDATE`), so a
+/// version checked in it cannot change before the write: two writers with the same `If-Match`
+/// cannot both succeed. SQLite lets one writer at a time commit anyway.
+async fn lock_task_row(txn: &impl ConnectionTrait, name: &str) -> Result<()> {
+    if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
+        ScheduledTask::find()
+            .filter(scheduled_task::Column::Name.eq(name))
+            .lock_exclusive()
+            .one(txn)
+            .await?;
+    }
+    Ok(())
+}
+
 /// [`StoreError::Stale`] unless the task is at the version asked for (when one is).
 fn still_at(name: &str, expected: Option<i64>, current: i64) -> Result<()> {
     match expected {
@@ -447,6 +461,7 @@ async fn update_task_if(
     edit: impl FnOnce(&mut scheduled_task::ActiveModel),
 ) -> Result<()> {
     let txn = db.begin().await?;
+    lock_task_row(&txn, name).await?;
     let before = get_task(&txn, name).await?;
     still_at(name, expected, before.row.version)?;
     let id = before.row.id;
@@ -554,6 +569,7 @@ pub async fn remove_task_if(
     who: &Who,
 ) -> Result<()> {
     let txn = db.begin().await?;
+    lock_task_row(&txn, name).await?;
     let before = get_task(&txn, name).await?;
     still_at(name, expected, before.row.version)?;
     if is_built_in(name) {
