@@ -155,6 +155,21 @@ async fn each_role_may_do_what_it_may_and_no_more() {
             }
         }
     }
+    // The admin server's own JSON routes need a token too once tokens are configured.
+    for path in ["/api/tasks", "/api/actors"] {
+        let open = call(&node, Method::GET, path, None, None).await.status();
+        assert_eq!(open, StatusCode::UNAUTHORIZED, "{path}");
+        let viewer = call(&node, Method::GET, path, Some(VIEWER), None)
+            .await
+            .status();
+        assert_eq!(viewer, StatusCode::OK, "{path}");
+    }
+    let health = call(&node, Method::GET, "/healthz", None, None).await;
+    let health = health.text().await.unwrap();
+    assert!(
+        !health.contains("token:"),
+        "no token names for anyone: {health}"
+    );
     let log = node.log();
     assert!(node.stop().success());
     for token in [VIEWER, OPERATOR, ADMIN] {

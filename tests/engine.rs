@@ -864,6 +864,8 @@ async fn a_cluster_pause_stops_every_fire_until_resume_and_the_audit_trail_has_i
     // The node sees the pause within its change check (a second); then nothing fires.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let before = runs_of(&db, "pause.tick").await.len();
+    // A run-now request while paused is kept for after the pause.
+    cli_ok(dir.path(), &["tasks", "run-now", "pause.tick"]);
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(
         runs_of(&db, "pause.tick").await.len(),
@@ -889,19 +891,24 @@ async fn a_cluster_pause_stops_every_fire_until_resume_and_the_audit_trail_has_i
     let actions: Vec<&str> = events.iter().filter_map(|e| e["action"].as_str()).collect();
     assert_eq!(
         actions,
-        ["cluster.resume", "cluster.pause", "task.create"],
+        [
+            "cluster.resume",
+            "task.run_now",
+            "cluster.pause",
+            "task.create"
+        ],
         "{audit}"
     );
-    assert_eq!(events[1]["reason"], "database maintenance");
-    assert_eq!(events[1]["after"]["paused"], true);
-    assert_eq!(events[1]["before"]["paused"], false);
+    assert_eq!(events[2]["reason"], "database maintenance");
+    assert_eq!(events[2]["after"]["paused"], true);
+    assert_eq!(events[2]["before"]["paused"], false);
     assert!(
-        events[1]["actor"]
+        events[2]["actor"]
             .as_str()
             .unwrap_or("")
             .starts_with("cli:"),
         "{audit}"
     );
-    assert_eq!(events[2]["target"], "task:pause.tick");
-    assert_eq!(events[2]["after"]["handler"], "noop");
+    assert_eq!(events[3]["target"], "task:pause.tick");
+    assert_eq!(events[3]["after"]["handler"], "noop");
 }

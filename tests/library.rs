@@ -510,3 +510,21 @@ fn the_retention_task_is_built_in_and_off_with_retention_zero() {
         }
     });
 }
+
+#[test]
+fn a_library_node_open_beyond_loopback_without_tokens_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = NodeConfig {
+        database_url: format!("sqlite://{}", dir.path().join("lib.db").display()),
+        http_bind: Some(std::net::SocketAddr::from(([0, 0, 0, 0], 0))),
+        ..NodeConfig::default()
+    };
+    actix::System::new().block_on(async move {
+        let err = NodeBuilder::new(config)
+            .start()
+            .await
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains("no API token"), "{err}");
+    });
+}

@@ -1,6 +1,7 @@
-//! The admin HTTP server (actix-web): health, Prometheus metrics, actor metrics as JSON, and
-//! what the scheduler holds. It binds to loopback by default; it has no authentication, so
-//! expose it only where operators, not the public, can reach it.
+//! The admin HTTP server (actix-web): liveness and readiness (no token), Prometheus metrics
+//! (no token unless `http.metrics_public = false`), actor metrics and what the scheduler
+//! holds (`/api/actors`, `/api/tasks`: a viewer token when tokens are configured), and the
+//! operations API under `/api/v1` (`api/`).
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -60,10 +61,11 @@ async fn healthz(
     state: web::Data<AdminState>,
     api: web::Data<crate::api::ApiState>,
 ) -> HttpResponse {
+    // Whether and why, not who: a token's name is not for everyone.
     let cluster = store::cluster_pause(&api.db)
         .await
         .ok()
-        .and_then(|c| serde_json::to_value(c).ok());
+        .map(|c| serde_json::json!({"paused": c.paused, "reason": c.reason}));
     HttpResponse::Ok().json(serde_json::json!({
         "status": "ok",
         "node": state.node_id,
@@ -98,26 +100,42 @@ async fn prometheus(
     req: actix_web::HttpRequest,
 ) -> actix_web::Result<HttpResponse> {
     if !api.metrics_public {
-        let header = req
-            .headers()
-            .get(actix_web::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        crate::api::authenticate(&api.tokens, header)?;
+        viewer(&req, &api)?;
     }
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(state.metrics.prometheus()))
 }
 
-async fn actors(state: web::Data<AdminState>) -> HttpResponse {
-    HttpResponse::Ok().json(state.metrics.snapshot())
+/// A viewer token, when tokens are configured.
+fn viewer(req: &actix_web::HttpRequest, api: &crate::api::ApiState) -> actix_web::Result<()> {
+    let header = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    crate::api::authenticate(&api.tokens, header)?;
+    Ok(())
 }
 
-async fn tasks(state: web::Data<AdminState>) -> HttpResponse {
-    match state.scheduler.send(ListScheduled).await {
+async fn actors(
+    state: web::Data<AdminState>,
+    api: web::Data<crate::api::ApiState>,
+    req: actix_web::HttpRequest,
+) -> actix_web::Result<HttpResponse> {
+    viewer(&req, &api)?;
+    Ok(HttpResponse::Ok().json(state.metrics.snapshot()))
+}
+
+async fn tasks(
+    state: web::Data<AdminState>,
+    api: web::Data<crate::api::ApiState>,
+    req: actix_web::HttpRequest,
+) -> actix_web::Result<HttpResponse> {
+    viewer(&req, &api)?;
+    Ok(match state.scheduler.send(ListScheduled).await {
         Ok(list) => HttpResponse::Ok().json(list),
         Err(e) => {
             HttpResponse::ServiceUnavailable().json(serde_json::json!({"error": e.to_string()}))
         }
-    }
+    })
 }

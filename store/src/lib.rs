@@ -77,11 +77,27 @@ pub use triggers::{
     trigger_confs,
 };
 
+/// Versions must commit in the order they are handed out, or a node that saw a higher one
+/// would never notice a lower one committed after it: on Postgres the writers of a change take
+/// turns from here to their commit (an advisory lock the transaction holds; taking it again in
+/// the same transaction is free).
+pub(crate) async fn take_version_turn(db: &impl sea_orm::ConnectionTrait) -> Result<()> {
+    db.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({VERSION_LOCK})"))
+        .await?;
+    Ok(())
+}
+
+/// Key of the Postgres advisory lock that orders task versions.
+const VERSION_LOCK: i64 = 0x6372_6f6e_7665_7273;
+
 /// The next task version, for every schedule-changing write: from a sequence on Postgres and
 /// a counter row on SQLite (whose writers take turns), so two writers never get the same
 /// version, as they could reading `MAX(version) + 1` at once.
 pub(crate) async fn next_task_version(db: &impl sea_orm::ConnectionTrait) -> Result<i64> {
     let backend = db.get_database_backend();
+    if backend == sea_orm::DbBackend::Postgres {
+        take_version_turn(db).await?;
+    }
     let sql = match backend {
         sea_orm::DbBackend::Postgres => "SELECT nextval('task_version_seq') AS v",
         _ => {

@@ -416,6 +416,9 @@ pub async fn update_task_decl(
 /// cannot both succeed. SQLite lets one writer at a time commit anyway.
 async fn lock_task_row(txn: &impl ConnectionTrait, name: &str) -> Result<()> {
     if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
+        // The writers' turn first (see `next_task_version`), then the row: every writer takes
+        // them in that order, so none waits for another in a circle.
+        crate::take_version_turn(txn).await?;
         ScheduledTask::find()
             .filter(scheduled_task::Column::Name.eq(name))
             .lock_exclusive()

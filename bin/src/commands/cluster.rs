@@ -28,7 +28,7 @@ pub(crate) struct AuditArgs {
     /// Only this target: `task:NAME`, `trigger_conf:NAME` or `cluster`.
     #[arg(long)]
     target: Option<String>,
-    /// Only changes by this actor (`cli:USER` or a token's name).
+    /// Only changes by this actor (`cli:USER` or `token:NAME`).
     #[arg(long)]
     actor: Option<String>,
     /// How many, newest first.

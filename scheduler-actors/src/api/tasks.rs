@@ -261,6 +261,15 @@ pub(super) async fn patch_task(
                 "nothing to change: give a writable field",
             ));
         };
+        if enabled && !state.shell_enabled {
+            let task = store::get_task(&state.db, &name).await?;
+            if task.row.handler == "shell" {
+                return Err(ApiError::forbidden(
+                    "the shell handler is turned off on this node (handlers.shell_enabled = false)"
+                        .to_owned(),
+                ));
+            }
+        }
         store::set_enabled_if(&state.db, &name, enabled, expected, &caller.who()).await?;
         return Ok(task_response(&store::get_task(&state.db, &name).await?));
     }

@@ -149,6 +149,17 @@ impl NodeBuilder {
         // Everything that can fail on a bad setting or a busy environment happens before any
         // actor starts and before the node says it runs: the admin port is taken now, the
         // lock backend set up, the task rows read.
+        if let Some(addr) = config.http_bind
+            && !addr.ip().is_loopback()
+            && config.api_tokens.is_empty()
+        {
+            return Err(Error::Http {
+                addr,
+                source: std::io::Error::other(
+                    "not a loopback address and no API token is configured: the operations API would be open to the network",
+                ),
+            });
+        }
         let listener = match config.http_bind {
             None => None,
             Some(addr) => Some(

@@ -156,7 +156,9 @@ pub struct SchedulerActor {
     /// Redis URL and channel of change notices, when the cluster has Redis.
     notices: Option<(String, String)>,
     initial: Option<InitialTasks>,
-    pending_catch_up: Vec<(Arc<str>, i64)>,
+    /// Fires to send at the next `arm` that is not paused: catch-up fires planned at start,
+    /// and run-now requests that came while paused (they run when the pause ends).
+    pending: Vec<(Arc<str>, i64, FireReason)>,
     /// Next fires computed since the last `arm`, for the task status fields.
     next_fires: Vec<(Arc<str>, Option<DateTime<Utc>>)>,
     metrics: Arc<ActorMetrics>,
@@ -191,7 +193,7 @@ impl SchedulerActor {
             node_timeout,
             notices: None,
             initial: Some(initial),
-            pending_catch_up: Vec::new(),
+            pending: Vec::new(),
             next_fires: Vec::new(),
             metrics,
         }
@@ -343,8 +345,10 @@ impl SchedulerActor {
 
     /// Makes sure the one timer is set for the earliest live entry.
     fn arm(&mut self, ctx: &mut Context<Self>) {
-        for (name, fire_ts_ms) in std::mem::take(&mut self.pending_catch_up) {
-            self.fire(&name, fire_ts_ms, FireReason::CatchUp);
+        if self.paused_at.is_none() && !self.stopped {
+            for (name, fire_ts_ms, reason) in std::mem::take(&mut self.pending) {
+                self.fire(&name, fire_ts_ms, reason);
+            }
         }
         if !self.next_fires.is_empty() {
             let next_fires = std::mem::take(&mut self.next_fires);
@@ -535,7 +539,13 @@ impl Handler<TriggerNow> for SchedulerActor {
         if !self.tasks.contains_key(&name) {
             return Err(Error::NotScheduled { task: msg.task });
         }
-        self.fire(&name, Utc::now().timestamp_millis(), FireReason::Manual);
+        let now_ms = Utc::now().timestamp_millis();
+        if self.paused_at.is_some() {
+            // Kept, and run when the pause ends.
+            self.pending.push((name, now_ms, FireReason::Manual));
+        } else {
+            self.fire(&name, now_ms, FireReason::Manual);
+        }
         Ok(())
     }
 }

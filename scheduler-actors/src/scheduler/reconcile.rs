@@ -124,7 +124,13 @@ impl SchedulerActor {
                 && entry.run_now_seen().is_none_or(|seen| at > seen)
             {
                 entry.live().run_now_seen = Some(at);
-                self.fire(&name, at.timestamp_millis(), FireReason::Manual);
+                if self.paused_at.is_some() {
+                    // Kept, and run when the pause ends.
+                    self.pending
+                        .push((name.clone(), at.timestamp_millis(), FireReason::Manual));
+                } else {
+                    self.fire(&name, at.timestamp_millis(), FireReason::Manual);
+                }
             }
         }
         self.tasks.retain(|name, _| seen.contains(name));
@@ -174,7 +180,8 @@ impl SchedulerActor {
         }
         for fire in &plan.run {
             let name: Arc<str> = Arc::from(spec.name.as_str());
-            self.pending_catch_up.push((name, fire.timestamp_millis()));
+            self.pending
+                .push((name, fire.timestamp_millis(), FireReason::CatchUp));
         }
         plan.next.map(|t| t.timestamp_millis())
     }
