@@ -70,7 +70,7 @@ pub use tasks::{
     ChangeMark, StoredTask, TaskQuery, change_mark, conf_names, get_task, insert_runtime_task,
     insert_runtime_tasks, is_built_in, load_task_page, load_tasks, query_tasks, remove_task,
     remove_task_if, remove_tasks_with_prefix, request_run_now, set_enabled, set_enabled_if,
-    set_trigger, update_task_decl,
+    update_task_decl,
 };
 pub use triggers::{
     add_trigger_conf, conf_json, list_trigger_confs, remove_trigger_conf, set_trigger_conf,

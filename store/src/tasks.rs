@@ -308,7 +308,7 @@ pub async fn insert_runtime_task(
     check: &dyn Fn(&TaskDecl) -> Result<(), String>,
     who: &Who,
 ) -> Result<scheduled_task::Model> {
-    validate_runtime_decl(db, decl, check).await?;
+    validate_runtime_decl(db, decl, check, false).await?;
     if ScheduledTask::find()
         .filter(scheduled_task::Column::Name.eq(&decl.name))
         .one(db)
@@ -354,6 +354,7 @@ async fn validate_runtime_decl(
     db: &DatabaseConnection,
     decl: &TaskDecl,
     check: &dyn Fn(&TaskDecl) -> Result<(), String>,
+    existing: bool,
 ) -> Result<()> {
     let confs: BTreeMap<String, Trigger> = crate::trigger_confs(db)
         .await?
@@ -367,7 +368,8 @@ async fn validate_runtime_decl(
     if let Err(p) = check(decl) {
         problems.push(p);
     }
-    if is_built_in(&decl.name) {
+    // A built-in task may be changed (its schedule, say), never added.
+    if !existing && is_built_in(&decl.name) {
         problems.push(format!(
             "task {:?}: the module `{BUILT_IN_MODULE}` is reserved for cronmesh's built-in tasks",
             decl.name
@@ -380,7 +382,8 @@ async fn validate_runtime_decl(
     }
 }
 
-/// Rewrites a task from `edit` applied to its current declaration: checked like a new task,
+/// Rewrites a task from `edit` applied to its current declaration (every change of a task's
+/// fields, from the CLI's `set-trigger` as from the API's PATCH): checked like a new task,
 /// written (if the task is still at `expected`, when given) with its version moved and the
 /// audit event `task.update`. A changed trigger or enabled flag then wins over a code default.
 pub async fn update_task_decl(
@@ -396,7 +399,7 @@ pub async fn update_task_decl(
     let mut decl = old.clone();
     edit(&mut decl);
     decl.name = old.name.clone();
-    validate_runtime_decl(db, &decl, check).await?;
+    validate_runtime_decl(db, &decl, check, true).await?;
     let trigger = stored_trigger(db, &decl.trigger).await?;
     let schedule_changed = decl.trigger != old.trigger || decl.enabled != old.enabled;
     update_task_if(db, name, expected, who, "task.update", |t| {
@@ -513,22 +516,6 @@ pub async fn set_enabled_if(
     };
     update_task_if(db, name, expected, who, action, |t| {
         t.enabled = Set(enabled);
-        t.schedule_overridden = Set(true);
-    })
-    .await
-}
-
-/// Gives a task a new trigger; the operator's choice then wins over the code default.
-pub async fn set_trigger(
-    db: &DatabaseConnection,
-    name: &str,
-    trigger: &TriggerDecl,
-    who: &Who,
-) -> Result<()> {
-    let (trigger_json, trigger_conf_id) = stored_trigger(db, trigger).await?;
-    update_task(db, name, who, "task.set_trigger", |t| {
-        t.trigger_json = Set(trigger_json);
-        t.trigger_conf_id = Set(trigger_conf_id);
         t.schedule_overridden = Set(true);
     })
     .await

@@ -345,10 +345,19 @@ pub(crate) async fn run(
                     _ => None,
                 })
                 .unwrap_or_else(|| "UTC".to_owned());
-            let decl = trigger.decl(&zone);
-            store::set_trigger(&db, &name, &decl, &cli_actor())
-                .await
-                .map_err(store_error)?;
+            let new_trigger = trigger.decl(&zone);
+            // Only the trigger changes: the handler and its arguments stay as checked when
+            // they were written (an application's handlers need not be in this binary).
+            store::update_task_decl(
+                &db,
+                &name,
+                None,
+                |d| d.trigger = new_trigger,
+                &|_| Ok(()),
+                &cli_actor(),
+            )
+            .await
+            .map_err(store_error)?;
             let task = store::get_task(&db, &name).await?;
             if let Some(t) = resolved_trigger(&db, &task).await? {
                 next_fire_or_warn(&format!("task {name}"), &t);
