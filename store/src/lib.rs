@@ -42,6 +42,8 @@ mod nodes;
 mod recovery;
 mod rows;
 mod runs;
+mod task_changes;
+mod task_json;
 mod task_status;
 mod tasks;
 mod triggers;
@@ -65,12 +67,14 @@ pub use runs::{
     FinishedRun, RunFilter, count_succeeded, finish_runs, get_run, list_runs, prune_runs,
     record_fire_outcome, remove_runs_with_prefix,
 };
+pub use task_changes::{
+    insert_runtime_task, remove_task, remove_task_if, request_run_now, set_enabled, set_enabled_if,
+    update_task_decl,
+};
 pub use task_status::{TaskState, update_task_states};
 pub use tasks::{
-    ChangeMark, StoredTask, TaskQuery, change_mark, conf_names, get_task, insert_runtime_task,
-    insert_runtime_tasks, is_built_in, load_task_page, load_tasks, query_tasks, remove_task,
-    remove_task_if, remove_tasks_with_prefix, request_run_now, set_enabled, set_enabled_if,
-    update_task_decl,
+    ChangeMark, StoredTask, TaskQuery, change_mark, conf_names, get_task, insert_runtime_tasks,
+    is_built_in, load_task_page, load_tasks, query_tasks, remove_tasks_with_prefix,
 };
 pub use triggers::{
     add_trigger_conf, conf_json, list_trigger_confs, remove_trigger_conf, set_trigger_conf,

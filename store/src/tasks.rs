@@ -1,5 +1,5 @@
-//! `scheduled_task` rows: code tasks synced at start-up, runtime tasks added by operators,
-//! and the changes operators make.
+//! `scheduled_task` rows: reading them, building them, bulk inserts and removals. The changes
+//! operators make are in `task_changes.rs`; how a task is shown, in `task_json.rs`.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -8,12 +8,10 @@ use entity::prelude::*;
 use entity::{scheduled_task, trigger_conf};
 use scheduler_core::{TaskDecl, Trigger, TriggerDecl};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
-    sea_query::Expr,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    FromQueryResult, QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
 };
 
-use crate::audit::Who;
 use crate::error::{Result, StoreError};
 use crate::next_task_version;
 
@@ -51,74 +49,6 @@ impl StoredTask {
         decl.misfire = r.misfire.parse().unwrap_or_default();
         decl.overlap = r.overlap.parse().unwrap_or_default();
         decl
-    }
-}
-
-/// Names of handler-argument keys whose values are secrets (compared without case, as parts
-/// of the key: `Authorization`, `X-Api-Key`, `password`, `client_secret`, ...).
-const SECRET_KEYS: [&str; 6] = [
-    "authorization",
-    "token",
-    "password",
-    "secret",
-    "api-key",
-    "apikey",
-];
-
-/// Handler arguments for display: the value of every key that names a secret is `***`, and
-/// every URL has its password and secret query values redacted. What is stored is unchanged.
-pub(crate) fn redacted_args(args: &serde_json::Value) -> serde_json::Value {
-    use serde_json::Value;
-    match args {
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| {
-                    let lower = k.to_ascii_lowercase();
-                    let value = if SECRET_KEYS.iter().any(|s| lower.contains(s)) {
-                        Value::String("***".to_owned())
-                    } else {
-                        redacted_args(v)
-                    };
-                    (k.clone(), value)
-                })
-                .collect(),
-        ),
-        Value::Array(items) => Value::Array(items.iter().map(redacted_args).collect()),
-        Value::String(s) if s.contains("://") => Value::String(crate::redact_urls_in(s)),
-        other => other.clone(),
-    }
-}
-
-impl StoredTask {
-    /// The task as `tasks show`, the API and the audit trail show it (secrets in its handler
-    /// arguments redacted).
-    pub fn to_json(&self) -> serde_json::Value {
-        let r = &self.row;
-        serde_json::json!({
-            "name": r.name,
-            "module": r.module,
-            "handler": r.handler,
-            "handler_args": r.handler_args.as_ref().map(redacted_args),
-            "trigger_conf": self.conf_name,
-            "trigger": r.trigger_json.as_deref().and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok()),
-            "enabled": r.enabled,
-            "owner": r.owner,
-            "description": r.description,
-            "timeout_ms": r.timeout_ms,
-            "misfire": r.misfire,
-            "misfire_grace_ms": r.misfire_grace_ms,
-            "overlap": r.overlap,
-            "recover": r.recover,
-            "lock_ttl_ms": r.lock_ttl_ms,
-            "source": r.source,
-            "builtin": is_built_in(&r.name),
-            "orphaned": r.orphaned,
-            "schedule_overridden": r.schedule_overridden,
-            "next_run_at": r.next_run_at.map(scheduler_core::rfc3339),
-            "last_run_at": r.last_run_at.map(scheduler_core::rfc3339),
-            "last_status": r.last_status,
-            "version": r.version,
-        })
     }
 }
 
@@ -300,289 +230,6 @@ pub(crate) async fn bump_version(db: &impl ConnectionTrait, id: i64) -> Result<(
     Ok(())
 }
 
-/// Adds a runtime task. `check` validates what only the caller knows (handler names and
-/// their arguments); the whole spec is checked before anything is written.
-pub async fn insert_runtime_task(
-    db: &DatabaseConnection,
-    decl: &TaskDecl,
-    check: &dyn Fn(&TaskDecl) -> Result<(), String>,
-    who: &Who,
-) -> Result<scheduled_task::Model> {
-    validate_runtime_decl(db, decl, check, false).await?;
-    if ScheduledTask::find()
-        .filter(scheduled_task::Column::Name.eq(&decl.name))
-        .one(db)
-        .await?
-        .is_some()
-    {
-        return Err(StoreError::conflict(format!(
-            "a task named {:?} already exists",
-            decl.name
-        )));
-    }
-    let txn = db.begin().await?;
-    let trigger = stored_trigger(&txn, &decl.trigger).await?;
-    let row = new_task_row(decl, trigger, Source::Runtime, Utc::now())
-        .insert(&txn)
-        .await
-        .map_err(|e| match e.sql_err() {
-            // Another writer added the same name between the check above and this insert.
-            Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => {
-                StoreError::conflict(format!("a task named {:?} already exists", decl.name))
-            }
-            _ => e.into(),
-        })?;
-    bump_version(&txn, row.id).await?;
-    let after = get_task(&txn, &decl.name).await?;
-    crate::audit::record(
-        &txn,
-        who,
-        "task.create",
-        format!("task:{}", decl.name),
-        None,
-        Some(after.to_json()),
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(after.row)
-}
-
-/// Checks a runtime task's declaration as every writer must: the whole spec (its trigger
-/// conf resolved), what only the caller knows (`check`: handlers and their arguments), and
-/// the reserved module.
-async fn validate_runtime_decl(
-    db: &DatabaseConnection,
-    decl: &TaskDecl,
-    check: &dyn Fn(&TaskDecl) -> Result<(), String>,
-    existing: bool,
-) -> Result<()> {
-    let confs: BTreeMap<String, Trigger> = crate::trigger_confs(db)
-        .await?
-        .into_iter()
-        .filter_map(|(name, json)| Trigger::from_json(&json).ok().map(|t| (name, t)))
-        .collect();
-    let mut problems: Vec<String> = match decl.validate(|n| confs.get(n).cloned()) {
-        Ok(_) => Vec::new(),
-        Err(errors) => errors.iter().map(ToString::to_string).collect(),
-    };
-    if let Err(p) = check(decl) {
-        problems.push(p);
-    }
-    // A built-in task may be changed (its schedule, say), never added.
-    if !existing && is_built_in(&decl.name) {
-        problems.push(format!(
-            "task {:?}: the module `{BUILT_IN_MODULE}` is reserved for cronmesh's built-in tasks",
-            decl.name
-        ));
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(StoreError::refused(problems.join("; ")))
-    }
-}
-
-/// Rewrites a task from `edit` applied to its current declaration (every change of a task's
-/// fields, from the CLI's `set-trigger` as from the API's PATCH): checked like a new task,
-/// written (if the task is still at `expected`, when given) with its version moved and the
-/// audit event `task.update`. A changed trigger or enabled flag then wins over a code default.
-pub async fn update_task_decl(
-    db: &DatabaseConnection,
-    name: &str,
-    expected: Option<i64>,
-    edit: impl FnOnce(&mut TaskDecl),
-    check: &dyn Fn(&TaskDecl) -> Result<(), String>,
-    who: &Who,
-) -> Result<()> {
-    let current = get_task(db, name).await?;
-    let old = current.decl();
-    let mut decl = old.clone();
-    edit(&mut decl);
-    decl.name = old.name.clone();
-    validate_runtime_decl(db, &decl, check, true).await?;
-    let trigger = stored_trigger(db, &decl.trigger).await?;
-    let schedule_changed = decl.trigger != old.trigger || decl.enabled != old.enabled;
-    update_task_if(db, name, expected, who, "task.update", |t| {
-        apply_spec_fields(t, &decl);
-        t.trigger_json = Set(trigger.0);
-        t.trigger_conf_id = Set(trigger.1);
-        t.enabled = Set(decl.enabled);
-        if schedule_changed {
-            t.schedule_overridden = Set(true);
-        }
-    })
-    .await
-}
-
-/// Locks a task's row for the rest of the transaction on Postgres (`FOR UPDATE`), so a
-/// version checked in it cannot change before the write: two writers with the same `If-Match`
-/// cannot both succeed. SQLite lets one writer at a time commit anyway.
-async fn lock_task_row(txn: &impl ConnectionTrait, name: &str) -> Result<()> {
-    if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
-        // The writers' turn first (see `next_task_version`), then the row: every writer takes
-        // them in that order, so none waits for another in a circle.
-        crate::take_version_turn(txn).await?;
-        ScheduledTask::find()
-            .filter(scheduled_task::Column::Name.eq(name))
-            .lock_exclusive()
-            .one(txn)
-            .await?;
-    }
-    Ok(())
-}
-
-/// [`StoreError::Stale`] unless the task is at the version asked for (when one is).
-fn still_at(name: &str, expected: Option<i64>, current: i64) -> Result<()> {
-    match expected {
-        Some(expected) if expected != current => Err(StoreError::Stale {
-            what: "task",
-            name: name.to_owned(),
-            expected,
-            current,
-        }),
-        _ => Ok(()),
-    }
-}
-
-/// Changes one task in a transaction that also moves its version and writes the audit event
-/// `action` with the task before and after.
-async fn update_task(
-    db: &DatabaseConnection,
-    name: &str,
-    who: &Who,
-    action: &str,
-    edit: impl FnOnce(&mut scheduled_task::ActiveModel),
-) -> Result<()> {
-    update_task_if(db, name, None, who, action, edit).await
-}
-
-/// [`update_task`] when the task is still at `expected` (if given); otherwise
-/// [`StoreError::Stale`] and nothing written.
-async fn update_task_if(
-    db: &DatabaseConnection,
-    name: &str,
-    expected: Option<i64>,
-    who: &Who,
-    action: &str,
-    edit: impl FnOnce(&mut scheduled_task::ActiveModel),
-) -> Result<()> {
-    let txn = db.begin().await?;
-    lock_task_row(&txn, name).await?;
-    let before = get_task(&txn, name).await?;
-    still_at(name, expected, before.row.version)?;
-    let id = before.row.id;
-    let mut active: scheduled_task::ActiveModel = before.row.clone().into();
-    edit(&mut active);
-    active.updated_at = Set(Utc::now());
-    active.update(&txn).await?;
-    bump_version(&txn, id).await?;
-    let after = get_task(&txn, name).await?;
-    crate::audit::record(
-        &txn,
-        who,
-        action,
-        format!("task:{name}"),
-        Some(before.to_json()),
-        Some(after.to_json()),
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(())
-}
-
-/// Enables or disables a task; the operator's choice then wins over the code default.
-pub async fn set_enabled(
-    db: &DatabaseConnection,
-    name: &str,
-    enabled: bool,
-    who: &Who,
-) -> Result<()> {
-    set_enabled_if(db, name, enabled, None, who).await
-}
-
-/// [`set_enabled`] only while the task is at version `expected` (if given): otherwise
-/// [`StoreError::Stale`], nothing written.
-pub async fn set_enabled_if(
-    db: &DatabaseConnection,
-    name: &str,
-    enabled: bool,
-    expected: Option<i64>,
-    who: &Who,
-) -> Result<()> {
-    let action = if enabled {
-        "task.enable"
-    } else {
-        "task.disable"
-    };
-    update_task_if(db, name, expected, who, action, |t| {
-        t.enabled = Set(enabled);
-        t.schedule_overridden = Set(true);
-    })
-    .await
-}
-
-/// Asks for one extra run at `at` (its fire time). Runs once cluster-wide like any fire.
-pub async fn request_run_now(
-    db: &DatabaseConnection,
-    name: &str,
-    at: DateTime<Utc>,
-    who: &Who,
-) -> Result<()> {
-    update_task(db, name, who, "task.run_now", |t| {
-        t.run_now_at = Set(Some(at))
-    })
-    .await
-}
-
-/// The module of the tasks every node brings (`cronmesh.prune_runs`): operators cannot add to
-/// it or remove from it, or a task they did not mean to touch would silently stop.
-const BUILT_IN_MODULE: &str = "cronmesh";
-
-/// Whether a task is one of cronmesh's own (the `cronmesh` module).
-pub fn is_built_in(name: &str) -> bool {
-    name.split_once('.')
-        .is_some_and(|(module, _)| module == BUILT_IN_MODULE)
-}
-
-/// Deletes a task row (its run history stays). A code task comes back at the next start-up
-/// of a node that has it; disable it instead to keep it off.
-pub async fn remove_task(db: &DatabaseConnection, name: &str, who: &Who) -> Result<()> {
-    remove_task_if(db, name, None, who).await
-}
-
-/// [`remove_task`] only while the task is at version `expected` (if given): otherwise
-/// [`StoreError::Stale`], nothing removed.
-pub async fn remove_task_if(
-    db: &DatabaseConnection,
-    name: &str,
-    expected: Option<i64>,
-    who: &Who,
-) -> Result<()> {
-    let txn = db.begin().await?;
-    lock_task_row(&txn, name).await?;
-    let before = get_task(&txn, name).await?;
-    still_at(name, expected, before.row.version)?;
-    if is_built_in(name) {
-        return Err(StoreError::refused(format!(
-            "task {name:?} is built in: every node brings it back at its start; disable it instead"
-        )));
-    }
-    ScheduledTask::delete_by_id(before.row.id)
-        .exec(&txn)
-        .await?;
-    crate::audit::record(
-        &txn,
-        who,
-        "task.remove",
-        format!("task:{name}"),
-        Some(before.to_json()),
-        None,
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(())
-}
-
 /// Rows per bulk insert: about 20 binds a row keeps a chunk under SQLite's 32,766 and
 /// Postgres' 65,535 bind parameters.
 const INSERT_CHUNK: usize = 1000;
@@ -717,25 +364,12 @@ pub async fn query_tasks(db: &DatabaseConnection, query: &TaskQuery) -> Result<V
     Ok(stored(rows, &confs))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The module of the tasks every node brings (`cronmesh.prune_runs`): operators cannot add to
+/// it or remove from it, or a task they did not mean to touch would silently stop.
+pub(crate) const BUILT_IN_MODULE: &str = "cronmesh";
 
-    #[test]
-    fn secrets_in_handler_args_are_shown_redacted() {
-        let args = serde_json::json!({
-            "url": "https://u:pw@127.0.0.1/hook?token=abc&x=1",
-            "headers": {"Authorization": "Bearer t0k", "X-Api-Key": "k3y", "Accept": "json"},
-            "env": {"DB_PASSWORD": "p", "MODE": "fast"},
-            "args": ["--to", "https://v:pw2@127.0.0.1/"],
-            "timeout_secs": 5,
-        });
-        let shown = redacted_args(&args).to_string();
-        for secret in ["pw@", "abc", "t0k", "k3y", "\"p\"", "pw2"] {
-            assert!(!shown.contains(secret), "{secret} in {shown}");
-        }
-        for kept in ["json", "fast", "--to", "timeout_secs", "127.0.0.1/hook"] {
-            assert!(shown.contains(kept), "{kept} missing from {shown}");
-        }
-    }
+/// Whether a task is one of cronmesh's own (the `cronmesh` module).
+pub fn is_built_in(name: &str) -> bool {
+    name.split_once('.')
+        .is_some_and(|(module, _)| module == BUILT_IN_MODULE)
 }
