@@ -109,11 +109,7 @@ async fn prometheus(
 
 /// A viewer token, when tokens are configured.
 fn viewer(req: &actix_web::HttpRequest, api: &crate::api::ApiState) -> actix_web::Result<()> {
-    let header = req
-        .headers()
-        .get(actix_web::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    crate::api::authenticate(&api.tokens, header)?;
+    crate::api::caller_of(req, &api.tokens)?;
     Ok(())
 }
 

@@ -160,6 +160,15 @@ pub(crate) fn authenticate(tokens: &[ApiToken], header: Option<&str>) -> Result<
         .ok_or_else(ApiError::unauthorized)
 }
 
+/// The caller of a request, from its `Authorization` header (see [`authenticate`]).
+pub(crate) fn caller_of(req: &HttpRequest, tokens: &[ApiToken]) -> Result<Caller, ApiError> {
+    let header = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    authenticate(tokens, header)
+}
+
 impl FromRequest for Caller {
     type Error = ApiError;
     type Future = std::future::Ready<Result<Caller, ApiError>>;
@@ -169,11 +178,7 @@ impl FromRequest for Caller {
             .app_data::<web::Data<super::ApiState>>()
             .map(|s| s.tokens.clone())
             .unwrap_or_default();
-        let header = req
-            .headers()
-            .get(actix_web::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        std::future::ready(authenticate(&tokens, header))
+        std::future::ready(caller_of(req, &tokens))
     }
 }
 

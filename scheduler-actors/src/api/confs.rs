@@ -7,20 +7,27 @@ use super::auth::{Caller, Role};
 use super::error::{ApiError, ErrorBody};
 use super::{ApiState, schemas};
 
-/// A conf with the names of the tasks that use it.
-async fn conf_with_users(
+/// The names of the tasks that use each conf, read once for however many confs are shown.
+async fn users_by_conf(
     db: &sea_orm::DatabaseConnection,
+) -> Result<std::collections::BTreeMap<String, Vec<String>>, ApiError> {
+    let mut users: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for task in store::load_tasks(db).await? {
+        if let Some(conf) = task.conf_name {
+            users.entry(conf).or_default().push(task.row.name);
+        }
+    }
+    Ok(users)
+}
+
+/// A conf with the names of the tasks that use it.
+fn conf_with_users(
     conf: &entity::trigger_conf::Model,
-) -> Result<serde_json::Value, ApiError> {
-    let users: Vec<String> = store::load_tasks(db)
-        .await?
-        .into_iter()
-        .filter(|t| t.conf_name.as_deref() == Some(conf.name.as_str()))
-        .map(|t| t.row.name)
-        .collect();
+    users: &std::collections::BTreeMap<String, Vec<String>>,
+) -> serde_json::Value {
     let mut json = store::conf_json(conf);
-    json["used_by"] = serde_json::json!(users);
-    Ok(json)
+    json["used_by"] = serde_json::json!(users.get(&conf.name).cloned().unwrap_or_default());
+    json
 }
 
 async fn find(
@@ -52,10 +59,12 @@ pub(super) async fn list(
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Role::Viewer)?;
-    let mut items = Vec::new();
-    for conf in store::list_trigger_confs(&state.db).await? {
-        items.push(conf_with_users(&state.db, &conf).await?);
-    }
+    let users = users_by_conf(&state.db).await?;
+    let items: Vec<serde_json::Value> = store::list_trigger_confs(&state.db)
+        .await?
+        .iter()
+        .map(|conf| conf_with_users(conf, &users))
+        .collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "items": items,
         "cluster": super::cluster_json(&state.db).await?,
@@ -77,7 +86,7 @@ pub(super) async fn get(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Role::Viewer)?;
     let conf = find(&state.db, &name).await?;
-    Ok(HttpResponse::Ok().json(conf_with_users(&state.db, &conf).await?))
+    Ok(HttpResponse::Ok().json(conf_with_users(&conf, &users_by_conf(&state.db).await?)))
 }
 
 /// The body of `POST /api/v1/trigger-confs`.
@@ -114,7 +123,7 @@ pub(super) async fn create(
         &caller.who(),
     )
     .await?;
-    Ok(HttpResponse::Created().json(conf_with_users(&state.db, &conf).await?))
+    Ok(HttpResponse::Created().json(conf_with_users(&conf, &users_by_conf(&state.db).await?)))
 }
 
 /// The body of `PUT /api/v1/trigger-confs/{name}`.
@@ -143,7 +152,7 @@ pub(super) async fn replace(
     caller.require(Role::Admin)?;
     store::set_trigger_conf(&state.db, &name, &body.trigger.to_string(), &caller.who()).await?;
     let conf = find(&state.db, &name).await?;
-    Ok(HttpResponse::Ok().json(conf_with_users(&state.db, &conf).await?))
+    Ok(HttpResponse::Ok().json(conf_with_users(&conf, &users_by_conf(&state.db).await?)))
 }
 
 #[utoipa::path(

@@ -19,7 +19,7 @@ use sea_orm::DatabaseConnection;
 use serde::Deserialize;
 
 use self::auth::Caller;
-pub(crate) use self::auth::authenticate;
+pub(crate) use self::auth::caller_of;
 pub use self::auth::{ApiToken, Role, new_token, token_sha256};
 use self::error::{ApiError, ErrorBody};
 

@@ -364,9 +364,10 @@ pub(super) struct NewTask {
 }
 
 impl NewTask {
-    /// The declaration, or what is wrong with the request (naming the field).
+    /// The declaration, or what is wrong with the request (naming the field): the trigger and
+    /// handler it must have, then every other field as a PATCH would set it.
     fn decl(self) -> Result<scheduler_core::TaskDecl, ApiError> {
-        use scheduler_core::{MisfirePolicy, OverlapPolicy, TaskDecl};
+        use scheduler_core::TaskDecl;
         let mut decl = match (self.trigger, self.trigger_conf) {
             (Some(trigger), None) => TaskDecl::trigger_json(&self.name, &trigger.to_string()),
             (None, Some(conf)) => TaskDecl::trigger_conf(&self.name, &conf),
@@ -378,29 +379,22 @@ impl NewTask {
             }
         }
         .handler(&self.handler)
-        .owner(&self.owner)
-        .description(&self.description)
-        .recover(self.recover)
         .origin("api");
-        decl.handler_args = self.handler_args;
-        decl.enabled = self.enabled.unwrap_or(true);
-        decl.timeout_secs = self.timeout_ms.map(|ms| ms.div_ceil(1000));
-        if let Some(m) = self.misfire {
-            decl.misfire = m
-                .parse::<MisfirePolicy>()
-                .map_err(|e| ApiError::invalid(e.to_string()).on("misfire"))?;
-        }
-        if let Some(o) = self.overlap {
-            decl.overlap = o
-                .parse::<OverlapPolicy>()
-                .map_err(|e| ApiError::invalid(e.to_string()).on("overlap"))?;
-        }
-        if let Some(g) = self.misfire_grace_ms {
-            decl.misfire_grace_secs = g / 1000;
-        }
-        if let Some(ttl) = self.lock_ttl_ms {
-            decl.lock_ttl_ms = ttl;
-        }
+        let rest = TaskPatch {
+            enabled: self.enabled,
+            handler_args: self.handler_args,
+            owner: Some(self.owner),
+            description: Some(self.description),
+            timeout_ms: self.timeout_ms,
+            misfire: self.misfire,
+            misfire_grace_ms: self.misfire_grace_ms,
+            overlap: self.overlap,
+            recover: Some(self.recover),
+            lock_ttl_ms: self.lock_ttl_ms,
+            ..TaskPatch::default()
+        };
+        let (misfire, overlap) = rest.policies()?;
+        rest.apply(&mut decl, misfire, overlap);
         Ok(decl)
     }
 }
