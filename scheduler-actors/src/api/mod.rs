@@ -38,6 +38,30 @@ pub(crate) struct ApiState {
     pub(crate) metrics_public: bool,
 }
 
+impl ApiState {
+    /// 403 when `handler` is `shell` on a node with `handlers.shell_enabled = false`.
+    pub(crate) fn shell_allowed(&self, handler: &str) -> Result<(), ApiError> {
+        if handler == "shell" && !self.shell_enabled {
+            return Err(ApiError::forbidden(
+                "the shell handler is turned off on this node (handlers.shell_enabled = false)"
+                    .to_owned(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// What a new or changed task's handler and its arguments must pass on this node: a
+    /// handler it has (shell only where it is on), arguments the handler takes.
+    pub(crate) fn check_handler(&self, decl: &scheduler_core::TaskDecl) -> Result<(), String> {
+        if decl.handler == "shell" && !self.shell_enabled {
+            return Err("the shell handler is turned off on this node".to_owned());
+        }
+        crate::builtin::validate_handler_args(&decl.handler, decl.handler_args.as_ref(), &|h| {
+            self.handlers.contains_key(h) && crate::builtin::builtin(h).is_none()
+        })
+    }
+}
+
 /// Every route under `/api/v1`, once: it registers them and lists them (`ROUTES`), so a test
 /// can hold the OpenAPI document to exactly what is served.
 macro_rules! api_routes {

@@ -262,13 +262,7 @@ pub(super) async fn patch_task(
             ));
         };
         if enabled && !state.shell_enabled {
-            let task = store::get_task(&state.db, &name).await?;
-            if task.row.handler == "shell" {
-                return Err(ApiError::forbidden(
-                    "the shell handler is turned off on this node (handlers.shell_enabled = false)"
-                        .to_owned(),
-                ));
-            }
+            state.shell_allowed(&store::get_task(&state.db, &name).await?.row.handler)?;
         }
         store::set_enabled_if(&state.db, &name, enabled, expected, &caller.who()).await?;
         return Ok(task_response(&store::get_task(&state.db, &name).await?));
@@ -277,23 +271,11 @@ pub(super) async fn patch_task(
     if patch.trigger.is_some() && patch.trigger_conf.is_some() {
         return Err(ApiError::invalid("give `trigger` or `trigger_conf`, not both").on("trigger"));
     }
-    if patch.handler.as_deref() == Some("shell") && !state.shell_enabled {
-        return Err(ApiError::forbidden(
-            "the shell handler is turned off on this node (handlers.shell_enabled = false)"
-                .to_owned(),
-        ));
+    if let Some(handler) = &patch.handler {
+        state.shell_allowed(handler)?;
     }
     let (misfire, overlap) = patch.policies()?;
-    let handlers = state.handlers.clone();
-    let shell_enabled = state.shell_enabled;
-    let check = |d: &scheduler_core::TaskDecl| {
-        if d.handler == "shell" && !shell_enabled {
-            return Err("the shell handler is turned off on this node".to_owned());
-        }
-        crate::builtin::validate_handler_args(&d.handler, d.handler_args.as_ref(), &|h| {
-            handlers.contains_key(h) && crate::builtin::builtin(h).is_none()
-        })
-    };
+    let check = |d: &scheduler_core::TaskDecl| state.check_handler(d);
     store::update_task_decl(
         &state.db,
         &name,
@@ -414,18 +396,8 @@ pub(super) async fn create_task(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Role::Admin)?;
     let decl = body.into_inner().decl()?;
-    if decl.handler == "shell" && !state.shell_enabled {
-        return Err(ApiError::forbidden(
-            "the shell handler is turned off on this node (handlers.shell_enabled = false)"
-                .to_owned(),
-        ));
-    }
-    let handlers = state.handlers.clone();
-    let check = |d: &scheduler_core::TaskDecl| {
-        crate::builtin::validate_handler_args(&d.handler, d.handler_args.as_ref(), &|h| {
-            handlers.contains_key(h) && crate::builtin::builtin(h).is_none()
-        })
-    };
+    state.shell_allowed(&decl.handler)?;
+    let check = |d: &scheduler_core::TaskDecl| state.check_handler(d);
     let row = store::insert_runtime_task(&state.db, &decl, &check, &caller.who()).await?;
     let task = store::get_task(&state.db, &row.name).await?;
     Ok(HttpResponse::Created()
