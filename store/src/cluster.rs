@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use entity::cluster_state;
 use entity::prelude::*;
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, EntityTrait, TransactionTrait};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, EntityTrait};
 
 use crate::audit::Who;
 use crate::error::{Result, StoreError};
@@ -56,7 +56,7 @@ pub async fn set_cluster_pause(
             "a reason is required to pause or resume the cluster",
         ));
     };
-    let txn = db.begin().await?;
+    let txn = crate::begin_change(db).await?;
     let before = cluster_pause(&txn).await?;
     let after: ClusterPause = cluster_state::ActiveModel {
         id: Set(1),

@@ -91,6 +91,25 @@ pub(crate) async fn take_version_turn(db: &impl sea_orm::ConnectionTrait) -> Res
     Ok(())
 }
 
+/// Begins the transaction of an operator's change with the writers' turn already taken: on
+/// Postgres [`take_version_turn`]; on SQLite the database's write lock (a write that changes
+/// nothing), so the transaction never reads a snapshot that a writer committed past before it
+/// could write (SQLite would refuse that write at once instead of waiting its turn).
+pub(crate) async fn begin_change(
+    db: &sea_orm::DatabaseConnection,
+) -> Result<sea_orm::DatabaseTransaction> {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    let txn = db.begin().await?;
+    match db.get_database_backend() {
+        sea_orm::DbBackend::Postgres => take_version_turn(&txn).await?,
+        _ => {
+            txn.execute_unprepared("UPDATE version_counter SET value = value WHERE name = 'task'")
+                .await?;
+        }
+    }
+    Ok(txn)
+}
+
 /// Key of the Postgres advisory lock that orders task versions.
 const VERSION_LOCK: i64 = 0x6372_6f6e_7665_7273;
 

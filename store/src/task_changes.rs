@@ -11,7 +11,7 @@ use entity::scheduled_task;
 use scheduler_core::{TaskDecl, Trigger};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    EntityTrait, QueryFilter, QuerySelect, TransactionTrait,
+    EntityTrait, QueryFilter, QuerySelect,
 };
 
 use crate::audit::Who;
@@ -41,7 +41,7 @@ pub async fn insert_runtime_task(
             decl.name
         )));
     }
-    let txn = db.begin().await?;
+    let txn = crate::begin_change(db).await?;
     let trigger = stored_trigger(&txn, &decl.trigger).await?;
     let row = new_task_row(decl, trigger, Source::Runtime, Utc::now())
         .insert(&txn)
@@ -140,9 +140,8 @@ pub async fn update_task_decl(
 /// cannot both succeed. SQLite lets one writer at a time commit anyway.
 async fn lock_task_row(txn: &impl ConnectionTrait, name: &str) -> Result<()> {
     if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
-        // The writers' turn first (see `next_task_version`), then the row: every writer takes
-        // them in that order, so none waits for another in a circle.
-        crate::take_version_turn(txn).await?;
+        // After the writers' turn (`begin_change`): every writer takes them in that order,
+        // so none waits for another in a circle.
         ScheduledTask::find()
             .filter(scheduled_task::Column::Name.eq(name))
             .lock_exclusive()
@@ -187,7 +186,7 @@ async fn update_task_if(
     action: &str,
     edit: impl FnOnce(&mut scheduled_task::ActiveModel),
 ) -> Result<()> {
-    let txn = db.begin().await?;
+    let txn = crate::begin_change(db).await?;
     lock_task_row(&txn, name).await?;
     let before = get_task(&txn, name).await?;
     still_at(name, expected, before.row.version)?;
@@ -269,7 +268,7 @@ pub async fn remove_task_if(
     expected: Option<i64>,
     who: &Who,
 ) -> Result<()> {
-    let txn = db.begin().await?;
+    let txn = crate::begin_change(db).await?;
     lock_task_row(&txn, name).await?;
     let before = get_task(&txn, name).await?;
     still_at(name, expected, before.row.version)?;

@@ -6,7 +6,7 @@ use entity::{scheduled_task, trigger_conf};
 use scheduler_core::Trigger;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, TransactionTrait, sea_query::Expr,
+    QueryOrder, sea_query::Expr,
 };
 
 use crate::audit::Who;
@@ -82,7 +82,7 @@ pub async fn add_trigger_conf(
         )));
     }
     let now = Utc::now();
-    let txn = db.begin().await?;
+    let txn = crate::begin_change(db).await?;
     let conf = trigger_conf::ActiveModel {
         name: Set(name.to_owned()),
         trigger_json: Set(trigger_json),
@@ -133,7 +133,7 @@ pub async fn set_trigger_conf(
     who: &Who,
 ) -> Result<u64> {
     let trigger_json = canonical(json)?;
-    let txn = db.begin().await?;
+    let txn = crate::begin_change(db).await?;
     let conf = TriggerConf::find()
         .filter(trigger_conf::Column::Name.eq(name))
         .one(&txn)
@@ -172,7 +172,7 @@ pub async fn set_trigger_conf(
 
 /// Removes a conf that no task uses; otherwise the error lists the tasks that use it.
 pub async fn remove_trigger_conf(db: &DatabaseConnection, name: &str, who: &Who) -> Result<()> {
-    let txn = db.begin().await?;
+    let txn = crate::begin_change(db).await?;
     let conf = TriggerConf::find()
         .filter(trigger_conf::Column::Name.eq(name))
         .one(&txn)
