@@ -29,15 +29,29 @@ if ! command -v faketime >/dev/null 2>&1; then
   apt_install faketime
 fi
 
-# A Python venv with schemathesis: the API's schema fuzzing test runs it against a live node.
+# Debian's headless Chromium: the console's browser tests drive it.
+if [ ! -x /usr/bin/chromium ]; then
+  echo "services: installing chromium"
+  apt_install chromium
+fi
+
+# A Python venv with schemathesis (the API's schema fuzzing test runs it against a live node)
+# and Playwright for Python (the console's browser tests; it drives /usr/bin/chromium and never
+# downloads a browser of its own).
 venv="${CRONMESH_VENV:-/var/tmp/cronmesh-venv}"
-if [ ! -x "$venv/bin/schemathesis" ]; then
-  echo "services: installing schemathesis into $venv"
+if [ ! -x "$venv/bin/python" ]; then
   if ! python3 -m venv "$venv" >/dev/null 2>&1; then
     apt_install python3-venv
     python3 -m venv "$venv"
   fi
+fi
+if [ ! -x "$venv/bin/schemathesis" ]; then
+  echo "services: installing schemathesis into $venv"
   "$venv/bin/pip" install -q --disable-pip-version-check "schemathesis>=4,<5"
+fi
+if ! "$venv/bin/python" -c "import playwright" >/dev/null 2>&1; then
+  echo "services: installing playwright (the Python client only) into $venv"
+  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 "$venv/bin/pip" install -q --disable-pip-version-check "playwright>=1.40,<2"
 fi
 
 if ! command -v pg_ctlcluster >/dev/null 2>&1; then

@@ -48,6 +48,7 @@ async fn up_down_up(db: &DatabaseConnection) {
     let mut all = vec![
         "audit_event",
         "cluster_state",
+        "console_session",
         "scheduled_task",
         "scheduler_node",
         "seaql_migrations",

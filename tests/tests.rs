@@ -15,6 +15,7 @@ mod cli_check;
 mod cli_errors;
 mod cli_next;
 mod cluster;
+mod console;
 mod engine;
 mod first_start;
 mod library;

@@ -5,6 +5,7 @@
 
 pub mod audit_event;
 pub mod cluster_state;
+pub mod console_session;
 pub mod prelude;
 pub mod scheduled_task;
 pub mod scheduler_node;

@@ -8,6 +8,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261129_000001_create_scheduler_tables;
 mod m20261129_000002_add_run_now_at;
 mod m20261203_000001_operations;
+mod m20261204_000001_console;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000001_create_scheduler_tables::Migration),
             Box::new(m20261129_000002_add_run_now_at::Migration),
             Box::new(m20261203_000001_operations::Migration),
+            Box::new(m20261204_000001_console::Migration),
         ]
     }
 }

@@ -1,7 +1,7 @@
 //! The admin HTTP server (actix-web): liveness and readiness (no token), Prometheus metrics
 //! (no token unless `http.metrics_public = false`), actor metrics and what the scheduler
 //! holds (`/api/actors`, `/api/tasks`: a viewer token when tokens are configured), and the
-//! operations API under `/api/v1` (`api/`).
+//! operations API under `/api/v1` (`api/`), and the web console at `/` (`console/`).
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -32,16 +32,20 @@ pub(crate) fn start(
         node_id,
     });
     let api = web::Data::new(api);
+    let console = web::Data::new(crate::console::ConsoleState::new());
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
             .app_data(api.clone())
+            .app_data(console.clone())
             .configure(crate::api::routes)
+            .configure(crate::console::routes)
             .route("/healthz", web::get().to(healthz))
             .route("/readyz", web::get().to(readyz))
             .route("/metrics", web::get().to(prometheus))
             .route("/api/actors", web::get().to(actors))
             .route("/api/tasks", web::get().to(tasks))
+            .default_service(web::to(crate::console::not_found))
     })
     .workers(1)
     .disable_signals()

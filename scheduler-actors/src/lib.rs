@@ -38,6 +38,7 @@
 mod admin_http;
 pub mod api;
 pub mod change_notices;
+mod console;
 mod error;
 pub mod events;
 mod executor;

@@ -18,6 +18,7 @@
 //! rule can be tested with fixed instants. Actors, storage and locks live in other crates.
 
 pub mod cron_expr;
+mod describe;
 mod error;
 pub mod misfire;
 mod preview;
@@ -27,6 +28,7 @@ mod task;
 mod trigger;
 
 pub use cron_expr::CronExpr;
+pub use describe::{describe, describe_cron};
 pub use error::{Error, Result, quoted};
 pub use misfire::{CatchUp, SkippedFires, plan_catch_up};
 pub use preview::{PreviewFire, preview};

@@ -18,6 +18,15 @@ pub struct PreviewFire {
     pub note: Option<String>,
 }
 
+/// `02:30`, or `02:30:15` when the seconds are not zero.
+fn clock(t: chrono::NaiveTime) -> String {
+    if chrono::Timelike::second(&t) == 0 {
+        t.format("%H:%M").to_string()
+    } else {
+        t.format("%H:%M:%S").to_string()
+    }
+}
+
 /// The first `count` fires after `after`, with DST notes for cron triggers.
 pub fn preview(trigger: &Trigger, after: DateTime<Utc>, count: usize) -> Vec<PreviewFire> {
     let (zone, expr) = match trigger {
@@ -32,11 +41,17 @@ pub fn preview(trigger: &Trigger, after: DateTime<Utc>, count: usize) -> Vec<Pre
             let naive = local.naive_local();
             let note = expr.and_then(|expr| {
                 if !expr.matches(naive) {
-                    // The local time the expression names does not exist that day.
+                    // The local time the expression names does not exist that day: name it
+                    // (the latest matching time before the fire, which is in the gap).
+                    let scheduled = (1..=4 * 3600)
+                        .map(|s| naive - chrono::Duration::seconds(s))
+                        .find(|t| expr.matches(*t))
+                        .map(|t| clock(t.time()))
+                        .unwrap_or_else(|| "the scheduled local time".to_owned());
                     Some(format!(
-                        "the scheduled local time does not exist on {} (clocks go forward); fires at {} {}",
+                        "{scheduled} does not exist on {} (clocks go forward); fires at {} {}",
                         naive.date(),
-                        naive.time(),
+                        clock(naive.time()),
                         local.format("%Z")
                     ))
                 } else if let LocalResult::Ambiguous(first, _) = zone.from_local_datetime(&naive) {
@@ -86,8 +101,10 @@ mod tests {
         // 2026-03-08 02:30 does not exist: the fire moved to the end of the gap.
         assert_eq!(fires[1].utc, "2026-03-08T07:00:00Z");
         let note = fires[1].note.clone().unwrap_or_default();
-        assert!(note.contains("does not exist on 2026-03-08"), "{note}");
-        assert!(note.contains("03:00:00 EDT"), "{note}");
+        assert_eq!(
+            note,
+            "02:30 does not exist on 2026-03-08 (clocks go forward); fires at 03:00 EDT"
+        );
 
         let hourly = Trigger::cron("30 * * * *", "America/New_York").expect("valid");
         let fires = preview(&hourly, at("2026-11-01T05:00:00Z"), 2);

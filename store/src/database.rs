@@ -365,7 +365,7 @@ pub async fn schema_state(db: &DatabaseConnection) -> Result<SchemaState> {
 }
 
 /// The tables cronmesh's migrations create, its migration record among them.
-const CRONMESH_TABLES: [&str; 8] = [
+const CRONMESH_TABLES: [&str; 9] = [
     "seaql_migrations",
     "trigger_conf",
     "scheduled_task",
@@ -373,6 +373,7 @@ const CRONMESH_TABLES: [&str; 8] = [
     "scheduler_node",
     "audit_event",
     "cluster_state",
+    "console_session",
     "version_counter",
 ];
 

@@ -78,6 +78,9 @@ pub struct RunFilter {
     pub task: Option<String>,
     /// Only this status.
     pub status: Option<RunStatus>,
+    /// Only runs that went wrong: failed, timed out, panicked, lost their lock, abandoned or
+    /// interrupted.
+    pub failed_only: bool,
     /// At most this many, newest first.
     pub limit: u64,
     /// Only fires at or after this instant (epoch ms).
@@ -100,6 +103,21 @@ pub async fn list_runs(
     if let Some(s) = filter.status {
         q = q.filter(C::Status.eq(s.as_str()));
     }
+    if filter.failed_only {
+        q = q.filter(
+            C::Status.is_in(
+                [
+                    RunStatus::Failed,
+                    RunStatus::TimedOut,
+                    RunStatus::Panicked,
+                    RunStatus::LockLost,
+                    RunStatus::Abandoned,
+                    RunStatus::Interrupted,
+                ]
+                .map(RunStatus::as_str),
+            ),
+        );
+    }
     if let Some(since) = filter.since_ms {
         q = q.filter(C::FireTsMs.gte(since));
     }
@@ -118,6 +136,41 @@ pub async fn list_runs(
     Ok(q.order_by_desc(C::FireTsMs)
         .order_by_desc(C::Id)
         .limit(filter.limit.max(1))
+        .all(db)
+        .await?)
+}
+
+/// The last `per_task` runs of each task named, newest first, as `(fire_ts_ms, status)`: one
+/// small indexed query per task (the task and fire time index), so a task with a long history
+/// costs no more than one with a short one.
+pub async fn recent_statuses(
+    db: &DatabaseConnection,
+    names: &[String],
+    per_task: u64,
+) -> Result<std::collections::HashMap<String, Vec<(i64, String)>>> {
+    let mut out = std::collections::HashMap::with_capacity(names.len());
+    for name in names {
+        let rows: Vec<(i64, String)> = TaskRun::find()
+            .select_only()
+            .column(C::FireTsMs)
+            .column(C::Status)
+            .filter(C::TaskName.eq(name))
+            .order_by_desc(C::FireTsMs)
+            .limit(per_task)
+            .into_tuple()
+            .all(db)
+            .await?;
+        out.insert(name.clone(), rows);
+    }
+    Ok(out)
+}
+
+/// Runs with status `running`, newest first, at most `limit` (what runs where, now).
+pub async fn running_runs(db: &DatabaseConnection, limit: u64) -> Result<Vec<task_run::Model>> {
+    Ok(TaskRun::find()
+        .filter(C::Status.eq(RunStatus::Running.as_str()))
+        .order_by_desc(C::FireTsMs)
+        .limit(limit)
         .all(db)
         .await?)
 }

@@ -311,8 +311,33 @@ pub async fn remove_tasks_with_prefix(db: &DatabaseConnection, prefix: &str) -> 
         .rows_affected)
 }
 
-/// Which tasks to list (the API's `GET /api/v1/tasks`): by name, those after `after` (the
-/// cursor), at most `limit`, narrowed by every filter given.
+/// The order of a task listing. Every order ends with the name, so a page's last row is an
+/// exact cursor for the next page (keyset paging: as fast on the thousandth page as the first).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TaskSort {
+    /// By name.
+    #[default]
+    Name,
+    /// By module, then name.
+    Module,
+    /// By owner, then name.
+    Owner,
+}
+
+impl TaskSort {
+    /// The sort key of a row other than its name (`None` for [`TaskSort::Name`]).
+    pub fn key_of(self, row: &scheduled_task::Model) -> Option<&str> {
+        match self {
+            TaskSort::Name => None,
+            TaskSort::Module => Some(&row.module),
+            TaskSort::Owner => Some(&row.owner),
+        }
+    }
+}
+
+/// Which tasks to list (the API's `GET /api/v1/tasks`, the console's tasks table): in the
+/// order `sort` (reversed with `descending`), those after the cursor (`after_key`, `after`),
+/// at most `limit`, narrowed by every filter given.
 #[derive(Debug, Clone, Default)]
 pub struct TaskQuery {
     /// Only this module.
@@ -325,8 +350,15 @@ pub struct TaskQuery {
     pub last_status: Option<String>,
     /// Only tasks whose name or description holds this text.
     pub text: Option<String>,
-    /// Only names after this one.
+    /// Only names after this one (before it, `descending`); with another sort than by name,
+    /// after this name among the rows whose sort key is `after_key`.
     pub after: Option<String>,
+    /// The sort key of the cursor row (sorts other than by name).
+    pub after_key: Option<String>,
+    /// The order.
+    pub sort: TaskSort,
+    /// Reversed.
+    pub descending: bool,
     /// At most this many.
     pub limit: u64,
 }
@@ -334,9 +366,22 @@ pub struct TaskQuery {
 /// Tasks as [`TaskQuery`] asks, by name.
 pub async fn query_tasks(db: &DatabaseConnection, query: &TaskQuery) -> Result<Vec<StoredTask>> {
     use scheduled_task::Column as C;
-    let mut select = ScheduledTask::find()
-        .order_by_asc(C::Name)
-        .limit(query.limit);
+    use sea_orm::Order;
+    let order = if query.descending {
+        Order::Desc
+    } else {
+        Order::Asc
+    };
+    let key = match query.sort {
+        TaskSort::Name => None,
+        TaskSort::Module => Some(C::Module),
+        TaskSort::Owner => Some(C::Owner),
+    };
+    let mut select = ScheduledTask::find();
+    if let Some(key) = key {
+        select = select.order_by(key, order.clone());
+    }
+    let mut select = select.order_by(C::Name, order).limit(query.limit);
     if let Some(module) = &query.module {
         select = select.filter(C::Module.eq(module));
     }
@@ -357,7 +402,23 @@ pub async fn query_tasks(db: &DatabaseConnection, query: &TaskQuery) -> Result<V
         );
     }
     if let Some(after) = &query.after {
-        select = select.filter(C::Name.gt(after));
+        let beyond = |col: C, value: &str| {
+            if query.descending {
+                col.lt(value)
+            } else {
+                col.gt(value)
+            }
+        };
+        select = select.filter(match (key, &query.after_key) {
+            (Some(key), Some(after_key)) => {
+                sea_orm::Condition::any().add(beyond(key, after_key)).add(
+                    sea_orm::Condition::all()
+                        .add(key.eq(after_key.as_str()))
+                        .add(beyond(C::Name, after)),
+                )
+            }
+            _ => sea_orm::Condition::all().add(beyond(C::Name, after)),
+        });
     }
     let rows = select.all(db).await?;
     let confs = conf_names(db).await?;

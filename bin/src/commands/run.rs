@@ -26,8 +26,10 @@ pub(crate) fn run(settings: &Settings, tasks: CodeTasks) -> anyhow::Result<ExitC
         }
         if let Some(addr) = node.http_addr() {
             tracing::info!(
-                "admin HTTP on http://{addr} (/healthz, /metrics, /api/actors, /api/tasks)"
+                "admin HTTP on http://{addr} (the console at /, the API at /api/v1, /healthz, /metrics)"
             );
+            // Said plainly too, whatever the log format: where a new user goes next.
+            eprintln!("cronmesh console: http://{addr}/");
         }
         wait_for_stop_signal().await?;
         node.shutdown().await?;

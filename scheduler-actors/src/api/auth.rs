@@ -90,6 +90,13 @@ impl ApiToken {
     }
 }
 
+impl ApiToken {
+    /// The SHA-256 of the token, as configured.
+    pub(crate) fn sha256(&self) -> &[u8; 32] {
+        &self.sha256
+    }
+}
+
 /// The hex SHA-256 of a token, as the settings hold it.
 pub fn token_sha256(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))

@@ -48,6 +48,11 @@ impl ApiError {
         }
     }
 
+    /// The request field it is about, if one.
+    pub(crate) fn field(&self) -> Option<&str> {
+        self.field.as_deref()
+    }
+
     /// The same, about one field of the request.
     pub(crate) fn on(mut self, field: &str) -> Self {
         self.field = Some(field.to_owned());

@@ -18,10 +18,12 @@ use actix_web::{HttpResponse, web};
 use sea_orm::DatabaseConnection;
 use serde::Deserialize;
 
-use self::auth::Caller;
-pub(crate) use self::auth::caller_of;
 pub use self::auth::{ApiToken, Role, new_token, token_sha256};
-use self::error::{ApiError, ErrorBody};
+pub(crate) use self::auth::{Caller, authenticate, caller_of};
+pub(crate) use self::error::ApiError;
+use self::error::ErrorBody;
+pub(crate) use self::reads::{Preview, preview_of, run_json};
+pub(crate) use self::tasks::{NewTask, TaskPatch, add_task, change_task, remove_task, run_now};
 
 /// The largest request body taken.
 pub(crate) const MAX_BODY: usize = 64 * 1024;
@@ -188,12 +190,22 @@ async fn set_pause(
     body: web::Json<Reason>,
     paused: bool,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(Role::Operator)?;
-    let who = caller.who().because(body.into_inner().reason);
-    let state = store::set_cluster_pause(&state.db, paused, &who)
-        .await
-        .map_err(|e| ApiError::from(e).on("reason"))?;
+    let state = change_pause(&state, &caller, paused, body.into_inner().reason).await?;
     Ok(HttpResponse::Ok().json(state))
+}
+
+/// Pauses or resumes the cluster (operator role; a reason is required).
+pub(crate) async fn change_pause(
+    state: &ApiState,
+    caller: &Caller,
+    paused: bool,
+    reason: String,
+) -> Result<store::ClusterPause, ApiError> {
+    caller.require(Role::Operator)?;
+    let who = caller.who().because(reason);
+    store::set_cluster_pause(&state.db, paused, &who)
+        .await
+        .map_err(|e| ApiError::from(e).on("reason"))
 }
 
 #[utoipa::path(

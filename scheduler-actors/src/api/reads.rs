@@ -15,6 +15,9 @@ use super::{ApiState, page_limit, schemas};
 pub(super) struct RunList {
     task: Option<String>,
     status: Option<String>,
+    /// Only runs that went wrong (failed, timed_out, panicked, lock_lost, abandoned,
+    /// interrupted).
+    failed_only: Option<bool>,
     since: Option<String>,
     until: Option<String>,
     limit: Option<u64>,
@@ -34,7 +37,7 @@ fn instant(field: &str, text: &str) -> Result<i64, ApiError> {
 }
 
 /// A run as the API shows it.
-fn run_json(r: &entity::task_run::Model) -> serde_json::Value {
+pub(crate) fn run_json(r: &entity::task_run::Model) -> serde_json::Value {
     let tail = r.output.as_deref().map(|o| {
         let start = o.len().saturating_sub(1024);
         let start = (start..o.len())
@@ -102,6 +105,7 @@ pub(super) async fn list_runs(
         &store::RunFilter {
             task: q.task,
             status,
+            failed_only: q.failed_only.unwrap_or(false),
             limit,
             since_ms: q
                 .since
@@ -186,12 +190,12 @@ pub(super) async fn actors(
 /// The body of `POST /api/v1/preview`: a trigger JSON object, or an expression and a zone.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub(super) struct Preview {
+pub(crate) struct Preview {
     #[schema(value_type = Option<Object>)]
-    trigger: Option<serde_json::Value>,
-    expr: Option<String>,
-    timezone: Option<String>,
-    count: Option<usize>,
+    pub(crate) trigger: Option<serde_json::Value>,
+    pub(crate) expr: Option<String>,
+    pub(crate) timezone: Option<String>,
+    pub(crate) count: Option<usize>,
 }
 
 #[utoipa::path(
@@ -207,7 +211,19 @@ pub(super) async fn preview(
     body: web::Json<Preview>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Role::Viewer)?;
-    let body = body.into_inner();
+    let (trigger, fires) = preview_of(&body.into_inner(), Utc::now())?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "trigger": serde_json::from_str::<serde_json::Value>(&trigger.to_json()).ok(),
+        "fires": fires,
+    })))
+}
+
+/// The trigger a preview asks about and its next fires after `now`, or the error naming the
+/// bad field (the API's preview and the console's trigger editor).
+pub(crate) fn preview_of(
+    body: &Preview,
+    now: chrono::DateTime<Utc>,
+) -> Result<(scheduler_core::Trigger, Vec<scheduler_core::PreviewFire>), ApiError> {
     let count = body.count.unwrap_or(10);
     if !(1..=100).contains(&count) {
         return Err(
@@ -227,8 +243,6 @@ pub(super) async fn preview(
             ));
         }
     };
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "trigger": serde_json::from_str::<serde_json::Value>(&trigger.to_json()).ok(),
-        "fires": scheduler_core::preview(&trigger, Utc::now(), count),
-    })))
+    let fires = scheduler_core::preview(&trigger, now, count);
+    Ok((trigger, fires))
 }

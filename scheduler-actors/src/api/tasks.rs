@@ -48,6 +48,7 @@ pub(super) async fn list_tasks(
             text: q.q,
             after: q.cursor,
             limit,
+            ..store::TaskQuery::default()
         },
     )
     .await?;
@@ -105,7 +106,7 @@ fn if_match(req: &HttpRequest) -> Result<Option<i64>, ApiError> {
 /// the operator role, anything else admin).
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub(super) struct TaskPatch {
+pub(crate) struct TaskPatch {
     enabled: Option<bool>,
     handler: Option<String>,
     #[schema(value_type = Option<Object>)]
@@ -252,8 +253,21 @@ pub(super) async fn patch_task(
     name: web::Path<String>,
     body: web::Json<TaskPatch>,
 ) -> Result<HttpResponse, ApiError> {
-    let patch = body.into_inner();
     let expected = if_match(&req)?;
+    let task = change_task(&state, &caller, &name, body.into_inner(), expected).await?;
+    Ok(task_response(&task))
+}
+
+/// Changes a task as `patch` says (the API's PATCH and the console's forms): `enabled` alone
+/// needs the operator role, anything else admin; `expected` is the version the caller last
+/// read (412 when it moved).
+pub(crate) async fn change_task(
+    state: &ApiState,
+    caller: &Caller,
+    name: &str,
+    patch: TaskPatch,
+    expected: Option<i64>,
+) -> Result<store::StoredTask, ApiError> {
     if patch.only_enabled() {
         caller.require(Role::Operator)?;
         let Some(enabled) = patch.enabled else {
@@ -262,10 +276,10 @@ pub(super) async fn patch_task(
             ));
         };
         if enabled && !state.shell_enabled {
-            state.shell_allowed(&store::get_task(&state.db, &name).await?.row.handler)?;
+            state.shell_allowed(&store::get_task(&state.db, name).await?.row.handler)?;
         }
-        store::set_enabled_if(&state.db, &name, enabled, expected, &caller.who()).await?;
-        return Ok(task_response(&store::get_task(&state.db, &name).await?));
+        store::set_enabled_if(&state.db, name, enabled, expected, &caller.who()).await?;
+        return Ok(store::get_task(&state.db, name).await?);
     }
     caller.require(Role::Admin)?;
     if patch.trigger.is_some() && patch.trigger_conf.is_some() {
@@ -278,14 +292,14 @@ pub(super) async fn patch_task(
     let check = |d: &scheduler_core::TaskDecl| state.check_handler(d);
     store::update_task_decl(
         &state.db,
-        &name,
+        name,
         expected,
         |decl| patch.apply(decl, misfire, overlap),
         &check,
         &caller.who(),
     )
     .await?;
-    Ok(task_response(&store::get_task(&state.db, &name).await?))
+    Ok(store::get_task(&state.db, name).await?)
 }
 
 #[utoipa::path(
@@ -301,20 +315,30 @@ pub(super) async fn run_task(
     state: web::Data<ApiState>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(Role::Operator)?;
-    let at = Utc::now();
-    store::request_run_now(&state.db, &name, at, &caller.who()).await?;
+    let at = run_now(&state, &caller, &name).await?;
     Ok(HttpResponse::Accepted().json(serde_json::json!({
         "task": name.as_str(),
         "fire_time": scheduler_core::rfc3339(at),
     })))
 }
 
+/// Asks for one run of a task now (operator role); the instant asked for.
+pub(crate) async fn run_now(
+    state: &ApiState,
+    caller: &Caller,
+    name: &str,
+) -> Result<chrono::DateTime<Utc>, ApiError> {
+    caller.require(Role::Operator)?;
+    let at = Utc::now();
+    store::request_run_now(&state.db, name, at, &caller.who()).await?;
+    Ok(at)
+}
+
 /// The body of `POST /api/v1/tasks`: a runtime task's writable fields; `trigger` is a trigger
 /// JSON object, or `trigger_conf` names a shared one.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub(super) struct NewTask {
+pub(crate) struct NewTask {
     name: String,
     handler: String,
     #[serde(default)]
@@ -394,15 +418,24 @@ pub(super) async fn create_task(
     state: web::Data<ApiState>,
     body: web::Json<NewTask>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(Role::Admin)?;
-    let decl = body.into_inner().decl()?;
-    state.shell_allowed(&decl.handler)?;
-    let check = |d: &scheduler_core::TaskDecl| state.check_handler(d);
-    let row = store::insert_runtime_task(&state.db, &decl, &check, &caller.who()).await?;
-    let task = store::get_task(&state.db, &row.name).await?;
+    let task = add_task(&state, &caller, body.into_inner()).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::ETAG, format!("\"{}\"", task.row.version)))
         .json(task.to_json()))
+}
+
+/// Adds a runtime task (admin role): the API's POST and the console's form.
+pub(crate) async fn add_task(
+    state: &ApiState,
+    caller: &Caller,
+    new: NewTask,
+) -> Result<store::StoredTask, ApiError> {
+    caller.require(Role::Admin)?;
+    let decl = new.decl()?;
+    state.shell_allowed(&decl.handler)?;
+    let check = |d: &scheduler_core::TaskDecl| state.check_handler(d);
+    let row = store::insert_runtime_task(&state.db, &decl, &check, &caller.who()).await?;
+    Ok(store::get_task(&state.db, &row.name).await?)
 }
 
 #[utoipa::path(
@@ -419,7 +452,18 @@ pub(super) async fn delete_task(
     req: HttpRequest,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(Role::Admin)?;
-    store::remove_task_if(&state.db, &name, if_match(&req)?, &caller.who()).await?;
+    remove_task(&state, &caller, &name, if_match(&req)?).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Removes a task (admin role); `expected` as for [`change_task`].
+pub(crate) async fn remove_task(
+    state: &ApiState,
+    caller: &Caller,
+    name: &str,
+    expected: Option<i64>,
+) -> Result<(), ApiError> {
+    caller.require(Role::Admin)?;
+    store::remove_task_if(&state.db, name, expected, &caller.who()).await?;
+    Ok(())
 }

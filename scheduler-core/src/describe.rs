@@ -1,0 +1,366 @@
+//! A trigger in words, for people reading a list of tasks: "at 02:30 every day,
+//! Europe/Berlin", "every 15 minutes between 09:00 and 17:59 on Monday to Friday, UTC",
+//! "every 90 seconds". A shape it has no sentence for falls back to naming each field, so it
+//! never says something the schedule does not do.
+
+use chrono::{DateTime, Utc};
+
+use crate::trigger::Trigger;
+
+const MONTHS: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+const MONTH_ABBR: [&str; 12] = [
+    "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
+];
+const DAYS: [&str; 7] = [
+    "Sunday",
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+];
+const DAY_ABBR: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
+const ORDINALS: [&str; 5] = ["first", "second", "third", "fourth", "fifth"];
+
+/// The trigger in words, ending with its zone.
+pub fn describe(trigger: &Trigger) -> String {
+    match trigger {
+        Trigger::Cron {
+            schedule,
+            start_at,
+            end_at,
+        } => {
+            let mut text = format!(
+                "{}, {}",
+                describe_cron(schedule.expr().as_str()),
+                schedule.zone().name()
+            );
+            if let Some(start) = start_at {
+                text.push_str(&format!(", from {}", utc_minute(*start)));
+            }
+            if let Some(end) = end_at {
+                text.push_str(&format!(", until {}", utc_minute(*end)));
+            }
+            text
+        }
+        Trigger::Date { run_at } => format!("once, at {}", utc_minute(*run_at)),
+        Trigger::Interval { every_secs, anchor } => {
+            format!(
+                "every {}, counted from {}",
+                span(*every_secs),
+                utc_minute(*anchor)
+            )
+        }
+    }
+}
+
+fn utc_minute(t: DateTime<Utc>) -> String {
+    if t.timestamp() % 60 == 0 {
+        t.format("%Y-%m-%d %H:%M UTC").to_string()
+    } else {
+        t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+    }
+}
+
+/// `90` -> "90 seconds", `900` -> "15 minutes", `7200` -> "2 hours", `86400` -> "1 day".
+fn span(secs: u64) -> String {
+    let (n, unit) = match secs {
+        s if s % 86_400 == 0 => (s / 86_400, "day"),
+        s if s % 3_600 == 0 => (s / 3_600, "hour"),
+        s if s % 60 == 0 && s >= 60 => (s / 60, "minute"),
+        s => (s, "second"),
+    };
+    if n == 1 {
+        format!("1 {unit}")
+    } else {
+        format!("{n} {unit}s")
+    }
+}
+
+/// A cron expression (as written, macros included) in words, without its zone.
+pub fn describe_cron(expr: &str) -> String {
+    let text = expr.trim();
+    let expanded = match text.to_ascii_lowercase().as_str() {
+        "@yearly" | "@annually" => "0 0 0 1 1 *".to_owned(),
+        "@monthly" => "0 0 0 1 * *".to_owned(),
+        "@weekly" => "0 0 0 * * SUN".to_owned(),
+        "@daily" | "@midnight" => "0 0 0 * * *".to_owned(),
+        "@hourly" => "0 0 * * * *".to_owned(),
+        _ => text.to_owned(),
+    };
+    let fields: Vec<&str> = expanded.split_whitespace().collect();
+    let (sec, rest, year) = match fields.len() {
+        5 => ("0", &fields[..], None),
+        6 => (fields[0], &fields[1..], None),
+        7 => (fields[0], &fields[1..6], Some(fields[6])),
+        _ => return format!("cron {text}"),
+    };
+    let [min, hour, dom, month, dow] = [rest[0], rest[1], rest[2], rest[3], rest[4]];
+    let mut parts = vec![time_part(sec, min, hour)];
+    parts.push(day_part(dom, dow));
+    if month != "*" && month != "?" {
+        parts.push(format!("in {}", list(month, &|v| month_name(v))));
+    }
+    if let Some(year) = year.filter(|y| *y != "*") {
+        parts.push(format!("in {}", list(year, &|v| Some(v.to_owned()))));
+    }
+    parts.retain(|p| !p.is_empty());
+    parts.join(" ")
+}
+
+/// A plain number, if the field is one.
+fn number(field: &str) -> Option<u32> {
+    field.parse().ok()
+}
+
+fn time_part(sec: &str, min: &str, hour: &str) -> String {
+    let clock = |h: u32, m: u32, s: u32| {
+        if s == 0 {
+            format!("{h:02}:{m:02}")
+        } else {
+            format!("{h:02}:{m:02}:{s:02}")
+        }
+    };
+    // One or a few fixed times a day.
+    if let (Some(s), Some(m)) = (number(sec), number(min)) {
+        let hours: Option<Vec<u32>> = hour.split(',').map(number).collect();
+        if let Some(hours) = hours.filter(|h| h.len() <= 6) {
+            let times: Vec<String> = hours.iter().map(|h| clock(*h, m, s)).collect();
+            return format!("at {}", join_and(&times));
+        }
+    }
+    let seconds = match sec {
+        "0" => None,
+        "*" => Some("every second".to_owned()),
+        s => Some(step_or_list(s, "second", "seconds")),
+    };
+    let minutes = match (min, &seconds) {
+        ("*", None) => Some("every minute".to_owned()),
+        ("*", Some(_)) => None,
+        (m, _) => Some(match number(m) {
+            Some(m) if seconds.is_none() => format!("at minute {m}"),
+            _ => step_or_list(m, "minute", "minutes"),
+        }),
+    };
+    let hours = match hour {
+        "*" => Some(
+            if seconds.is_none() && minutes.as_deref() == Some("at minute 0") {
+                "of every hour".to_owned()
+            } else {
+                String::new()
+            },
+        ),
+        h => Some(hour_range(h)),
+    };
+    [seconds, minutes, hours]
+        .into_iter()
+        .flatten()
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `*/15` -> "every 15 minutes"; `5-10` -> "at minutes 5 to 10"; `0,30` -> "at minutes 0 and 30".
+fn step_or_list(field: &str, one: &str, many: &str) -> String {
+    if let Some(step) = field.strip_prefix("*/").and_then(number) {
+        return format!("every {step} {many}");
+    }
+    if let Some((range, step)) = field.split_once('/')
+        && let Some(step) = number(step)
+    {
+        return format!(
+            "every {step} {many} in {one} {}",
+            range.replace('-', " to ")
+        );
+    }
+    format!("at {many} {}", list(field, &|v| Some(v.to_owned())))
+}
+
+/// `9-17` -> "between 09:00 and 17:59"; otherwise "in hour(s) ...".
+fn hour_range(field: &str) -> String {
+    if let Some((a, b)) = field.split_once('-')
+        && let (Some(a), Some(b)) = (number(a), number(b))
+    {
+        return format!("between {a:02}:00 and {b:02}:59");
+    }
+    if let Some(step) = field.strip_prefix("*/").and_then(number) {
+        return format!("every {step} hours");
+    }
+    format!("in hours {}", list(field, &|v| Some(v.to_owned())))
+}
+
+fn day_part(dom: &str, dow: &str) -> String {
+    let any = |f: &str| f == "*" || f == "?";
+    match (any(dom), any(dow)) {
+        (true, true) => "every day".to_owned(),
+        (false, true) => days_of_month(dom),
+        (true, false) => weekdays(dow),
+        // The Vixie rule: either one matches.
+        (false, false) => format!("{}, and {}", days_of_month(dom), weekdays(dow)),
+    }
+}
+
+fn days_of_month(dom: &str) -> String {
+    if dom.eq_ignore_ascii_case("L") {
+        return "on the last day of the month".to_owned();
+    }
+    if let Some(step) = dom.strip_prefix("*/").and_then(number) {
+        return format!("every {step} days of the month");
+    }
+    format!(
+        "on day {} of the month",
+        list(dom, &|v| if v.eq_ignore_ascii_case("L") {
+            Some("last".to_owned())
+        } else {
+            Some(v.to_owned())
+        })
+    )
+}
+
+fn weekdays(dow: &str) -> String {
+    let items: Vec<String> = dow
+        .split(',')
+        .map(|item| {
+            if let Some((day, n)) = item.split_once('#')
+                && let (Some(day), Some(n)) = (day_name(day), number(n))
+                && (1..=5).contains(&n)
+            {
+                return format!("the {} {day} of the month", ORDINALS[n as usize - 1]);
+            }
+            if let Some(day) = item
+                .strip_suffix('L')
+                .or_else(|| item.strip_suffix('l'))
+                .and_then(day_name)
+            {
+                return format!("the last {day} of the month");
+            }
+            if let Some((a, b)) = item.split_once('-')
+                && let (Some(a), Some(b)) = (day_name(a), day_name(b))
+            {
+                return format!("{a} to {b}");
+            }
+            day_name(item).unwrap_or_else(|| format!("weekday {item}"))
+        })
+        .collect();
+    format!("on {}", join_and(&items))
+}
+
+fn day_name(v: &str) -> Option<String> {
+    if let Some(i) = DAY_ABBR.iter().position(|d| d.eq_ignore_ascii_case(v)) {
+        return Some(DAYS[i].to_owned());
+    }
+    // Unix numbering: 0 and 7 are Sunday.
+    number(v)
+        .filter(|n| *n <= 7)
+        .map(|n| DAYS[(n % 7) as usize].to_owned())
+}
+
+fn month_name(v: &str) -> Option<String> {
+    if let Some(i) = MONTH_ABBR.iter().position(|m| m.eq_ignore_ascii_case(v)) {
+        return Some(MONTHS[i].to_owned());
+    }
+    number(v)
+        .filter(|n| (1..=12).contains(n))
+        .map(|n| MONTHS[n as usize - 1].to_owned())
+}
+
+/// A comma list with ranges, each value named by `name` (as written when it has no name).
+fn list(field: &str, name: &dyn Fn(&str) -> Option<String>) -> String {
+    let named = |v: &str| name(v).unwrap_or_else(|| v.to_owned());
+    let items: Vec<String> = field
+        .split(',')
+        .map(|item| match item.split_once('-') {
+            Some((a, b)) if !b.contains('/') => format!("{} to {}", named(a), named(b)),
+            _ => named(item),
+        })
+        .collect();
+    join_and(&items)
+}
+
+fn join_and(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cron(expr: &str, zone: &str) -> String {
+        describe(&Trigger::cron(expr, zone).expect("valid"))
+    }
+
+    #[test]
+    fn common_schedules_read_as_people_say_them() {
+        assert_eq!(
+            cron("30 2 * * *", "Europe/Berlin"),
+            "at 02:30 every day, Europe/Berlin"
+        );
+        assert_eq!(
+            cron("30 9 * * MON-FRI", "Asia/Shanghai"),
+            "at 09:30 on Monday to Friday, Asia/Shanghai"
+        );
+        assert_eq!(
+            cron("*/15 9-17 * * 1-5", "UTC"),
+            "every 15 minutes between 09:00 and 17:59 on Monday to Friday, UTC"
+        );
+        assert_eq!(
+            cron("0 18 * * 5L", "UTC"),
+            "at 18:00 on the last Friday of the month, UTC"
+        );
+        assert_eq!(
+            cron("0 8 * * MON#1", "UTC"),
+            "at 08:00 on the first Monday of the month, UTC"
+        );
+        assert_eq!(
+            cron("0 0 L * *", "UTC"),
+            "at 00:00 on the last day of the month, UTC"
+        );
+        assert_eq!(
+            cron("@hourly", "UTC"),
+            "at minute 0 of every hour every day, UTC"
+        );
+        assert_eq!(cron("* * * * *", "UTC"), "every minute every day, UTC");
+        assert_eq!(
+            cron("*/10 * * * * *", "UTC"),
+            "every 10 seconds every day, UTC"
+        );
+        assert_eq!(
+            cron("0 6,18 1 JAN,JUL *", "UTC"),
+            "at 06:00 and 18:00 on day 1 of the month in January and July, UTC"
+        );
+        assert_eq!(
+            cron("0 12 1,15 * MON", "UTC"),
+            "at 12:00 on day 1 and 15 of the month, and on Monday, UTC"
+        );
+        let every = Trigger::Interval {
+            every_secs: 90,
+            anchor: DateTime::<Utc>::UNIX_EPOCH,
+        };
+        assert_eq!(
+            describe(&every),
+            "every 90 seconds, counted from 1970-01-01 00:00 UTC"
+        );
+        let once = Trigger::Date {
+            run_at: DateTime::<Utc>::UNIX_EPOCH,
+        };
+        assert_eq!(describe(&once), "once, at 1970-01-01 00:00 UTC");
+    }
+}
