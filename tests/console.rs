@@ -27,6 +27,13 @@ fn browser_scenarios(label: &str, env: &[(&str, &str)]) {
     );
     let dir = tempfile::tempdir().unwrap();
     let node = node_with_tokens(dir.path(), env);
+    let conf = r#"{"type":"cron","expr":"15 1 * * *","timezone":"Europe/Berlin"}"#;
+    let out = crate::support::cronmesh(dir.path(), &["triggers", "add", "nightly", conf], env);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/console/console_test.py");
     let out = std::process::Command::new(&python)
         .arg(&script)
@@ -144,6 +151,22 @@ async fn sessions_csrf_and_roles_hold_without_a_browser() {
     // A changing request without a session is not let through either.
     let resp = post(&url, "/tasks/a.b/run", "", &[("csrf", "x")]).await;
     assert_eq!(resp.status(), 303);
+    // After signing in, only a path on this server is followed.
+    for next in [
+        "//evil.invalid/",
+        "/\t/evil.invalid",
+        "/\\evil.invalid",
+        "https://evil.invalid/",
+    ] {
+        let resp = client()
+            .post(format!("{url}/login"))
+            .form(&[("token", VIEWER), ("next", next)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 303);
+        assert_eq!(resp.headers()["location"], "/", "{next}");
+    }
     // A wrong token: 401 and the form again.
     let resp = client()
         .post(format!("{url}/login"))
@@ -300,9 +323,28 @@ async fn without_tokens_on_loopback_there_is_no_sign_in_but_forms_still_need_the
     let url = node.url.clone();
     let resp = client().get(format!("{url}/")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
+    // No other site may frame it, and it loads nothing from elsewhere.
+    assert_eq!(resp.headers()["x-frame-options"], "DENY");
+    let csp = resp.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("frame-ancestors 'none'") && csp.contains("default-src 'self'"));
     let page = resp.text().await.unwrap();
     assert!(page.contains("New task") && page.contains("local · admin"));
     assert!(!page.contains("Sign out"), "nothing to sign out of");
+    // A page of another name pointed at this address (DNS rebinding) is turned away.
+    let resp = client()
+        .get(format!("{url}/"))
+        .header("Host", "rebound.example.invalid")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    let resp = client()
+        .get(format!("{url}/"))
+        .header("Host", "localhost:1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
     // Another site's form gets no further than the CSRF check.
     let resp = post(&url, "/tasks/a.b/run", "", &[("csrf", "guess")]).await;
     assert_eq!(resp.status(), 403);
@@ -315,4 +357,116 @@ async fn without_tokens_on_loopback_there_is_no_sign_in_but_forms_still_need_the
 fn csrf_of_open(page: &str) -> String {
     let start = page.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
     page[start..start + 64].to_owned()
+}
+
+/// Walks every page of the tasks table in one order; the names in the order met.
+async fn walk(
+    db: &sea_orm::DatabaseConnection,
+    sort: store::TaskSort,
+    descending: bool,
+    text: Option<&str>,
+) -> Vec<String> {
+    let mut seen = Vec::new();
+    let (mut after, mut after_key) = (None, None);
+    loop {
+        let page = store::query_tasks(
+            db,
+            &store::TaskQuery {
+                text: text.map(str::to_owned),
+                after: after.clone(),
+                after_key: after_key.clone(),
+                sort,
+                descending,
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some(last.row.name.clone());
+        after_key = sort.key_of(&last.row).map(str::to_owned);
+        let full = page.len() == 10;
+        seen.extend(page.into_iter().map(|t| t.row.name));
+        if !full {
+            break;
+        }
+    }
+    seen
+}
+
+async fn pages_visit_every_task_once(url: &str) {
+    let db = store::connect(url).await.unwrap();
+    store::migrate(&db).await.unwrap();
+    let decls: Vec<scheduler_core::TaskDecl> = (0..137)
+        .map(|i| {
+            let daily = scheduler_core::Trigger::cron("@daily", "UTC")
+                .unwrap()
+                .to_json();
+            scheduler_core::TaskDecl::trigger_json(&format!("m{}.t{i:03}", i % 7), &daily)
+                .handler("noop")
+                .owner(["", "ops", "web", "ops", "data"][i % 5])
+                .description(if i % 3 == 0 {
+                    "nightly export"
+                } else {
+                    "other"
+                })
+        })
+        .collect();
+    store::insert_runtime_tasks(&db, &decls).await.unwrap();
+    let rows: Vec<(String, String, String, String)> = decls
+        .iter()
+        .map(|d| {
+            let module = d.name.split('.').next().unwrap().to_owned();
+            (
+                d.name.clone(),
+                module,
+                d.owner.clone(),
+                d.description.clone(),
+            )
+        })
+        .collect();
+    for sort in [
+        store::TaskSort::Name,
+        store::TaskSort::Module,
+        store::TaskSort::Owner,
+    ] {
+        for descending in [false, true] {
+            for text in [None, Some("export")] {
+                let mut expected: Vec<&(String, String, String, String)> = rows
+                    .iter()
+                    .filter(|r| text.is_none_or(|t| r.3.contains(t)))
+                    .collect();
+                expected.sort_by(|a, b| {
+                    let key = |r: &(String, String, String, String)| match sort {
+                        store::TaskSort::Name => (String::new(), r.0.clone()),
+                        store::TaskSort::Module => (r.1.clone(), r.0.clone()),
+                        store::TaskSort::Owner => (r.2.clone(), r.0.clone()),
+                    };
+                    key(a).cmp(&key(b))
+                });
+                if descending {
+                    expected.reverse();
+                }
+                let expected: Vec<String> = expected.into_iter().map(|r| r.0.clone()).collect();
+                let seen = walk(&db, sort, descending, text).await;
+                assert_eq!(
+                    seen, expected,
+                    "{sort:?} descending={descending} text={text:?}"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn task_pages_in_any_order_visit_every_task_once_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    pages_visit_every_task_once(&format!("sqlite://{}/t.db", dir.path().display())).await;
+}
+
+#[tokio::test]
+async fn task_pages_in_any_order_visit_every_task_once_on_postgres() {
+    let pg = crate::support::postgres::TempDatabase::create().await;
+    pages_visit_every_task_once(pg.url()).await;
 }

@@ -35,6 +35,18 @@ pub(crate) fn start(
     let console = web::Data::new(crate::console::ConsoleState::new());
     let server = HttpServer::new(move || {
         App::new()
+            // No page of this server may be framed by another (clickjacking), sniffed into
+            // another type, or load anything from elsewhere.
+            .wrap(
+                actix_web::middleware::DefaultHeaders::new()
+                    .add(("X-Frame-Options", "DENY"))
+                    .add(("X-Content-Type-Options", "nosniff"))
+                    .add((
+                        "Content-Security-Policy",
+                        "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+                    ))
+                    .add(("Referrer-Policy", "same-origin")),
+            )
             .app_data(state.clone())
             .app_data(api.clone())
             .app_data(console.clone())

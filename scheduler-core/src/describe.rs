@@ -113,7 +113,17 @@ pub fn describe_cron(expr: &str) -> String {
     let mut parts = vec![time_part(sec, min, hour)];
     parts.push(day_part(dom, dow));
     if month != "*" && month != "?" {
-        parts.push(format!("in {}", list(month, &|v| month_name(v))));
+        let named = match expand(month, 1, 12).filter(|_| month.contains('/')) {
+            Some(months) => {
+                let names: Vec<String> = months
+                    .iter()
+                    .map(|m| MONTHS[*m as usize - 1].to_owned())
+                    .collect();
+                join_and(&names)
+            }
+            None => list(month, &|v| month_name(v)),
+        };
+        parts.push(format!("in {named}"));
     }
     if let Some(year) = year.filter(|y| *y != "*") {
         parts.push(format!("in {}", list(year, &|v| Some(v.to_owned()))));
@@ -127,80 +137,121 @@ fn number(field: &str) -> Option<u32> {
     field.parse().ok()
 }
 
-fn time_part(sec: &str, min: &str, hour: &str) -> String {
-    let clock = |h: u32, m: u32, s: u32| {
-        if s == 0 {
-            format!("{h:02}:{m:02}")
-        } else {
-            format!("{h:02}:{m:02}:{s:02}")
+/// Every value a numeric field (seconds, minutes, hours, days of the month) names, in
+/// `min..=max`: lists, ranges, `*`, and steps (`*/n`, `a/n` = from a to the end, `a-b/n`).
+/// `None` for anything else (names, `L`, `#`), which then gets no sentence of its own.
+fn expand(field: &str, min: u32, max: u32) -> Option<Vec<u32>> {
+    let mut out = std::collections::BTreeSet::new();
+    for item in field.split(',') {
+        let (range, step) = match item.split_once('/') {
+            Some((range, step)) => (range, number(step).filter(|s| *s > 0)?),
+            None => (item, 1),
+        };
+        let (from, to) = match range {
+            "*" | "?" => (min, max),
+            r => match r.split_once('-') {
+                Some((a, b)) => (number(a)?, number(b)?),
+                None if item.contains('/') => (number(r)?, max),
+                None => (number(r)?, number(r)?),
+            },
+        };
+        if from < min || to > max || from > to {
+            return None;
         }
+        out.extend((from..=to).step_by(step as usize));
+    }
+    Some(out.into_iter().collect())
+}
+
+/// `n` when `values` are exactly `0, n, 2n, ...` up to `max` and `n` divides `max + 1` (so the
+/// gap is the same across the wrap to the next minute, hour or day).
+fn even_step(values: &[u32], max: u32) -> Option<u32> {
+    let step = *values.get(1)?;
+    ((max + 1) % step == 0
+        && values.first() == Some(&0)
+        && values
+            .iter()
+            .enumerate()
+            .all(|(i, v)| *v == i as u32 * step)
+        && values.len() as u32 == (max + 1) / step)
+        .then_some(step)
+}
+
+fn numbers(values: &[u32], width: usize) -> String {
+    let items: Vec<String> = values.iter().map(|v| format!("{v:0width$}")).collect();
+    join_and(&items)
+}
+
+fn time_part(sec: &str, min: &str, hour: &str) -> String {
+    let (Some(secs), Some(mins), Some(hours)) =
+        (expand(sec, 0, 59), expand(min, 0, 59), expand(hour, 0, 23))
+    else {
+        return format!("at second {sec}, minute {min}, hour {hour}");
     };
     // One or a few fixed times a day.
-    if let (Some(s), Some(m)) = (number(sec), number(min)) {
-        let hours: Option<Vec<u32>> = hour.split(',').map(number).collect();
-        if let Some(hours) = hours.filter(|h| h.len() <= 6) {
-            let times: Vec<String> = hours.iter().map(|h| clock(*h, m, s)).collect();
-            return format!("at {}", join_and(&times));
+    if let ([s], [m]) = (secs.as_slice(), mins.as_slice())
+        && hours.len() <= 6
+    {
+        let times: Vec<String> = hours
+            .iter()
+            .map(|h| {
+                if *s == 0 {
+                    format!("{h:02}:{m:02}")
+                } else {
+                    format!("{h:02}:{m:02}:{s:02}")
+                }
+            })
+            .collect();
+        return format!("at {}", join_and(&times));
+    }
+    let all_secs = secs.len() == 60;
+    let all_mins = mins.len() == 60;
+    let mut text = if secs == [0] {
+        // Whole minutes.
+        if all_mins {
+            "every minute".to_owned()
+        } else if let Some(step) = even_step(&mins, 59) {
+            format!("every {step} minutes")
+        } else if let [m] = mins.as_slice() {
+            format!("at minute {m}")
+        } else {
+            format!("at minutes {}", numbers(&mins, 0))
         }
-    }
-    let seconds = match sec {
-        "0" => None,
-        "*" => Some("every second".to_owned()),
-        s => Some(step_or_list(s, "second", "seconds")),
-    };
-    let minutes = match (min, &seconds) {
-        ("*", None) => Some("every minute".to_owned()),
-        ("*", Some(_)) => None,
-        (m, _) => Some(match number(m) {
-            Some(m) if seconds.is_none() => format!("at minute {m}"),
-            _ => step_or_list(m, "minute", "minutes"),
-        }),
-    };
-    let hours = match hour {
-        "*" => Some(
-            if seconds.is_none() && minutes.as_deref() == Some("at minute 0") {
-                "of every hour".to_owned()
+    } else {
+        let seconds = if all_secs {
+            "every second".to_owned()
+        } else if let Some(step) = even_step(&secs, 59) {
+            format!("every {step} seconds")
+        } else if let [s] = secs.as_slice() {
+            format!("at second {s}")
+        } else {
+            format!("at seconds {}", numbers(&secs, 0))
+        };
+        if all_mins {
+            if seconds.starts_with("at") {
+                format!("{seconds} of every minute")
             } else {
-                String::new()
-            },
-        ),
-        h => Some(hour_range(h)),
+                seconds
+            }
+        } else if let [m] = mins.as_slice() {
+            format!("{seconds} of minute {m}")
+        } else {
+            format!("{seconds} of minutes {}", numbers(&mins, 0))
+        }
     };
-    [seconds, minutes, hours]
-        .into_iter()
-        .flatten()
-        .filter(|p| !p.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// `*/15` -> "every 15 minutes"; `5-10` -> "at minutes 5 to 10"; `0,30` -> "at minutes 0 and 30".
-fn step_or_list(field: &str, one: &str, many: &str) -> String {
-    if let Some(step) = field.strip_prefix("*/").and_then(number) {
-        return format!("every {step} {many}");
-    }
-    if let Some((range, step)) = field.split_once('/')
-        && let Some(step) = number(step)
+    let in_minutes = text.starts_with("at minute") || text.contains(" of minute");
+    if hours.len() == 24 {
+        if in_minutes {
+            text.push_str(" of every hour");
+        }
+    } else if let (Some(first), Some(last)) = (hours.first(), hours.last())
+        && (last - first) as usize + 1 == hours.len()
     {
-        return format!(
-            "every {step} {many} in {one} {}",
-            range.replace('-', " to ")
-        );
+        text.push_str(&format!(" between {first:02}:00 and {last:02}:59"));
+    } else {
+        text.push_str(&format!(" in hours {}", numbers(&hours, 2)));
     }
-    format!("at {many} {}", list(field, &|v| Some(v.to_owned())))
-}
-
-/// `9-17` -> "between 09:00 and 17:59"; otherwise "in hour(s) ...".
-fn hour_range(field: &str) -> String {
-    if let Some((a, b)) = field.split_once('-')
-        && let (Some(a), Some(b)) = (number(a), number(b))
-    {
-        return format!("between {a:02}:00 and {b:02}:59");
-    }
-    if let Some(step) = field.strip_prefix("*/").and_then(number) {
-        return format!("every {step} hours");
-    }
-    format!("in hours {}", list(field, &|v| Some(v.to_owned())))
+    text
 }
 
 fn day_part(dom: &str, dow: &str) -> String {
@@ -210,7 +261,7 @@ fn day_part(dom: &str, dow: &str) -> String {
         (false, true) => days_of_month(dom),
         (true, false) => weekdays(dow),
         // The Vixie rule: either one matches.
-        (false, false) => format!("{}, and {}", days_of_month(dom), weekdays(dow)),
+        (false, false) => format!("{}, or {}", days_of_month(dom), weekdays(dow)),
     }
 }
 
@@ -218,8 +269,8 @@ fn days_of_month(dom: &str) -> String {
     if dom.eq_ignore_ascii_case("L") {
         return "on the last day of the month".to_owned();
     }
-    if let Some(step) = dom.strip_prefix("*/").and_then(number) {
-        return format!("every {step} days of the month");
+    if let Some(days) = expand(dom, 1, 31).filter(|_| dom.contains('/')) {
+        return format!("on days {} of the month", numbers(&days, 0));
     }
     format!(
         "on day {} of the month",
@@ -348,8 +399,44 @@ mod tests {
         );
         assert_eq!(
             cron("0 12 1,15 * MON", "UTC"),
-            "at 12:00 on day 1 and 15 of the month, and on Monday, UTC"
+            "at 12:00 on day 1 and 15 of the month, or on Monday, UTC"
         );
+        // Shapes that are easy to say wrongly: each says exactly the times it fires.
+        for (expr, words) in [
+            ("5 * * * *", "at minute 5 of every hour every day"),
+            ("30 * * * * *", "at second 30 of every minute every day"),
+            (
+                "30 0 * * * *",
+                "at second 30 of minute 0 of every hour every day",
+            ),
+            (
+                "5/15 * * * *",
+                "at minutes 5, 20, 35 and 50 of every hour every day",
+            ),
+            (
+                "* */2 * * *",
+                "every minute in hours 00, 02, 04, 06, 08, 10, 12, 14, 16, 18, 20 and 22 every day",
+            ),
+            (
+                "*/7 * * * *",
+                "at minutes 0, 7, 14, 21, 28, 35, 42, 49 and 56 of every hour every day",
+            ),
+            (
+                "5,10/20 * * * *",
+                "at minutes 5, 10, 30 and 50 of every hour every day",
+            ),
+            ("0 */6 * * *", "at 00:00, 06:00, 12:00 and 18:00 every day"),
+            (
+                "0 0 */10 * *",
+                "at 00:00 on days 1, 11, 21 and 31 of the month",
+            ),
+            (
+                "0 0 1 */4 *",
+                "at 00:00 on day 1 of the month in January, May and September",
+            ),
+        ] {
+            assert_eq!(cron(expr, "UTC"), format!("{words}, UTC"), "{expr}");
+        }
         let every = Trigger::Interval {
             every_secs: 90,
             anchor: DateTime::<Utc>::UNIX_EPOCH,

@@ -198,6 +198,9 @@ proptest! {
     ) {
         if let Ok(trigger) = Trigger::cron(&expr, &zone) {
             check_trigger(&trigger, at)?;
+            // Every expression can be put in words (ending with its zone), without a panic.
+            let words = scheduler_core::describe(&trigger);
+            prop_assert!(words.ends_with(&format!(", {zone}")), "{}", words);
         }
     }
 

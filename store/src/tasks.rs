@@ -377,11 +377,26 @@ pub async fn query_tasks(db: &DatabaseConnection, query: &TaskQuery) -> Result<V
         TaskSort::Module => Some(C::Module),
         TaskSort::Owner => Some(C::Owner),
     };
+    // With a text search, the order is by an expression rather than the column: SQLite would
+    // otherwise walk the name index and fetch every row by it (180 ms for 100,000 tasks, five
+    // times a plain scan), since it cannot know how few rows the search keeps.
+    let order_col = |col: C| -> sea_orm::sea_query::SimpleExpr {
+        if query.text.is_some() {
+            Expr::cust(format!(
+                "scheduled_task.{} || ''",
+                sea_orm::IdenStatic::as_str(&col)
+            ))
+        } else {
+            Expr::col((scheduled_task::Entity, col)).into()
+        }
+    };
     let mut select = ScheduledTask::find();
     if let Some(key) = key {
-        select = select.order_by(key, order.clone());
+        select = select.order_by(order_col(key), order.clone());
     }
-    let mut select = select.order_by(C::Name, order).limit(query.limit);
+    let mut select = select
+        .order_by(order_col(C::Name), order)
+        .limit(query.limit);
     if let Some(module) = &query.module {
         select = select.filter(C::Module.eq(module));
     }

@@ -53,6 +53,15 @@ def shots(page, url, folder, label, width, paths):
             "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
         )
         assert overflow <= 1, f"{path} at {width} px is {overflow} px wider than the screen"
+        # Every control a person can reach has a label (or an aria-label).
+        unlabelled = page.evaluate(
+            """() => [...document.querySelectorAll('input, select, textarea, button')]
+                 .filter(el => el.type !== 'hidden')
+                 .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')
+                               && !(el.tagName === 'BUTTON' && el.textContent.trim()))
+                 .map(el => el.outerHTML.slice(0, 80))"""
+        )
+        assert not unlabelled, f"{path}: controls without a label: {unlabelled}"
 
 
 def main():
@@ -146,6 +155,25 @@ def main():
             "(old) => { const a = document.querySelector('#timeline tbody tr td:first-child a'); return a && a.textContent !== old; }",
             arg=fired_before,
         )
+
+        log("a shared trigger conf instead of an inline trigger")
+        page.goto(url + "/tasks/a.b/edit")
+        page.check("input[name=mode][value=conf]")
+        expect(page.locator("#expr")).to_be_hidden()
+        page.select_option("#trigger_conf", "nightly")
+        expect(page.locator("#preview")).to_contain_text("at 01:15 every day, Europe/Berlin")
+        page.click("#save")
+        expect(page.locator("main")).to_contain_text("conf nightly")
+        page.goto(url + "/confs")
+        expect(page.locator("main table")).to_contain_text("a.b")
+
+        log("delete with confirmation")
+        page.goto(url + "/tasks/x.del")
+        page.click("#delete")
+        expect(page.locator("h1")).to_have_text("Delete x.del?")
+        page.click("#confirm-delete")
+        expect(page.locator("h1")).to_have_text("Tasks")
+        expect(page.locator("#tasks")).not_to_contain_text("x.del")
 
         log("pause and resume the cluster; the banner shows on every page")
         page.goto(url + "/cluster")

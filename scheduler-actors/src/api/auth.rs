@@ -152,6 +152,17 @@ pub(crate) fn authenticate(tokens: &[ApiToken], header: Option<&str>) -> Result<
         .and_then(|h| h.strip_prefix("Bearer "))
         .map(str::trim)
         .ok_or_else(ApiError::unauthorized)?;
+    matching_token(tokens, presented)
+        .map(|t| Caller {
+            name: t.name.clone(),
+            role: t.role,
+        })
+        .ok_or_else(ApiError::unauthorized)
+}
+
+/// The configured token `presented` is, if any. Every configured token is compared, in
+/// constant time, so timing says nothing about which exist.
+pub(crate) fn matching_token<'a>(tokens: &'a [ApiToken], presented: &str) -> Option<&'a ApiToken> {
     let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
     let mut found: Option<&ApiToken> = None;
     for token in tokens {
@@ -160,11 +171,6 @@ pub(crate) fn authenticate(tokens: &[ApiToken], header: Option<&str>) -> Result<
         }
     }
     found
-        .map(|t| Caller {
-            name: t.name.clone(),
-            role: t.role,
-        })
-        .ok_or_else(ApiError::unauthorized)
 }
 
 /// The caller of a request, from its `Authorization` header (see [`authenticate`]).

@@ -8,228 +8,26 @@ use actix_web::{HttpRequest, web};
 use chrono::Utc;
 use maud::{Markup, html};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
+use super::form::TaskForm;
 use super::layout::{self, Nav, task_href};
 use super::session::check_origin;
 use super::tasks::{conf_triggers, fire_list};
 use super::{ConsoleError, Page, Viewer, html, html_with, see_other};
 use crate::api::{ApiError, ApiState, NewTask, Preview, Role, TaskPatch, preview_of};
 
-/// The form's fields, as text (what the browser sends).
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(default)]
-pub(super) struct TaskForm {
-    csrf: String,
-    version: Option<i64>,
-    name: String,
-    handler: String,
-    handler_args: String,
-    /// The handler args as the form showed them (secrets redacted): sent back unchanged, they
-    /// are left as stored.
-    args_shown: String,
-    mode: String,
-    expr: String,
-    timezone: String,
-    trigger_json: String,
-    trigger_conf: String,
-    /// The preview starts at this date (not saved; to check a schedule around a DST change).
-    preview_from: String,
-    owner: String,
-    description: String,
-    timeout_secs: String,
-    misfire: String,
-    fire_all_max: String,
-    misfire_grace_secs: String,
-    overlap: String,
-    recover: Option<String>,
-    enabled: Option<String>,
-    action: String,
-}
-
-impl TaskForm {
-    /// A task's current values, for the edit form.
-    fn of(task: &store::StoredTask) -> Self {
-        let r = &task.row;
-        let shown = task.to_json()["handler_args"].clone();
-        let shown = if shown.is_null() {
-            String::new()
-        } else {
-            serde_json::to_string_pretty(&shown).unwrap_or_default()
-        };
-        let (mode, expr, timezone, trigger_json) = match (&task.conf_name, &r.trigger_json) {
-            (Some(_), _) => ("conf", String::new(), "UTC".to_owned(), String::new()),
-            (None, Some(json)) => {
-                let value: Value = serde_json::from_str(json).unwrap_or(Value::Null);
-                let simple_cron = value["type"] == "cron"
-                    && value.get("start_at").is_none_or(Value::is_null)
-                    && value.get("end_at").is_none_or(Value::is_null);
-                if simple_cron {
-                    (
-                        "cron",
-                        value["expr"].as_str().unwrap_or_default().to_owned(),
-                        value["timezone"].as_str().unwrap_or("UTC").to_owned(),
-                        String::new(),
-                    )
-                } else {
-                    ("json", String::new(), "UTC".to_owned(), json.clone())
-                }
-            }
-            (None, None) => ("cron", String::new(), "UTC".to_owned(), String::new()),
-        };
-        let (misfire, fire_all_max) = match r.misfire.split_once(':') {
-            Some((policy, max)) => (policy.to_owned(), max.to_owned()),
-            None => (r.misfire.clone(), String::new()),
-        };
-        TaskForm {
-            version: Some(r.version),
-            name: r.name.clone(),
-            handler: r.handler.clone(),
-            handler_args: shown.clone(),
-            args_shown: shown,
-            mode: mode.to_owned(),
-            expr,
-            timezone,
-            trigger_json,
-            trigger_conf: task.conf_name.clone().unwrap_or_default(),
-            owner: r.owner.clone(),
-            description: r.description.clone(),
-            timeout_secs: r
-                .timeout_ms
-                .map(|ms| (ms.max(0) as u64).div_ceil(1000).to_string())
-                .unwrap_or_default(),
-            misfire,
-            fire_all_max,
-            misfire_grace_secs: (r.misfire_grace_ms.max(0) / 1000).to_string(),
-            overlap: r.overlap.clone(),
-            recover: r.recover.then(|| "on".to_owned()),
-            enabled: r.enabled.then(|| "on".to_owned()),
-            ..TaskForm::default()
-        }
-    }
-
-    /// The fields of a new task before anything is typed.
-    fn blank() -> Self {
-        TaskForm {
-            handler: "shell".to_owned(),
-            mode: "cron".to_owned(),
-            timezone: "UTC".to_owned(),
-            misfire: "fire_once".to_owned(),
-            misfire_grace_secs: "60".to_owned(),
-            overlap: "forbid".to_owned(),
-            enabled: Some("on".to_owned()),
-            ..TaskForm::default()
-        }
-    }
-
-    /// The preview request of the trigger fields.
-    fn preview_request(&self) -> PreviewQuery {
-        PreviewQuery {
-            mode: self.mode.clone(),
-            expr: self.expr.clone(),
-            timezone: self.timezone.clone(),
-            trigger_json: self.trigger_json.clone(),
-            trigger_conf: self.trigger_conf.clone(),
-            preview_from: self.preview_from.clone(),
-        }
-    }
-
-    /// The request body the API would take, with the fields this form sets. `editing` leaves
-    /// out what cannot change (the name) and what was not touched (redacted handler args).
-    fn body(&self, editing: bool) -> Result<Value, ApiError> {
-        let mut body = serde_json::Map::new();
-        match self.mode.as_str() {
-            "cron" => {
-                let zone = self.timezone.trim();
-                body.insert(
-                    "trigger".into(),
-                    json!({"type": "cron", "expr": self.expr.trim(), "timezone": if zone.is_empty() { "UTC" } else { zone }}),
-                );
-            }
-            "json" => {
-                let value: Value = serde_json::from_str(&self.trigger_json).map_err(|e| {
-                    ApiError::invalid(format!("the trigger JSON is not JSON: {e}"))
-                        .on("trigger_json")
-                })?;
-                body.insert("trigger".into(), value);
-            }
-            "conf" => {
-                body.insert("trigger_conf".into(), json!(self.trigger_conf.trim()));
-            }
-            other => {
-                return Err(ApiError::invalid(format!(
-                    "trigger kind {} is not cron, json or conf",
-                    scheduler_core::quoted(other)
-                ))
-                .on("mode"));
-            }
-        }
-        if !editing {
-            body.insert("name".into(), json!(self.name.trim()));
-            body.insert("enabled".into(), json!(self.enabled.is_some()));
-        }
-        body.insert("handler".into(), json!(self.handler.trim()));
-        let args = self.handler_args.trim();
-        if !(editing && args == self.args_shown.trim()) {
-            let value = if args.is_empty() {
-                Value::Null
-            } else {
-                serde_json::from_str(args).map_err(|e| {
-                    ApiError::invalid(format!("the handler args are not JSON: {e}"))
-                        .on("handler_args")
-                })?
-            };
-            body.insert("handler_args".into(), value);
-        }
-        body.insert("owner".into(), json!(self.owner.trim()));
-        body.insert("description".into(), json!(self.description.trim()));
-        if let Some(ms) = seconds_ms(&self.timeout_secs, "timeout_secs")? {
-            body.insert("timeout_ms".into(), json!(ms));
-        }
-        if let Some(ms) = seconds_ms(&self.misfire_grace_secs, "misfire_grace_secs")? {
-            body.insert("misfire_grace_ms".into(), json!(ms));
-        }
-        let misfire = match (self.misfire.as_str(), self.fire_all_max.trim()) {
-            ("fire_all", max) if !max.is_empty() => format!("fire_all:{max}"),
-            (policy, _) => policy.to_owned(),
-        };
-        body.insert("misfire".into(), json!(misfire));
-        body.insert("overlap".into(), json!(self.overlap));
-        body.insert("recover".into(), json!(self.recover.is_some()));
-        Ok(Value::Object(body))
-    }
-}
-
-/// Whole seconds typed in a form field, as milliseconds (`None` when left empty).
-fn seconds_ms(text: &str, field: &str) -> Result<Option<u64>, ApiError> {
-    let text = text.trim();
-    if text.is_empty() {
-        return Ok(None);
-    }
-    text.parse::<u64>()
-        .ok()
-        .and_then(|s| s.checked_mul(1000))
-        .map(Some)
-        .ok_or_else(|| {
-            ApiError::invalid(format!(
-                "{field} {} is not a whole number of seconds",
-                scheduler_core::quoted(text)
-            ))
-            .on(field)
-        })
-}
-
 /// The trigger fields the preview reads.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub(super) struct PreviewQuery {
-    mode: String,
-    expr: String,
-    timezone: String,
-    trigger_json: String,
-    trigger_conf: String,
+    pub(super) mode: String,
+    pub(super) expr: String,
+    pub(super) timezone: String,
+    pub(super) trigger_json: String,
+    pub(super) trigger_conf: String,
     /// `YYYY-MM-DD`: fires from this day (00:00 UTC) on; empty for from now.
-    preview_from: String,
+    pub(super) preview_from: String,
 }
 
 /// The instant a preview starts at: the day asked for, or now.
@@ -332,6 +130,10 @@ async fn form_page(
 ) -> Result<Markup, ConsoleError> {
     let cluster = store::cluster_pause(&state.db).await?;
     let mut handlers: Vec<&String> = state.handlers.keys().collect();
+    // A task's handler may live on other nodes only: it stays a choice.
+    if !form.handler.is_empty() && !state.handlers.contains_key(&form.handler) {
+        handlers.push(&form.handler);
+    }
     handlers.sort();
     let confs = conf_triggers(state).await?;
     let mut conf_names: Vec<&String> = confs.keys().collect();
@@ -357,6 +159,10 @@ async fn form_page(
             input type="hidden" name="csrf" value=(viewer.csrf);
             @if let Some(version) = form.version { input type="hidden" name="version" value=(version); }
             input type="hidden" name="args_shown" value=(form.args_shown);
+            @if editing.is_some() {
+                input type="hidden" name="trigger_shown" value=(form.trigger_shown);
+                input type="hidden" name="handler_shown" value=(form.handler_shown);
+            }
             div.grid2 {
                 div.card {
                     @if editing.is_none() {
@@ -416,7 +222,9 @@ async fn form_page(
                         input #owner type="text" name="owner" value=(form.owner);
                     }
                     div {
-                        label for="timeout_secs" { "Timeout (seconds, empty for none)" }
+                        label for="timeout_secs" {
+                            @if editing.is_some() { "Timeout (seconds; empty keeps the current)" } @else { "Timeout (seconds, empty for none)" }
+                        }
                         input #timeout_secs type="number" min="1" name="timeout_secs" value=(form.timeout_secs);
                     }
                 }
@@ -542,47 +350,5 @@ pub(super) async fn update(
     match saved {
         Ok(task) => Ok(see_other(&task_href(&task.row.name))),
         Err(e) => refused(&viewer, &state, &form, Some(&name), e).await,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_form_becomes_the_apis_request_body() {
-        let form = TaskForm {
-            name: "web.ping".to_owned(),
-            expr: "30 2 * * *".to_owned(),
-            timezone: "America/New_York".to_owned(),
-            handler_args: r#"{"url":"http://127.0.0.1:9/"}"#.to_owned(),
-            timeout_secs: "30".to_owned(),
-            fire_all_max: "5".to_owned(),
-            misfire: "fire_all".to_owned(),
-            ..TaskForm::blank()
-        };
-        let body = form.body(false).expect("valid");
-        assert_eq!(body["trigger"]["timezone"], "America/New_York");
-        assert_eq!(body["timeout_ms"], 30_000);
-        assert_eq!(body["misfire"], "fire_all:5");
-        assert!(serde_json::from_value::<NewTask>(body).is_ok());
-
-        // Redacted args sent back unchanged are left out of an edit.
-        let edit = TaskForm {
-            handler_args: "{\"token\":\"***\"}".to_owned(),
-            args_shown: "{\"token\":\"***\"}".to_owned(),
-            ..form.clone()
-        };
-        let patch = edit.body(true).expect("valid");
-        assert!(patch.get("handler_args").is_none() && patch.get("name").is_none());
-        assert!(serde_json::from_value::<TaskPatch>(patch).is_ok());
-
-        let bad = TaskForm {
-            timeout_secs: "ten".to_owned(),
-            ..form
-        };
-        let err = bad.body(false).expect_err("refused");
-        assert_eq!(err.field(), Some("timeout_secs"));
-        assert!(err.to_string().contains("\"ten\""), "{err}");
     }
 }

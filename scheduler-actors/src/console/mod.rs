@@ -10,10 +10,11 @@
 //!
 //! Rooms: `session.rs` (sign-in, sessions, CSRF), `layout.rs` (the page around every page,
 //! times and statuses), `tasks.rs` (the tasks table, a task and its actions), `editor.rs`
-//! (create and edit forms, the trigger preview), `pages.rs` (confs, runs, nodes, actors,
+//! (create and edit pages, the trigger preview), `form.rs` (the form and its request body), `pages.rs` (confs, runs, nodes, actors,
 //! audit, the cluster pause).
 
 mod editor;
+mod form;
 mod layout;
 mod pages;
 mod session;
@@ -28,31 +29,40 @@ pub(crate) use self::session::{ConsoleState, Viewer};
 
 /// Registers the console's routes.
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.app_data(web::FormConfig::default().limit(crate::api::MAX_BODY))
-        .route("/", web::get().to(tasks::list))
-        .route("/login", web::get().to(session::login_form))
-        .route("/login", web::post().to(session::login))
-        .route("/logout", web::post().to(session::logout))
-        .route("/console.css", web::get().to(layout::css))
-        .route("/console.js", web::get().to(layout::js))
-        .route("/tasks/new", web::get().to(editor::new_form))
-        .route("/tasks/new", web::post().to(editor::create))
-        .route("/tasks/{name}", web::get().to(tasks::show))
-        .route("/tasks/{name}/edit", web::get().to(editor::edit_form))
-        .route("/tasks/{name}/edit", web::post().to(editor::update))
-        .route("/tasks/{name}/run", web::post().to(tasks::run))
-        .route("/tasks/{name}/enabled", web::post().to(tasks::set_enabled))
-        .route("/tasks/{name}/delete", web::get().to(tasks::confirm_delete))
-        .route("/tasks/{name}/delete", web::post().to(tasks::delete))
-        .route("/preview", web::get().to(editor::preview))
-        .route("/confs", web::get().to(pages::confs))
-        .route("/runs", web::get().to(pages::runs))
-        .route("/runs/{run_id}", web::get().to(pages::run))
-        .route("/nodes", web::get().to(pages::nodes))
-        .route("/actors", web::get().to(pages::actors))
-        .route("/audit", web::get().to(pages::audit))
-        .route("/cluster", web::get().to(pages::cluster))
-        .route("/cluster", web::post().to(pages::set_cluster));
+    cfg.app_data(
+        web::FormConfig::default()
+            .limit(crate::api::MAX_BODY)
+            .error_handler(|e, _| {
+                ConsoleError::Api(ApiError::invalid(format!(
+                    "the form could not be read: {e}"
+                )))
+                .into()
+            }),
+    )
+    .route("/", web::get().to(tasks::list))
+    .route("/login", web::get().to(session::login_form))
+    .route("/login", web::post().to(session::login))
+    .route("/logout", web::post().to(session::logout))
+    .route("/console.css", web::get().to(layout::css))
+    .route("/console.js", web::get().to(layout::js))
+    .route("/tasks/new", web::get().to(editor::new_form))
+    .route("/tasks/new", web::post().to(editor::create))
+    .route("/tasks/{name}", web::get().to(tasks::show))
+    .route("/tasks/{name}/edit", web::get().to(editor::edit_form))
+    .route("/tasks/{name}/edit", web::post().to(editor::update))
+    .route("/tasks/{name}/run", web::post().to(tasks::run))
+    .route("/tasks/{name}/enabled", web::post().to(tasks::set_enabled))
+    .route("/tasks/{name}/delete", web::get().to(tasks::confirm_delete))
+    .route("/tasks/{name}/delete", web::post().to(tasks::delete))
+    .route("/preview", web::get().to(editor::preview))
+    .route("/confs", web::get().to(pages::confs))
+    .route("/runs", web::get().to(pages::runs))
+    .route("/runs/{run_id}", web::get().to(pages::run))
+    .route("/nodes", web::get().to(pages::nodes))
+    .route("/actors", web::get().to(pages::actors))
+    .route("/audit", web::get().to(pages::audit))
+    .route("/cluster", web::get().to(pages::cluster))
+    .route("/cluster", web::post().to(pages::set_cluster));
 }
 
 /// What went wrong, as a console page: the API's error (status and message, the field it is

@@ -95,10 +95,19 @@ pub(super) async fn runs(
                 })?,
         ),
     };
-    let before = given(&q.before).and_then(|c| {
-        let (f, i) = c.split_once(':')?;
-        Some((f.parse().ok()?, i.parse().ok()?))
-    });
+    let before = given(&q.before)
+        .map(|c| {
+            c.split_once(':')
+                .and_then(|(f, i)| Some((f.parse().ok()?, i.parse().ok()?)))
+                .ok_or_else(|| {
+                    ApiError::invalid(format!(
+                        "before {} is not a cursor this page gave",
+                        scheduler_core::quoted(&c)
+                    ))
+                    .on("before")
+                })
+        })
+        .transpose()?;
     let failed_only = q.failed.is_some();
     let runs = store::list_runs(
         &state.db,
@@ -298,9 +307,13 @@ pub(super) async fn actors(
             .last_actor_counts
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // A rate over more than 10 s would be an average, not what happens now: start again.
+        let age = last
+            .as_ref()
+            .map(|(then, _)| now.duration_since(*then).as_secs_f64());
         let rates = match last.as_ref() {
-            Some((then, before)) if now.duration_since(*then).as_secs_f64() > 0.2 => {
-                let secs = now.duration_since(*then).as_secs_f64();
+            Some((_, before)) if age.is_some_and(|age| age > 0.2 && age <= 10.0) => {
+                let secs = age.unwrap_or(1.0);
                 counts
                     .iter()
                     .map(|(k, v)| {
@@ -311,10 +324,7 @@ pub(super) async fn actors(
             }
             _ => Default::default(),
         };
-        if last
-            .as_ref()
-            .is_none_or(|(then, _)| now.duration_since(*then).as_secs_f64() > 0.2)
-        {
+        if age.is_none_or(|age| age > 0.2) {
             *last = Some((now, counts));
         }
         rates
@@ -322,7 +332,7 @@ pub(super) async fn actors(
     let table = html! {
         div.table-wrap { table #actors {
             thead { tr {
-                th scope="col" { "Actor" } th scope="col" { "Instances" } th scope="col" { "Mailbox" }
+                th scope="col" { "Actor" } th.wide scope="col" { "Instances" } th scope="col" { "Mailbox" }
                 th scope="col" { "Handled/s" } th.wide scope="col" { "Handled" } th scope="col" { "Mean handling" } th scope="col" { "Restarts" }
             } }
             tbody {
@@ -330,7 +340,7 @@ pub(super) async fn actors(
                     @let (count, total): (u64, f64) = actor.messages.values().fold((0, 0.0), |(c, t), m| (c + m.handling_seconds.count, t + m.handling_seconds.sum));
                     tr {
                         td.name { (actor.actor) }
-                        td { (actor.instances) }
+                        td.wide { (actor.instances) }
                         td { (actor.mailbox_depth) }
                         td { @match rates.get(&actor.actor) { Some(r) => (format!("{r:.1}")), None => "…" } }
                         td.wide { (actor.handled) }
@@ -482,7 +492,18 @@ pub(super) async fn set_cluster(
 ) -> Page {
     check_origin(&req)?;
     viewer.check_csrf(&form.csrf)?;
-    let paused = form.paused == "true";
+    let paused = match form.paused.as_str() {
+        "true" => true,
+        "false" => false,
+        other => {
+            return Err(ApiError::invalid(format!(
+                "paused {} is not true or false",
+                scheduler_core::quoted(other)
+            ))
+            .on("paused")
+            .into());
+        }
+    };
     crate::api::change_pause(&state, &viewer.caller, paused, form.reason.clone()).await?;
     Ok(see_other("/"))
 }

@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::{ConsoleError, Page, html_with, layout, see_other};
-use crate::api::{ApiError, ApiState, ApiToken, Caller, Role, authenticate};
+use crate::api::{ApiError, ApiState, ApiToken, Caller, Role, authenticate, matching_token};
 
 /// How long a sign-in lasts.
 pub(crate) const SESSION_HOURS: i64 = 12;
@@ -116,7 +116,8 @@ fn viewer_zone(req: &HttpRequest) -> chrono_tz::Tz {
 }
 
 /// Refuses a state-changing request that another site sent: its `Origin`, when the browser
-/// gives one, must be this server.
+/// gives one, must name this server's host and port (the scheme is not compared: behind a
+/// proxy that terminates TLS the browser says `https` and this server sees `http`).
 pub(super) fn check_origin(req: &HttpRequest) -> Result<(), ConsoleError> {
     let Some(origin) = req
         .headers()
@@ -125,9 +126,8 @@ pub(super) fn check_origin(req: &HttpRequest) -> Result<(), ConsoleError> {
     else {
         return Ok(());
     };
-    let info = req.connection_info();
-    let expected = format!("{}://{}", info.scheme(), info.host());
-    if origin == expected {
+    let host = origin.split_once("://").map(|(_, host)| host);
+    if host == Some(req.connection_info().host()) {
         Ok(())
     } else {
         Err(ApiError::forbidden(format!(
@@ -136,6 +136,22 @@ pub(super) fn check_origin(req: &HttpRequest) -> Result<(), ConsoleError> {
         ))
         .into())
     }
+}
+
+/// Whether a request's `Host` names this machine's loopback interface. A node without tokens
+/// serves only such requests: a web page whose own name was pointed at 127.0.0.1 (DNS
+/// rebinding) arrives with its own name as the host and is turned away.
+fn loopback_host(req: &HttpRequest) -> bool {
+    let info = req.connection_info();
+    let host = info.host();
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 async fn find_viewer(req: HttpRequest) -> Result<Viewer, ConsoleError> {
@@ -152,6 +168,13 @@ async fn find_viewer(req: HttpRequest) -> Result<Viewer, ConsoleError> {
     };
     let zone = viewer_zone(&req);
     if api.tokens.is_empty() {
+        if !loopback_host(&req) {
+            return Err(ApiError::forbidden(
+                "with no [[http.tokens]] configured the console answers only requests to a loopback name (localhost, 127.0.0.1, [::1])"
+                    .to_owned(),
+            )
+            .into());
+        }
         let caller = authenticate(&[], None)?;
         return Ok(Viewer {
             caller,
@@ -160,12 +183,16 @@ async fn find_viewer(req: HttpRequest) -> Result<Viewer, ConsoleError> {
             zone,
         });
     }
+    // After signing in, back to the page asked for; a form's target is no page to go back to.
     let sign_in = || ConsoleError::SignIn {
-        next: req
-            .uri()
-            .path_and_query()
-            .map(|p| p.as_str().to_owned())
-            .unwrap_or_else(|| "/".to_owned()),
+        next: if req.method() == actix_web::http::Method::GET {
+            req.uri()
+                .path_and_query()
+                .map(|p| p.as_str().to_owned())
+                .unwrap_or_else(|| "/".to_owned())
+        } else {
+            "/".to_owned()
+        },
     };
     let Some(cookie) = req.cookie(COOKIE) else {
         return Err(sign_in());
@@ -198,10 +225,18 @@ impl FromRequest for Viewer {
     }
 }
 
-/// Where to go after signing in: a path on this server, nothing else.
-fn local_path(next: Option<&str>) -> String {
+/// Where to go after a form: a path on this server, nothing else. A second `/` or a backslash
+/// (which browsers read as `/`) would name another host, and browsers drop tabs and newlines
+/// before reading a URL, so any control character, space or backslash is refused outright.
+pub(super) fn local_path(next: Option<&str>) -> String {
     match next {
-        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') => p.to_owned(),
+        Some(p)
+            if p.starts_with('/')
+                && !p[1..].starts_with('/')
+                && !p.bytes().any(|b| b <= 0x20 || b == 0x7f || b == b'\\') =>
+        {
+            p.to_owned()
+        }
         _ => "/".to_owned(),
     }
 }
@@ -254,8 +289,7 @@ pub(super) async fn login(
     if api.tokens.is_empty() {
         return Ok(see_other(&next));
     }
-    let presented = format!("Bearer {}", form.token.trim());
-    let Ok(caller) = authenticate(&api.tokens, Some(&presented)) else {
+    let Some(token) = matching_token(&api.tokens, form.token.trim()) else {
         tracing::info!(target: "cron_task", "console sign-in refused: unknown token");
         return Ok(login_page(
             StatusCode::UNAUTHORIZED,
@@ -263,9 +297,10 @@ pub(super) async fn login(
             Some("That token is not one this node knows. Check it and try again."),
         ));
     };
-    let Some(token) = api.tokens.iter().find(|t| t.name == caller.name) else {
-        return Err(ApiError::unauthorized().into());
-    };
+    // A session this browser had before ends: one sign-in, one session.
+    if let Some(old) = req.cookie(COOKIE) {
+        store::end_session(&api.db, &sha256_hex(old.value().as_bytes())).await?;
+    }
     let mut raw = [0u8; 32];
     getrandom::fill(&mut raw).map_err(|e| {
         ApiError::new(
@@ -342,6 +377,9 @@ mod tests {
             "https://example.invalid/",
             "//example.invalid/",
             "/\\example.invalid",
+            "/\t/example.invalid",
+            "/\n/example.invalid",
+            "/ /example.invalid",
             "",
         ] {
             assert_eq!(local_path(Some(bad)), "/", "{bad}");

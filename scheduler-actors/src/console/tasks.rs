@@ -97,7 +97,25 @@ pub(super) async fn list(
             .into());
         }
     };
-    let descending = given(&q.dir).as_deref() == Some("desc");
+    let descending = match given(&q.dir).as_deref() {
+        None | Some("asc") => false,
+        Some("desc") => true,
+        Some(other) => {
+            return Err(ApiError::invalid(format!(
+                "dir {} is not asc or desc",
+                scheduler_core::quoted(other)
+            ))
+            .on("dir")
+            .into());
+        }
+    };
+    if sort != store::TaskSort::Name && given(&q.after).is_some() && q.after_key.is_none() {
+        return Err(ApiError::invalid(
+            "after_key is missing: a page sorted by module or owner goes on from a name and its sort key",
+        )
+        .on("after_key")
+        .into());
+    }
     let started = std::time::Instant::now();
     let tasks = store::query_tasks(
         &state.db,
@@ -494,12 +512,10 @@ pub(super) async fn set_enabled(
     let patch: TaskPatch = serde_json::from_value(serde_json::json!({ "enabled": enabled }))
         .map_err(|e| ApiError::invalid(e.to_string()))?;
     crate::api::change_task(&state, &viewer.caller, &name, patch, None).await?;
-    let back = form
-        .back
-        .as_deref()
-        .filter(|b| b.starts_with('/') && !b.starts_with("//"))
-        .map(str::to_owned)
-        .unwrap_or_else(|| task_href(&name));
+    let back = match form.back.as_deref() {
+        Some(back) => super::session::local_path(Some(back)),
+        None => task_href(&name),
+    };
     Ok(see_other(&back))
 }
 

@@ -22,7 +22,11 @@
   function refresh(el) {
     var url = el.getAttribute("data-refresh");
     fetch(url, { credentials: "same-origin", headers: { "X-Fragment": "1" } })
-      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (r) {
+        // Signed out meanwhile: show the sign-in page, not a page inside the page.
+        if (r.redirected) { location.reload(); return null; }
+        return r.ok ? r.text() : null;
+      })
       .then(function (text) { if (text !== null) { el.innerHTML = text; } })
       .catch(function () { /* keep what is shown; try again next time */ });
   }
@@ -41,8 +45,11 @@
       }
     });
     fetch("/preview?" + params.toString(), { credentials: "same-origin" })
-      .then(function (r) { return r.text(); })
-      .then(function (text) { target.innerHTML = text; })
+      .then(function (r) {
+        if (r.redirected) { location.reload(); return null; }
+        return r.text();
+      })
+      .then(function (text) { if (text !== null) { target.innerHTML = text; } })
       .catch(function () { /* the server-side Preview button still works */ });
   }
 
