@@ -167,7 +167,7 @@ fn expand(field: &str, min: u32, max: u32) -> Option<Vec<u32>> {
 /// gap is the same across the wrap to the next minute, hour or day).
 fn even_step(values: &[u32], max: u32) -> Option<u32> {
     let step = *values.get(1)?;
-    ((max + 1) % step == 0
+    ((max + 1).is_multiple_of(step)
         && values.first() == Some(&0)
         && values
             .iter()
