@@ -387,7 +387,7 @@ pub async fn query_tasks(db: &DatabaseConnection, query: &TaskQuery) -> Result<V
                 sea_orm::IdenStatic::as_str(&col)
             ))
         } else {
-            Expr::col((scheduled_task::Entity, col)).into()
+            Expr::col((scheduled_task::Entity, col))
         }
     };
     let mut select = ScheduledTask::find();
