@@ -13,6 +13,9 @@ pub(crate) fn run(settings: &Settings, tasks: CodeTasks) -> anyhow::Result<ExitC
     let config = settings.node_config();
     let system = actix::System::new();
     let result = system.block_on(async move {
+        // Before the node starts: a SIGTERM that arrives while it starts (it is registered as
+        // running by then) stops it gracefully afterwards instead of killing the process.
+        let stop = StopSignals::install()?;
         let node = NodeBuilder::new(config)
             .code_tasks(tasks)
             .start()
@@ -31,7 +34,7 @@ pub(crate) fn run(settings: &Settings, tasks: CodeTasks) -> anyhow::Result<ExitC
             // Said plainly too, whatever the log format: where a new user goes next.
             eprintln!("cronmesh console: http://{addr}/");
         }
-        wait_for_stop_signal().await?;
+        stop.wait().await;
         node.shutdown().await?;
         Ok::<_, anyhow::Error>(())
     });
@@ -74,13 +77,26 @@ pub(crate) fn drop_system(system: actix::SystemRunner) {
     }
 }
 
-async fn wait_for_stop_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received"),
-        _ = int.recv() => tracing::info!("SIGINT received"),
+/// SIGTERM and SIGINT, caught from the moment they are installed.
+struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn install() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(StopSignals {
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+        })
     }
-    Ok(())
+
+    /// Until one of them arrives (or has arrived since they were installed).
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => tracing::info!("SIGTERM received"),
+            _ = self.int.recv() => tracing::info!("SIGINT received"),
+        }
+    }
 }
