@@ -338,6 +338,16 @@ async fn without_tokens_on_loopback_there_is_no_sign_in_but_forms_still_need_the
         .await
         .unwrap();
     assert_eq!(resp.status(), 403);
+    // The API too, and a forwarding header naming loopback does not make it one.
+    for (path, forwarded) in [("/api/v1/tasks", None), ("/", Some("localhost"))] {
+        let mut req = client()
+            .get(format!("{url}{path}"))
+            .header("Host", "rebound.example.invalid");
+        if let Some(f) = forwarded {
+            req = req.header("X-Forwarded-Host", f);
+        }
+        assert_eq!(req.send().await.unwrap().status(), 403, "{path}");
+    }
     let resp = client()
         .get(format!("{url}/"))
         .header("Host", "localhost:1")

@@ -125,7 +125,7 @@ pub fn describe_cron(expr: &str) -> String {
         };
         parts.push(format!("in {named}"));
     }
-    if let Some(year) = year.filter(|y| *y != "*") {
+    if let Some(year) = year.filter(|y| *y != "*" && *y != "?") {
         parts.push(format!("in {}", list(year, &|v| Some(v.to_owned()))));
     }
     parts.retain(|p| !p.is_empty());
@@ -300,9 +300,13 @@ fn weekdays(dow: &str) -> String {
                 return format!("the last {day} of the month");
             }
             if let Some((a, b)) = item.split_once('-')
-                && let (Some(a), Some(b)) = (day_name(a), day_name(b))
+                && let (Some(from), Some(to)) = (day_name(a), day_name(b))
             {
-                return format!("{a} to {b}");
+                // `0-7` and `SUN-7`: Sunday round to Sunday, every day.
+                if from == to && !a.eq_ignore_ascii_case(b) {
+                    return "every day of the week".to_owned();
+                }
+                return format!("{from} to {to}");
             }
             day_name(item).unwrap_or_else(|| format!("weekday {item}"))
         })
@@ -434,6 +438,8 @@ mod tests {
                 "0 0 1 */4 *",
                 "at 00:00 on day 1 of the month in January, May and September",
             ),
+            ("0 9 * * 0-7", "at 09:00 on every day of the week"),
+            ("0 0 9 * * * ?", "at 09:00 every day"),
         ] {
             assert_eq!(cron(expr, "UTC"), format!("{words}, UTC"), "{expr}");
         }

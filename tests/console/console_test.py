@@ -156,6 +156,13 @@ def main():
             arg=fired_before,
         )
 
+        log("an edit of the description alone leaves the schedule as it was")
+        page.goto(url + "/tasks/a.b/edit")
+        page.fill("#description", "touched in the console")
+        page.click("#save")
+        expect(page.locator("main")).to_contain_text("touched in the console")
+        expect(page.locator("main")).not_to_contain_text("schedule set by an operator")
+
         log("a shared trigger conf instead of an inline trigger")
         page.goto(url + "/tasks/a.b/edit")
         page.check("input[name=mode][value=conf]")

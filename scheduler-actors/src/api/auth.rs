@@ -173,8 +173,42 @@ pub(crate) fn matching_token<'a>(tokens: &'a [ApiToken], presented: &str) -> Opt
     found
 }
 
-/// The caller of a request, from its `Authorization` header (see [`authenticate`]).
+/// Whether a request came to this machine by a loopback name: its `Host` header (the one the
+/// browser sends, not a forwarding header, which a page could set) is `localhost`, a loopback
+/// address or `[::1]`, and no forwarding header names anything else. A node without tokens
+/// answers only such requests: a web page whose own name was pointed at 127.0.0.1 (DNS
+/// rebinding) arrives with its own name as the host and is turned away.
+pub(crate) fn loopback_host(req: &HttpRequest) -> bool {
+    use actix_web::http::header;
+    let headers = req.headers();
+    if headers.contains_key(header::FORWARDED)
+        || headers.contains_key("x-forwarded-host")
+        || headers.contains_key("x-forwarded-for")
+    {
+        return false;
+    }
+    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The caller of a request, from its `Authorization` header (see [`authenticate`]). With no
+/// tokens configured, only a request by a loopback name (see [`loopback_host`]) is let in.
 pub(crate) fn caller_of(req: &HttpRequest, tokens: &[ApiToken]) -> Result<Caller, ApiError> {
+    if tokens.is_empty() && !loopback_host(req) {
+        return Err(ApiError::forbidden(
+            "with no [[http.tokens]] configured this node answers only requests to a loopback name (localhost, 127.0.0.1, [::1])"
+                .to_owned(),
+        ));
+    }
     let header = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)

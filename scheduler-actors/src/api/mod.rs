@@ -19,7 +19,7 @@ use sea_orm::DatabaseConnection;
 use serde::Deserialize;
 
 pub use self::auth::{ApiToken, Role, new_token, token_sha256};
-pub(crate) use self::auth::{Caller, authenticate, caller_of, matching_token};
+pub(crate) use self::auth::{Caller, authenticate, caller_of, loopback_host, matching_token};
 pub(crate) use self::error::ApiError;
 use self::error::ErrorBody;
 pub(crate) use self::reads::{Preview, preview_of, run_json};

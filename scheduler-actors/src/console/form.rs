@@ -107,13 +107,16 @@ impl TaskForm {
         form
     }
 
-    /// The trigger as the form's fields say it, in one string (to tell whether it changed).
-    fn trigger_fields(&self) -> String {
-        match self.mode.as_str() {
-            "cron" => format!("cron\n{}\n{}", self.expr.trim(), self.timezone.trim()),
-            "json" => format!("json\n{}", self.trigger_json.trim()),
-            other => format!("{other}\n{}", self.trigger_conf.trim()),
-        }
+    /// The trigger as the form's fields say it, in one string (to tell whether it changed). A
+    /// JSON array, never a raw newline: browsers send every newline in a field as CRLF.
+    pub(super) fn trigger_fields(&self) -> String {
+        let json = normalise_newlines(&self.trigger_json);
+        let fields = match self.mode.as_str() {
+            "cron" => [self.mode.as_str(), self.expr.trim(), self.timezone.trim()],
+            "json" => [self.mode.as_str(), json.as_str(), ""],
+            other => [other, self.trigger_conf.trim(), ""],
+        };
+        serde_json::to_string(&fields).unwrap_or_default()
     }
 
     /// The fields of a new task before anything is typed.
@@ -181,11 +184,14 @@ impl TaskForm {
         if !(editing && self.handler == self.handler_shown) {
             body.insert("handler".into(), json!(self.handler.trim()));
         }
-        let args = self.handler_args.trim();
-        if !(editing && args == self.args_shown.trim()) {
-            if editing && args.contains("\"***\"") {
+        let args = normalise_newlines(&self.handler_args);
+        let args = args.as_str();
+        if !(editing && args == normalise_newlines(&self.args_shown)) {
+            // Secrets are shown as `***` (a whole value, or a password or token inside a URL):
+            // saved as they are, the real ones would be lost.
+            if editing && args.contains("***") {
                 return Err(ApiError::invalid(
-                    "the handler args still hold \"***\" where a secret was: type each secret again, or leave the args exactly as shown to keep the stored ones",
+                    "the handler args still hold *** where a secret was: type each secret again, or leave the args exactly as shown to keep the stored ones",
                 )
                 .on("handler_args"));
             }
@@ -237,6 +243,11 @@ fn seconds_ms(text: &str, field: &str) -> Result<Option<u64>, ApiError> {
         })
 }
 
+/// A field's text with browser line ends (CRLF) as plain newlines, trimmed.
+fn normalise_newlines(text: &str) -> String {
+    text.replace("\r\n", "\n").trim().to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -269,6 +280,18 @@ mod tests {
         let patch = edit.body(true).expect("valid");
         assert!(patch.get("handler_args").is_none() && patch.get("name").is_none());
         assert!(serde_json::from_value::<TaskPatch>(patch).is_ok());
+        // Browsers send line ends as CRLF: pretty-printed args sent back untouched are untouched.
+        let crlf = TaskForm {
+            handler_args: "{\r\n  \"token\": \"***\"\r\n}".to_owned(),
+            args_shown: "{\n  \"token\": \"***\"\n}".to_owned(),
+            ..edit.clone()
+        };
+        assert!(
+            crlf.body(true)
+                .expect("valid")
+                .get("handler_args")
+                .is_none()
+        );
         // Changed args that still hold a redacted secret are refused, not saved as "***".
         let half = TaskForm {
             handler_args: "{\"token\":\"***\",\"x\":1}".to_owned(),

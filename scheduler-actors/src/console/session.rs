@@ -25,7 +25,9 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::{ConsoleError, Page, html_with, layout, see_other};
-use crate::api::{ApiError, ApiState, ApiToken, Caller, Role, authenticate, matching_token};
+use crate::api::{
+    ApiError, ApiState, ApiToken, Caller, Role, authenticate, loopback_host, matching_token,
+};
 
 /// How long a sign-in lasts.
 pub(crate) const SESSION_HOURS: i64 = 12;
@@ -126,8 +128,20 @@ pub(super) fn check_origin(req: &HttpRequest) -> Result<(), ConsoleError> {
     else {
         return Ok(());
     };
-    let host = origin.split_once("://").map(|(_, host)| host);
-    if host == Some(req.connection_info().host()) {
+    // Host names without case, and a port left out meaning the scheme's default.
+    let normal = |host: &str, scheme: &str| {
+        let host = host.to_ascii_lowercase();
+        let default = if scheme == "https" { ":443" } else { ":80" };
+        host.strip_suffix(default)
+            .map(str::to_owned)
+            .unwrap_or(host)
+    };
+    let info = req.connection_info();
+    let from = origin
+        .split_once("://")
+        .map(|(scheme, host)| normal(host, &scheme.to_ascii_lowercase()));
+    let served = [normal(info.host(), "http"), normal(info.host(), "https")];
+    if from.is_some_and(|from| served.contains(&from)) {
         Ok(())
     } else {
         Err(ApiError::forbidden(format!(
@@ -136,22 +150,6 @@ pub(super) fn check_origin(req: &HttpRequest) -> Result<(), ConsoleError> {
         ))
         .into())
     }
-}
-
-/// Whether a request's `Host` names this machine's loopback interface. A node without tokens
-/// serves only such requests: a web page whose own name was pointed at 127.0.0.1 (DNS
-/// rebinding) arrives with its own name as the host and is turned away.
-fn loopback_host(req: &HttpRequest) -> bool {
-    let info = req.connection_info();
-    let host = info.host();
-    let name = match host.strip_prefix('[') {
-        Some(rest) => rest.split(']').next().unwrap_or(""),
-        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
-    };
-    name.eq_ignore_ascii_case("localhost")
-        || name
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 async fn find_viewer(req: HttpRequest) -> Result<Viewer, ConsoleError> {
