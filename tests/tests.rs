@@ -18,6 +18,7 @@ mod cluster;
 mod console;
 mod engine;
 mod first_start;
+mod import;
 mod library;
 mod migrations;
 mod secrets;

@@ -71,6 +71,9 @@ enum Command {
     Token(commands::token::TokenCommand),
     /// Apply pending database migrations.
     Migrate,
+    /// Bring tasks in from another scheduler.
+    #[command(subcommand)]
+    Import(commands::import::ImportCommand),
 }
 
 /// Parses the process arguments and runs the command with `tasks` as the code tasks: the
@@ -238,6 +241,7 @@ fn dispatch(cli: Cli, tasks: CodeTasks) -> anyhow::Result<ExitCode> {
         }
         Command::Check => block_on(commands::check::run(&settings, &tasks)),
         Command::Migrate => block_on(commands::migrate::run(&settings)),
+        Command::Import(cmd) => block_on(commands::import::run(&settings, cmd)),
         Command::Tasks(cmd) => block_on(commands::tasks::run(&settings, &tasks, *cmd)),
         Command::Triggers(cmd) => block_on(commands::triggers::run(&settings, cmd)),
         Command::Runs(args) => block_on(commands::runs::run(&settings, args)),

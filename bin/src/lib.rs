@@ -16,6 +16,7 @@ pub mod cli;
 /// The clap this crate is built on, for an [`cli::App`]'s own subcommands.
 pub use clap;
 mod commands;
+mod crontab;
 mod error;
 mod logging;
 pub mod settings;

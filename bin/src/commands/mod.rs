@@ -3,6 +3,7 @@
 pub(crate) mod bench;
 pub(crate) mod check;
 pub(crate) mod cluster;
+pub(crate) mod import;
 pub(crate) mod inspect;
 pub(crate) mod migrate;
 pub(crate) mod next;

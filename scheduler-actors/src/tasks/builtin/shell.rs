@@ -44,6 +44,10 @@ pub struct ShellArgs {
     /// Working directory.
     #[serde(default)]
     pub cwd: Option<PathBuf>,
+    /// Text written to the program's standard input, which is then closed (none: empty
+    /// input). A crontab line's text after `%` arrives this way.
+    #[serde(default)]
+    pub stdin: Option<String>,
 }
 
 impl ShellArgs {
@@ -139,7 +143,11 @@ impl TaskHandler for ShellHandler {
                 .env("CRONMESH_FIRE_TIME", scheduler_core::rfc3339(ctx.fire_time))
                 .env("CRONMESH_ATTEMPT", ctx.attempt.to_string())
                 .env("CRONMESH_NODE", &ctx.node)
-                .stdin(Stdio::null())
+                .stdin(if args.stdin.is_some() {
+                    Stdio::piped()
+                } else {
+                    Stdio::null()
+                })
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .process_group(0)
@@ -151,6 +159,15 @@ impl TaskHandler for ShellHandler {
                 TaskFailure::new(format!("could not start {:?}: {e}", args.program))
             })?;
             let pid = child.id();
+            if let (Some(text), Some(mut input)) = (args.stdin.clone(), child.stdin.take()) {
+                // A program that never reads its input must not hold the run up: written
+                // alongside, and closed when written (or when the program has gone).
+                tokio::spawn(async move {
+                    use tokio::io::AsyncWriteExt;
+                    let _ = input.write_all(text.as_bytes()).await;
+                    let _ = input.shutdown().await;
+                });
+            }
             let tail = Tail::default();
             let readers = [
                 child
