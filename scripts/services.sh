@@ -49,6 +49,10 @@ if [ ! -x "$venv/bin/schemathesis" ]; then
   echo "services: installing schemathesis into $venv"
   "$venv/bin/pip" install -q --disable-pip-version-check "schemathesis>=4,<5"
 fi
+if ! "$venv/bin/python" -c "import apscheduler, sqlalchemy" >/dev/null 2>&1; then
+  echo "services: installing APScheduler 3 and SQLAlchemy into $venv (the import tests' real job store)"
+  "$venv/bin/pip" install -q --disable-pip-version-check "apscheduler>=3.10,<4" "sqlalchemy>=2,<3"
+fi
 if ! "$venv/bin/python" -c "import playwright" >/dev/null 2>&1; then
   echo "services: installing playwright (the Python client only) into $venv"
   PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 "$venv/bin/pip" install -q --disable-pip-version-check "playwright>=1.40,<2"

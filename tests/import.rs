@@ -258,3 +258,90 @@ fn a_system_crontab_runs_other_users_lines_through_runuser_and_bad_input_is_name
         assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
     }
 }
+
+#[test]
+fn the_apscheduler_exporter_reads_a_real_job_store_without_importing_the_jobs() {
+    let venv = std::env::var("CRONMESH_VENV").unwrap_or_else(|_| "/var/tmp/cronmesh-venv".into());
+    let python = std::path::Path::new(&venv).join("bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/services.sh (scripts/test.sh does)",
+        python.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let url = format!("sqlite:///{}/jobs.sqlite", dir.path().display());
+    let made = std::process::Command::new(&python)
+        .arg(root.join("tests/apscheduler/make_store.py"))
+        .arg(&url)
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    // The application's module is on the path and fails when imported.
+    let out = std::process::Command::new(&python)
+        .arg(root.join("scripts/apscheduler-export.py"))
+        .arg(&url)
+        .env("PYTHONPATH", dir.path())
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["unreadable"], serde_json::json!([]));
+    let job = |id: &str| {
+        doc["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("no job {id} in {doc}"))
+    };
+    let cleanup = job("cleanup");
+    assert_eq!(cleanup["name"], "nightly cleanup");
+    assert_eq!(cleanup["func"], "appjobs:cleanup");
+    assert_eq!(cleanup["args"], serde_json::json!([1, "x"]));
+    assert_eq!(
+        cleanup["kwargs"]["acct"]["__unreadable__"],
+        "appjobs.Account"
+    );
+    assert_eq!(cleanup["trigger"]["type"], "cron");
+    assert_eq!(cleanup["trigger"]["fields"]["day_of_week"], "mon-fri");
+    assert_eq!(cleanup["trigger"]["fields"]["second"], "0");
+    assert_eq!(cleanup["trigger"]["timezone"], "Asia/Shanghai");
+    assert_eq!(cleanup["misfire_grace_time"], 30);
+    assert_eq!(cleanup["coalesce"], false);
+    assert_eq!(cleanup["max_instances"], 1);
+    assert!(
+        cleanup["next_run_time"]
+            .as_str()
+            .unwrap()
+            .ends_with("09:30:00+08:00")
+    );
+    let report = job("report");
+    assert_eq!(report["trigger"]["type"], "interval");
+    assert_eq!(report["trigger"]["hours"], 1);
+    assert_eq!(report["trigger"]["minutes"], 30);
+    assert_eq!(report["trigger"]["jitter"], 5);
+    assert_eq!(report["trigger"]["timezone"], "Europe/Berlin");
+    assert_eq!(report["trigger"]["start_date"], "2026-01-01T00:15:00+01:00");
+    let once = job("once");
+    assert_eq!(once["trigger"]["run_date"], "2031-01-01T10:00:00+01:00");
+    let month_end = job("month-end");
+    assert_eq!(month_end["trigger"]["fields"]["day"], "last fri");
+    assert!(
+        month_end["trigger"]["end_date"]
+            .as_str()
+            .unwrap()
+            .starts_with("2032-12-31")
+    );
+}
