@@ -18,12 +18,23 @@ import json
 import pickle
 import sys
 
-# Modules whose classes a job's state may be rebuilt from: APScheduler's own, and the time
-# zone and date types its triggers hold. Anything else stays unread.
-SAFE_MODULES = ("apscheduler.", "datetime", "zoneinfo", "pytz", "dateutil", "tzlocal", "collections",
-                "decimal", "uuid", "copyreg", "_codecs")
-SAFE_BUILTINS = {"set", "frozenset", "list", "dict", "tuple", "int", "float", "str", "bytes", "bool",
-                 "complex", "slice", "range", "object", "bytearray"}
+# What a job's state may be rebuilt from, exactly: the classes of APScheduler's triggers (each
+# defined in one of these modules), and the date, time and zone types they hold. Nothing else
+# is looked up, so a job store cannot make this script run anything.
+TRIGGER_MODULES = {
+    "apscheduler.triggers.cron",
+    "apscheduler.triggers.cron.fields",
+    "apscheduler.triggers.cron.expressions",
+    "apscheduler.triggers.interval",
+    "apscheduler.triggers.date",
+    "apscheduler.triggers.combining",
+}
+EXACT = {
+    ("datetime", "datetime"), ("datetime", "date"), ("datetime", "time"), ("datetime", "timedelta"),
+    ("datetime", "timezone"), ("zoneinfo", "ZoneInfo"), ("zoneinfo._zoneinfo", "ZoneInfo"),
+    ("pytz", "_p"), ("pytz", "_UTC"), ("pytz", "utc"), ("copyreg", "_reconstructor"),
+    ("builtins", "object"), ("builtins", "set"), ("builtins", "frozenset"),
+}
 
 
 class Unreadable:
@@ -48,21 +59,26 @@ def placeholder(qualified):
     return type("Unreadable", (Unreadable,), {"origin": qualified})
 
 
-def safe_getattr(obj, name):
-    """`getattr` as pickles of time zones use it (`ZoneInfo._unpickle`), without dunders."""
-    if name.startswith("__"):
-        raise pickle.UnpicklingError(f"refusing attribute {name!r}")
-    return getattr(obj, name)
+def zone_getattr(obj, name):
+    """`getattr` as a pickled ZoneInfo uses it (`ZoneInfo._unpickle`), and for nothing else."""
+    import zoneinfo
+
+    if obj is zoneinfo.ZoneInfo and name == "_unpickle":
+        return zoneinfo.ZoneInfo._unpickle
+    raise pickle.UnpicklingError(f"refusing getattr({obj!r}, {name!r})")
 
 
 class StoreUnpickler(pickle.Unpickler):
     def find_class(self, module, name):
         if module == "builtins" and name == "getattr":
-            return safe_getattr
-        if module == "builtins" and name in SAFE_BUILTINS:
+            return zone_getattr
+        if (module, name) in EXACT:
             return super().find_class(module, name)
-        if module.startswith(SAFE_MODULES) or module in ("datetime", "zoneinfo", "pytz"):
-            return super().find_class(module, name)
+        if module in TRIGGER_MODULES and "." not in name:
+            found = super().find_class(module, name)
+            # Only a class the module itself defines, not a function it imported.
+            if isinstance(found, type) and found.__module__ == module:
+                return found
         return placeholder(f"{module}.{name}")
 
 
@@ -158,6 +174,8 @@ def main():
         for row in conn.execute(sqlalchemy.select(table.c.id, table.c.next_run_time, table.c.job_state)):
             try:
                 state = StoreUnpickler(__import__("io").BytesIO(row.job_state)).load()
+                if not isinstance(state, dict):
+                    raise ValueError(f"a {type(state).__name__}, not a job's state")
             except Exception as e:  # a row that cannot be read is reported, not fatal
                 problems.append({"id": row.id, "problem": f"job_state could not be read: {e}"})
                 continue
@@ -166,6 +184,7 @@ def main():
                 "id": state.get("id", row.id),
                 "name": state.get("name"),
                 "func": func if isinstance(func, str) else plain(func),
+                "executor": state.get("executor"),
                 "args": plain(list(state.get("args", ()))),
                 "kwargs": plain(dict(state.get("kwargs", {}))),
                 "trigger": trigger_json(state.get("trigger")),
@@ -174,8 +193,9 @@ def main():
                 "max_instances": state.get("max_instances"),
                 "next_run_time": instant(state.get("next_run_time")) or instant(row.next_run_time),
             })
-    json.dump({"format": "cronmesh-apscheduler-export/1", "table": a.table, "jobs": jobs,
-               "unreadable": problems}, sys.stdout, indent=2)
+    # APScheduler's day_of_week counts 0 = Monday; the importer reads it so.
+    json.dump({"format": "cronmesh-apscheduler-export/1", "table": a.table, "day_of_week": "0=mon",
+               "jobs": jobs, "unreadable": problems}, sys.stdout, indent=2, default=str)
     sys.stdout.write("\n")
 
 

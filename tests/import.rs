@@ -252,6 +252,10 @@ fn a_system_crontab_runs_other_users_lines_through_runuser_and_bad_input_is_name
             vec!["import", "crontab", "crontab", "--module", "Bad Module"],
             "Bad Module",
         ),
+        (
+            vec!["import", "crontab", "crontab", "--module", "cronmesh"],
+            "reserved",
+        ),
     ] {
         let out = cronmesh(dir.path(), &args, &[]);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
@@ -296,7 +300,14 @@ fn the_apscheduler_exporter_reads_a_real_job_store_without_importing_the_jobs() 
         String::from_utf8_lossy(&out.stderr)
     );
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(doc["unreadable"], serde_json::json!([]));
+    // The hostile row is reported, not run.
+    assert!(
+        !dir.path().join("pwned").exists(),
+        "the exporter ran a pickled command"
+    );
+    let unreadable = doc["unreadable"].as_array().unwrap();
+    assert_eq!(unreadable.len(), 1, "{doc}");
+    assert_eq!(unreadable[0]["id"], "hostile");
     let job = |id: &str| {
         doc["jobs"]
             .as_array()
@@ -344,4 +355,26 @@ fn the_apscheduler_exporter_reads_a_real_job_store_without_importing_the_jobs() 
             .unwrap()
             .starts_with("2032-12-31")
     );
+}
+
+#[test]
+fn names_asked_for_and_names_made_up_never_collide() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("c"),
+        "0 1 * * * /opt/backup a\n# cronmesh: name=backup_2\n0 2 * * * /opt/other\n0 3 * * * /opt/backup b\n# cronmesh: name=backup_2\n0 4 * * * /opt/third\n",
+    )
+    .unwrap();
+    let out = cronmesh(dir.path(), &["import", "crontab", "c", "--tz", "UTC"], &[]);
+    let report = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{report}{}", stderr(&out));
+    for line in [
+        "created crontab.backup (line 1)",
+        "created crontab.backup_2 (line 3)",
+        "created crontab.backup_3 (line 4)",
+        "skipped line 6: the name \"backup_2\" is asked for by an earlier line too",
+        "3 created, 0 updated, 0 unchanged, 1 skipped",
+    ] {
+        assert!(report.contains(line), "missing {line:?} in:\n{report}");
+    }
 }

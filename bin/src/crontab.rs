@@ -96,35 +96,64 @@ fn words(line: &str, n: usize) -> Option<(Vec<&str>, &str)> {
     Some((out, rest))
 }
 
-/// Resolves `%` as cron does: the command, and the standard input if there is one.
+/// Resolves `%` as cron (cronie's `do_command`) does: the command, and the standard input
+/// if there is one. In the command a backslash keeps the next character from meaning anything
+/// (`\%` is a percent sign, the backslash dropped; before anything else both stay), and the
+/// first unescaped `%` ends it. In the input, each unescaped `%` is a newline, `\%` a percent
+/// sign, and a newline ends it unless it already ends with one.
 fn percent(command: &str) -> (String, Option<String>) {
     let mut cmd = String::new();
-    let mut input: Option<String> = None;
-    let mut chars = command.chars().peekable();
-    while let Some(c) = chars.next() {
-        let escaped = c == '\\' && chars.peek() == Some(&'%');
+    let mut chars = command.chars();
+    let mut escaped = false;
+    let mut has_input = false;
+    for ch in chars.by_ref() {
         if escaped {
-            chars.next();
-        }
-        let push = match (c, escaped, input.is_some()) {
-            (_, true, _) => '%',
-            ('%', false, false) => {
-                input = Some(String::new());
-                continue;
+            if ch != '%' {
+                cmd.push('\\');
             }
-            ('%', false, true) => '\n',
-            (c, ..) => c,
-        };
-        input.as_mut().unwrap_or(&mut cmd).push(push);
+            cmd.push(ch);
+            escaped = false;
+            continue;
+        }
+        match ch {
+            '\\' => escaped = true,
+            '%' => {
+                has_input = true;
+                break;
+            }
+            ch => cmd.push(ch),
+        }
     }
-    // cron ends the input with a newline.
-    (
-        cmd,
-        input.map(|mut text| {
-            text.push('\n');
-            text
-        }),
-    )
+    if escaped {
+        cmd.push('\\');
+    }
+    if !has_input {
+        return (cmd, None);
+    }
+    let mut input = String::new();
+    let mut escaped = false;
+    let mut need_newline = false;
+    for mut ch in chars {
+        if escaped {
+            if ch != '%' {
+                input.push('\\');
+            }
+        } else if ch == '%' {
+            ch = '\n';
+        }
+        escaped = ch == '\\';
+        if !escaped {
+            input.push(ch);
+        }
+        need_newline = ch != '\n';
+    }
+    if escaped {
+        input.push('\\');
+    }
+    if need_newline {
+        input.push('\n');
+    }
+    (cmd, Some(input))
 }
 
 /// Reads a crontab; `system` for the /etc/crontab format (a user field after the schedule).
@@ -266,6 +295,25 @@ CRON_TZ=Europe/Berlin
         assert_eq!(skipped, [10, 12, 13]);
         assert!(tab.skipped[0].reason.contains("@reboot"));
         assert!(tab.skipped[2].reason.contains("@sometimes"));
+    }
+
+    #[test]
+    fn percent_signs_and_backslashes_follow_cronie() {
+        assert_eq!(percent("date +\\%s"), ("date +%s".to_owned(), None));
+        // A backslash before anything else stays, and does not escape a `%` after it.
+        assert_eq!(
+            percent("echo a\\\\%in"),
+            ("echo a\\\\".to_owned(), Some("in\n".to_owned()))
+        );
+        assert_eq!(
+            percent("cat%x%"),
+            ("cat".to_owned(), Some("x\n".to_owned()))
+        );
+        assert_eq!(percent("cat%"), ("cat".to_owned(), Some(String::new())));
+        assert_eq!(
+            percent("cat%a\\%b"),
+            ("cat".to_owned(), Some("a%b\n".to_owned()))
+        );
     }
 
     #[test]

@@ -37,3 +37,21 @@ s.shutdown()
 
 with open(path, "w") as f:
     f.write("raise SystemExit('the exporter imported the application module')\n")
+
+# A row whose pickle would run a command when loaded naively; the exporter must not.
+import pickle  # noqa: E402
+
+import sqlalchemy  # noqa: E402
+
+
+class Hostile:
+    def __reduce__(self):
+        return (os.system, ("touch " + os.path.join(module_dir, "pwned"),))
+
+
+engine = sqlalchemy.create_engine(url)
+with engine.begin() as conn:
+    conn.execute(
+        sqlalchemy.text("INSERT INTO apscheduler_jobs (id, next_run_time, job_state) VALUES ('hostile', NULL, :s)"),
+        {"s": pickle.dumps(Hostile())},
+    )

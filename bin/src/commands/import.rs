@@ -4,7 +4,7 @@
 //! nothing. The report lists created / updated / unchanged / skipped (with the line and why);
 //! exit 1 when anything was skipped.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -116,13 +116,6 @@ fn slug(command: &str) -> String {
     }
 }
 
-/// The user this import runs as (whose crontab lines run without `runuser`).
-fn current_user() -> String {
-    std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_default()
-}
-
 /// The task an entry becomes.
 fn decl_of(
     entry: &CronEntry,
@@ -134,7 +127,7 @@ fn decl_of(
     let trigger = Trigger::cron(&entry.schedule, zone).map_err(|e| e.to_string())?;
     let shell = entry.shell().to_owned();
     let (program, argv) = match &entry.user {
-        Some(user) if *user != current_user() => (
+        Some(user) => (
             "runuser".to_owned(),
             vec![
                 "-u".to_owned(),
@@ -145,7 +138,7 @@ fn decl_of(
                 entry.command.clone(),
             ],
         ),
-        _ => (shell.clone(), vec!["-c".to_owned(), entry.command.clone()]),
+        None => (shell.clone(), vec!["-c".to_owned(), entry.command.clone()]),
     };
     let mut handler_args = serde_json::json!({
         "program": program,
@@ -163,9 +156,7 @@ fn decl_of(
     );
     let mut description =
         format!("from crontab {file}: runs the line through {shell} -c as cron does");
-    if let Some(user) = &entry.user
-        && *user != current_user()
-    {
+    if let Some(user) = &entry.user {
         description.push_str(&format!(", as {user} (runuser: the node must run as root)"));
     }
     if let Some(mailto) = &entry.mailto {
@@ -223,6 +214,13 @@ pub(crate) async fn run(settings: &Settings, cmd: ImportCommand) -> anyhow::Resu
     let ImportCommand::Crontab(args) = cmd;
     let text = std::fs::read_to_string(&args.file)
         .map_err(|e| InvalidInput(format!("cannot read crontab {}: {e}", args.file.display())))?;
+    if store::is_built_in(&format!("{}.x", args.module)) {
+        return Err(InvalidInput(format!(
+            "--module {}: that module is reserved for cronmesh's built-in tasks",
+            args.module
+        ))
+        .into());
+    }
     if scheduler_core::validate_name(&format!("{}.x", args.module)).is_err() {
         return Err(InvalidInput(format!(
             "--module {} is not a module name (lower-case letters, digits, _ and -)",
@@ -250,16 +248,47 @@ pub(crate) async fn run(settings: &Settings, cmd: ImportCommand) -> anyhow::Resu
         _ if args.dry_run => Some(super::open_db(settings).await?),
         _ => Some(open_db_to_add(settings).await?),
     };
-    let mut taken: HashMap<String, usize> = HashMap::new();
+    // Names asked for with a comment are reserved first; the others take the first free
+    // `PROGRAM`, `PROGRAM_2`, ... in file order. No two lines ever share a task.
+    let mut used: HashSet<String> = HashSet::new();
     let mut plans: Vec<(usize, Plan)> = Vec::new();
+    let mut names: Vec<Option<String>> = Vec::new();
     for entry in &tab.entries {
-        let base = entry.name.clone().unwrap_or_else(|| slug(&entry.command));
-        let count = taken.entry(base.clone()).or_insert(0);
-        *count += 1;
-        let name = if *count == 1 {
-            format!("{}.{base}", args.module)
-        } else {
-            format!("{}.{base}_{count}", args.module)
+        let asked = entry
+            .name
+            .as_ref()
+            .map(|n| format!("{}.{n}", args.module))
+            .filter(|n| used.insert(n.clone()));
+        if entry.name.is_some() && asked.is_none() {
+            skipped.push((
+                entry.line,
+                format!(
+                    "the name {} is asked for by an earlier line too",
+                    scheduler_core::quoted(entry.name.as_deref().unwrap_or_default())
+                ),
+            ));
+        }
+        names.push(asked);
+    }
+    for (entry, asked) in tab.entries.iter().zip(names) {
+        if entry.name.is_some() && asked.is_none() {
+            continue;
+        }
+        let name = match asked {
+            Some(name) => name,
+            None => {
+                let base = slug(&entry.command);
+                (1..)
+                    .map(|n| {
+                        if n == 1 {
+                            format!("{}.{base}", args.module)
+                        } else {
+                            format!("{}.{base}_{n}", args.module)
+                        }
+                    })
+                    .find(|n| used.insert(n.clone()))
+                    .unwrap_or_default()
+            }
         };
         let decl = match decl_of(entry, &name, &args, &default_zone) {
             Ok(decl) => decl,
@@ -276,6 +305,16 @@ pub(crate) async fn run(settings: &Settings, cmd: ImportCommand) -> anyhow::Resu
             }),
         };
         let plan = match found {
+            Ok(task) if task.row.source != "runtime" || store::is_built_in(&name) => {
+                skipped.push((
+                    entry.line,
+                    format!(
+                        "task {name} exists and is not a runtime task (it is declared by {}); choose another --module",
+                        task.row.source
+                    ),
+                ));
+                continue;
+            }
             Ok(task) => {
                 let changed = differences(&task.decl(), &decl);
                 if changed.is_empty() {
