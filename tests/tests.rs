@@ -9,6 +9,7 @@ mod support;
 
 mod api;
 mod api_flow;
+mod apscheduler_import;
 mod bad_input;
 mod bench;
 mod cli_check;

@@ -54,6 +54,8 @@ struct DayRule {
     /// Bit `w` for "last weekday `w` of the month" (`5L`, `FRIL`).
     dow_last: u8,
     dow_restricted: bool,
+    /// Both day fields must match (APScheduler's rule), not either (Vixie cron's).
+    match_all: bool,
 }
 
 impl CronExpr {
@@ -118,6 +120,7 @@ impl CronExpr {
                 nth,
                 dow_last,
                 dow_restricted: !is_star(dow),
+                match_all: false,
             },
             years,
             hour_wildcard: hour == "*"
@@ -138,6 +141,30 @@ impl CronExpr {
             ));
         }
         Ok(parsed)
+    }
+
+    /// The same expression with both day fields required to match when both are restricted
+    /// (APScheduler's rule; the trigger JSON's `"day_match": "all"`) instead of either (Vixie
+    /// cron's, the default). Refused when no date then matches.
+    pub fn with_all_days(mut self) -> Result<Self> {
+        self.days.match_all = true;
+        let epoch = NaiveDate::from_ymd_opt(MIN_YEAR, 1, 1)
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .map(|t| t - Duration::seconds(1));
+        if epoch.and_then(|e| self.next_after(e)).is_none() {
+            return Err(Error::cron(
+                &self.source,
+                format!(
+                    "can never fire: with day_match \"all\" no date between {MIN_YEAR} and {MAX_YEAR} has both its day-of-month and its day-of-week"
+                ),
+            ));
+        }
+        Ok(self)
+    }
+
+    /// Whether both day fields must match (see [`CronExpr::with_all_days`]).
+    pub fn all_days(&self) -> bool {
+        self.days.match_all
     }
 
     /// The expression as written (trimmed).
@@ -256,8 +283,10 @@ impl DayRule {
                 || self.nth[w] & (1 << nth_of_month) != 0
                 || (self.dow_last & (1 << w) != 0 && d.day() + 7 > days_in_month(d))
         };
-        // Vixie cron: when both fields are restricted a day matches if EITHER does.
+        // Vixie cron: when both fields are restricted a day matches if EITHER does (unless the
+        // trigger asks for both).
         match (self.dom_restricted, self.dow_restricted) {
+            (true, true) if self.match_all => dom_ok() && dow_ok(),
             (true, true) => dom_ok() || dow_ok(),
             (true, false) => dom_ok(),
             (false, true) => dow_ok(),

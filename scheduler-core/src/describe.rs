@@ -44,11 +44,12 @@ pub fn describe(trigger: &Trigger) -> String {
             start_at,
             end_at,
         } => {
-            let mut text = format!(
-                "{}, {}",
-                describe_cron(schedule.expr().as_str()),
-                schedule.zone().name()
-            );
+            let mut words = describe_cron(schedule.expr().as_str());
+            if schedule.expr().all_days() {
+                // `"day_match": "all"`: the day must be both.
+                words = words.replacen(", or on ", " if it falls on ", 1);
+            }
+            let mut text = format!("{words}, {}", schedule.zone().name());
             if let Some(start) = start_at {
                 text.push_str(&format!(", from {}", utc_minute(*start)));
             }
@@ -443,6 +444,42 @@ mod tests {
         ] {
             assert_eq!(cron(expr, "UTC"), format!("{words}, UTC"), "{expr}");
         }
+        // Both day fields at once: Friday the 13th, and nothing else.
+        let friday13 = Trigger::from_json(
+            r#"{"type":"cron","expr":"0 0 13 * FRI","timezone":"UTC","day_match":"all"}"#,
+        )
+        .expect("valid");
+        assert_eq!(
+            describe(&friday13),
+            "at 00:00 on day 13 of the month if it falls on Friday, UTC"
+        );
+        let after = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .expect("instant")
+            .with_timezone(&Utc);
+        let fires: Vec<String> = friday13
+            .fires_between(after, DateTime::<Utc>::MAX_UTC)
+            .take(3)
+            .map(crate::rfc3339)
+            .collect();
+        assert_eq!(
+            fires,
+            [
+                "2026-02-13T00:00:00Z",
+                "2026-03-13T00:00:00Z",
+                "2026-11-13T00:00:00Z"
+            ]
+        );
+        assert!(friday13.to_json().contains(r#""day_match":"all""#));
+        assert!(
+            !Trigger::cron("0 0 13 * FRI", "UTC")
+                .expect("valid")
+                .to_json()
+                .contains("day_match")
+        );
+        assert!(
+            Trigger::from_json(r#"{"type":"cron","expr":"0 0 1 * *","day_match":"sometimes"}"#)
+                .is_err()
+        );
         let every = Trigger::Interval {
             every_secs: 90,
             anchor: DateTime::<Utc>::UNIX_EPOCH,

@@ -64,6 +64,10 @@ struct CronJson {
     start_at: Option<String>,
     #[serde(default)]
     end_at: Option<String>,
+    /// `"any"` (the default: Vixie cron's either-day rule) or `"all"` (both day fields must
+    /// match, as in APScheduler). Written only when `"all"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    day_match: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -210,8 +214,19 @@ impl TryFrom<TriggerJson> for Trigger {
                 timezone,
                 start_at,
                 end_at,
+                day_match,
             }) => {
-                let schedule = CronSchedule::new(CronExpr::parse(&expr)?, parse_zone(&timezone)?);
+                let parsed = CronExpr::parse(&expr)?;
+                let parsed = match day_match.as_deref() {
+                    None | Some("any") => parsed,
+                    Some("all") => parsed.with_all_days()?,
+                    Some(other) => {
+                        return Err(Error::trigger_json(format!(
+                            "field `day_match`: {other:?} is not \"any\" (either day field matches, as in cron) or \"all\" (both must)"
+                        )));
+                    }
+                };
+                let schedule = CronSchedule::new(parsed, parse_zone(&timezone)?);
                 let start_at = start_at
                     .map(|s| parse_instant("start_at", &s))
                     .transpose()?;
@@ -271,6 +286,7 @@ impl From<&Trigger> for TriggerJson {
                 timezone: schedule.zone().name().to_owned(),
                 start_at: start_at.map(rfc3339),
                 end_at: end_at.map(rfc3339),
+                day_match: schedule.expr().all_days().then(|| "all".to_owned()),
             }),
             Trigger::Date { run_at } => TriggerJson::Date(DateJson {
                 run_at: rfc3339(*run_at),

@@ -1,28 +1,17 @@
-//! `cronmesh import crontab FILE`: every line of a crontab as a `shell` task that runs it as
-//! cron would, with stable names, so importing the same file again changes nothing and a
-//! changed line updates its task. `--dry-run` says exactly what would happen and writes
-//! nothing. The report lists created / updated / unchanged / skipped (with the line and why);
-//! exit 1 when anything was skipped.
+//! `cronmesh import crontab FILE`: every line of a crontab (read by `crate::crontab`) as a
+//! `shell` task that runs it as cron would.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use scheduler_actors::builtin::validate_handler_args;
-use scheduler_core::{MisfirePolicy, OverlapPolicy, TaskDecl, Trigger, TriggerDecl};
+use scheduler_core::{MisfirePolicy, OverlapPolicy, TaskDecl, Trigger};
 
-use super::{cli_actor, open_db_to_add, store_error};
+use super::{Wanted, check_module, write_all};
 use crate::cli::InvalidInput;
 use crate::crontab::{self, CronEntry};
 use crate::settings::Settings;
-
-/// `cronmesh import ...`.
-#[derive(Debug, clap::Subcommand)]
-pub(crate) enum ImportCommand {
-    /// A crontab file: each line becomes a `shell` task run through the shell as cron does.
-    Crontab(CrontabArgs),
-}
 
 /// Arguments of `cronmesh import crontab`.
 #[derive(Debug, clap::Args)]
@@ -45,13 +34,6 @@ pub(crate) struct CrontabArgs {
     /// Say what would happen; write nothing.
     #[arg(long)]
     dry_run: bool,
-}
-
-/// What happens to one entry.
-enum Plan {
-    Create(TaskDecl),
-    Update(TaskDecl, Vec<&'static str>),
-    Unchanged(String),
 }
 
 /// This host's zone, as cron reads local time: `TZ`, else /etc/timezone, else the zone
@@ -182,52 +164,10 @@ fn decl_of(
     Ok(decl)
 }
 
-/// The fields an import sets that differ between what is stored and what the file says.
-fn differences(stored: &TaskDecl, wanted: &TaskDecl) -> Vec<&'static str> {
-    let mut out = Vec::new();
-    let same_trigger = match (&stored.trigger, &wanted.trigger) {
-        (TriggerDecl::Json(a), TriggerDecl::Json(b)) => {
-            Trigger::from_json(a).ok().map(|t| t.to_json())
-                == Trigger::from_json(b).ok().map(|t| t.to_json())
-        }
-        (a, b) => a == b,
-    };
-    if !same_trigger {
-        out.push("schedule");
-    }
-    if stored.handler != wanted.handler || stored.handler_args != wanted.handler_args {
-        out.push("command");
-    }
-    if stored.owner != wanted.owner {
-        out.push("owner");
-    }
-    if stored.description != wanted.description {
-        out.push("description");
-    }
-    if stored.misfire != wanted.misfire || stored.overlap != wanted.overlap {
-        out.push("policies");
-    }
-    out
-}
-
-pub(crate) async fn run(settings: &Settings, cmd: ImportCommand) -> anyhow::Result<ExitCode> {
-    let ImportCommand::Crontab(args) = cmd;
+pub(super) async fn run(settings: &Settings, args: CrontabArgs) -> anyhow::Result<ExitCode> {
     let text = std::fs::read_to_string(&args.file)
         .map_err(|e| InvalidInput(format!("cannot read crontab {}: {e}", args.file.display())))?;
-    if store::is_built_in(&format!("{}.x", args.module)) {
-        return Err(InvalidInput(format!(
-            "--module {}: that module is reserved for cronmesh's built-in tasks",
-            args.module
-        ))
-        .into());
-    }
-    if scheduler_core::validate_name(&format!("{}.x", args.module)).is_err() {
-        return Err(InvalidInput(format!(
-            "--module {} is not a module name (lower-case letters, digits, _ and -)",
-            scheduler_core::quoted(&args.module)
-        ))
-        .into());
-    }
+    check_module(&args.module)?;
     let default_zone = match &args.tz {
         Some(zone) => {
             scheduler_core::parse_zone(zone).map_err(|e| InvalidInput(format!("--tz: {e}")))?;
@@ -236,22 +176,15 @@ pub(crate) async fn run(settings: &Settings, cmd: ImportCommand) -> anyhow::Resu
         None => host_zone(),
     };
     let tab = crontab::parse(&text, args.system);
-    let mut skipped: Vec<(usize, String)> = tab
+    let line = |n: usize| format!("line {n}");
+    let mut skipped: Vec<(usize, String, String)> = tab
         .skipped
         .iter()
-        .map(|s| (s.line, s.reason.clone()))
+        .map(|s| (s.line, line(s.line), s.reason.clone()))
         .collect();
-    // A dry run against a SQLite file that does not exist yet creates nothing: every task
-    // would be new.
-    let db = match settings.database.sqlite_path() {
-        Some(path) if args.dry_run && !path.exists() => None,
-        _ if args.dry_run => Some(super::open_db(settings).await?),
-        _ => Some(open_db_to_add(settings).await?),
-    };
     // Names asked for with a comment are reserved first; the others take the first free
     // `PROGRAM`, `PROGRAM_2`, ... in file order. No two lines ever share a task.
     let mut used: HashSet<String> = HashSet::new();
-    let mut plans: Vec<(usize, Plan)> = Vec::new();
     let mut names: Vec<Option<String>> = Vec::new();
     for entry in &tab.entries {
         let asked = entry
@@ -262,6 +195,7 @@ pub(crate) async fn run(settings: &Settings, cmd: ImportCommand) -> anyhow::Resu
         if entry.name.is_some() && asked.is_none() {
             skipped.push((
                 entry.line,
+                line(entry.line),
                 format!(
                     "the name {} is asked for by an earlier line too",
                     scheduler_core::quoted(entry.name.as_deref().unwrap_or_default())
@@ -270,6 +204,7 @@ pub(crate) async fn run(settings: &Settings, cmd: ImportCommand) -> anyhow::Resu
         }
         names.push(asked);
     }
+    let mut wanted = Vec::new();
     for (entry, asked) in tab.entries.iter().zip(names) {
         if entry.name.is_some() && asked.is_none() {
             continue;
@@ -290,128 +225,14 @@ pub(crate) async fn run(settings: &Settings, cmd: ImportCommand) -> anyhow::Resu
                     .unwrap_or_default()
             }
         };
-        let decl = match decl_of(entry, &name, &args, &default_zone) {
-            Ok(decl) => decl,
-            Err(reason) => {
-                skipped.push((entry.line, reason));
-                continue;
-            }
-        };
-        let found = match &db {
-            Some(db) => store::get_task(db, &name).await,
-            None => Err(store::StoreError::NotFound {
-                what: "task",
-                name: name.clone(),
-            }),
-        };
-        let plan = match found {
-            Ok(task) if task.row.source != "runtime" || store::is_built_in(&name) => {
-                skipped.push((
-                    entry.line,
-                    format!(
-                        "task {name} exists and is not a runtime task (it is declared by {}); choose another --module",
-                        task.row.source
-                    ),
-                ));
-                continue;
-            }
-            Ok(task) => {
-                let changed = differences(&task.decl(), &decl);
-                if changed.is_empty() {
-                    Plan::Unchanged(name)
-                } else {
-                    Plan::Update(decl, changed)
-                }
-            }
-            Err(store::StoreError::NotFound { .. }) => Plan::Create(decl),
-            Err(e) => return Err(e.into()),
-        };
-        plans.push((entry.line, plan));
+        wanted.push(Wanted {
+            order: entry.line,
+            label: line(entry.line),
+            task: decl_of(entry, &name, &args, &default_zone),
+        });
     }
-    let who = cli_actor().because(format!("import crontab {}", args.file.display()));
-    let check =
-        |d: &TaskDecl| validate_handler_args(&d.handler, d.handler_args.as_ref(), &|_| false);
-    let verb = |done: &'static str, would: &'static str| if args.dry_run { would } else { done };
-    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-    let db = db.as_ref();
-    for (line, plan) in plans {
-        match plan {
-            Plan::Create(decl) => {
-                if let Some(db) = db.filter(|_| !args.dry_run) {
-                    store::insert_runtime_task(db, &decl, &check, &who)
-                        .await
-                        .map_err(store_error)
-                        .with_context(|| format!("line {line}"))?;
-                }
-                println!(
-                    "{} {} (line {line})",
-                    verb("created", "would create"),
-                    decl.name
-                );
-                *counts.entry("created").or_default() += 1;
-            }
-            Plan::Update(decl, changed) => {
-                if let Some(db) = db.filter(|_| !args.dry_run) {
-                    let wanted = decl.clone();
-                    store::update_task_decl(
-                        db,
-                        &decl.name,
-                        None,
-                        move |d| {
-                            d.trigger = wanted.trigger;
-                            d.handler = wanted.handler;
-                            d.handler_args = wanted.handler_args;
-                            d.owner = wanted.owner;
-                            d.description = wanted.description;
-                            d.misfire = wanted.misfire;
-                            d.overlap = wanted.overlap;
-                        },
-                        &check,
-                        &who,
-                    )
-                    .await
-                    .map_err(store_error)
-                    .with_context(|| format!("line {line}"))?;
-                }
-                println!(
-                    "{} {} (line {line}): {}",
-                    verb("updated", "would update"),
-                    decl.name,
-                    changed.join(", ")
-                );
-                *counts.entry("updated").or_default() += 1;
-            }
-            Plan::Unchanged(name) => {
-                println!("unchanged {name} (line {line})");
-                *counts.entry("unchanged").or_default() += 1;
-            }
-        }
-    }
-    skipped.sort();
-    for (line, reason) in &skipped {
-        println!("skipped line {line}: {reason}");
-    }
-    println!(
-        "{}: {} created, {} updated, {} unchanged, {} skipped{}",
-        args.file.display(),
-        counts.get("created").unwrap_or(&0),
-        counts.get("updated").unwrap_or(&0),
-        counts.get("unchanged").unwrap_or(&0),
-        skipped.len(),
-        if args.dry_run {
-            " (dry run: nothing written)"
-        } else {
-            ""
-        }
-    );
-    if !args.dry_run && counts.keys().any(|k| *k != "unchanged") {
-        super::notify_nodes(settings, "import").await;
-    }
-    Ok(if skipped.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    let source = format!("crontab {}", args.file.display());
+    write_all(settings, wanted, skipped, args.dry_run, &source).await
 }
 
 #[cfg(test)]
