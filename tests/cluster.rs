@@ -221,6 +221,16 @@ async fn two_nodes_and_a_long_run(
             .find(|r| r.status == RunStatus::Running)
     })
     .await;
+    // Claimed is not yet started: wait for the process to be running, so a test that stops or
+    // kills the node stops it mid-run (on a loaded machine the gap between them was enough for
+    // a SIGSTOP to land before the handler started, and nothing ran).
+    wait_for("the handler to start", Duration::from_secs(15), || async {
+        executions(&c.exec_log())
+            .iter()
+            .any(|e| e.task == task)
+            .then_some(())
+    })
+    .await;
     let holder = if run.node_id == "n1" { 0 } else { 1 };
     (nodes, holder)
 }
