@@ -121,6 +121,25 @@ def plain(value):
     return {"__unreadable__": type(value).__module__ + "." + type(value).__name__}
 
 
+def field_text(field):
+    """A cron field as text that keeps what APScheduler's own str() drops: `0-0/5` is the
+    minute 0 only (every 5 minutes from 0 to 0), which str() writes as `0/5`."""
+    parts = []
+    for e in field.expressions:
+        first, last, step = (getattr(e, "first", None), getattr(e, "last", None), getattr(e, "step", None))
+        if type(e).__name__ in ("RangeExpression", "WeekdayRangeExpression", "MonthRangeExpression") \
+                and first is not None:
+            text = str(first)
+            if last is not None and (last != first or step):
+                text += f"-{last}"
+            if step:
+                text += f"/{step}"
+            parts.append(text)
+        else:
+            parts.append(str(e))
+    return ",".join(parts)
+
+
 def trigger_json(trigger):
     if isinstance(trigger, Unreadable):
         return {"type": "unreadable", "class": trigger.name}
@@ -131,7 +150,7 @@ def trigger_json(trigger):
     if kind == "cron":
         return {
             "type": "cron",
-            "fields": {f.name: str(f) for f in state["fields"]},
+            "fields": {f.name: field_text(f) for f in state["fields"]},
             "defaults": [f.name for f in state["fields"] if getattr(f, "is_default", False)],
             "start_date": instant(state.get("start_date")),
             "end_date": instant(state.get("end_date")),

@@ -326,7 +326,8 @@ fn the_apscheduler_exporter_reads_a_real_job_store_without_importing_the_jobs() 
         "appjobs.Account"
     );
     assert_eq!(cleanup["trigger"]["type"], "cron");
-    assert_eq!(cleanup["trigger"]["fields"]["day_of_week"], "mon-fri");
+    // Written as APScheduler holds it: 0 = Monday.
+    assert_eq!(cleanup["trigger"]["fields"]["day_of_week"], "0-4");
     assert_eq!(cleanup["trigger"]["fields"]["second"], "0");
     assert_eq!(cleanup["trigger"]["timezone"], "Asia/Shanghai");
     assert_eq!(cleanup["misfire_grace_time"], 30);

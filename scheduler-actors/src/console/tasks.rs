@@ -72,6 +72,9 @@ pub(super) fn written(task: &store::StoredTask, trigger: Option<&Trigger>) -> St
         return format!("conf {conf}");
     }
     match trigger {
+        Some(Trigger::Cron { schedule, .. }) if schedule.expr().all_days() => {
+            format!("{} (day_match all)", schedule.expr().as_str())
+        }
         Some(Trigger::Cron { schedule, .. }) => schedule.expr().as_str().to_owned(),
         _ => task.row.trigger_json.clone().unwrap_or_default(),
     }

@@ -14,8 +14,11 @@
 //! - interval: every `interval` seconds from `start_date` (or the stored next run time). An
 //!   interval that starts in the future, ends, or has jitter is refused (a cronmesh interval
 //!   has neither start nor end).
-//! - `misfire_grace_time` is the misfire grace (none: a week), `coalesce` picks `fire_once`
-//!   or `fire_all`, `max_instances == 1` forbids overlap.
+//! - `misfire_grace_time` g: fires up to g late run, older ones never (`skip` with grace g,
+//!   as APScheduler drops a run later than its grace whatever `coalesce` says); without one,
+//!   missed fires run once (`coalesce`) or each; `max_instances == 1` forbids overlap (more
+//!   allows it, without a limit). A paused job (no next run time) is imported disabled; a date
+//!   job whose time has passed is refused.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -58,9 +61,6 @@ pub(super) struct Runner {
     #[serde(default)]
     args: Option<Value>,
 }
-
-/// Misfire grace of a job without one (APScheduler: run however late).
-const NO_GRACE_LIMIT_SECS: u64 = 7 * 86_400;
 
 const WEEKDAYS: [&str; 7] = ["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"];
 
@@ -161,7 +161,7 @@ fn instant(job: &Value, key: &str, v: &Value) -> Result<Option<String>, String> 
 /// A job's trigger as cronmesh trigger JSON.
 pub(super) fn trigger(job: &Value, now: DateTime<Utc>) -> Result<Value, String> {
     let t = &job["trigger"];
-    if !t["jitter"].is_null() && t["jitter"] != json!(0) {
+    if t["jitter"].as_f64().is_some_and(|j| j != 0.0) {
         return Err(format!(
             "jitter {} makes fire times random; cronmesh fires exactly",
             t["jitter"]
@@ -171,6 +171,22 @@ pub(super) fn trigger(job: &Value, now: DateTime<Utc>) -> Result<Value, String> 
     match t["type"].as_str() {
         Some("cron") => {
             let f = &t["fields"];
+            for name in [
+                "year",
+                "month",
+                "day",
+                "week",
+                "day_of_week",
+                "hour",
+                "minute",
+                "second",
+            ] {
+                if !f[name].is_string() {
+                    return Err(format!(
+                        "the cron trigger has no field {name:?} in the export"
+                    ));
+                }
+            }
             let field = |name: &str| f[name].as_str().unwrap_or("*").trim().to_owned();
             if field("week") != "*" {
                 return Err(format!(
@@ -214,6 +230,11 @@ pub(super) fn trigger(job: &Value, now: DateTime<Utc>) -> Result<Value, String> 
         Some("date") => {
             let run_at = instant(job, "run_date", &t["run_date"])?
                 .ok_or_else(|| "a date trigger without run_date".to_owned())?;
+            if DateTime::parse_from_rfc3339(&run_at).is_ok_and(|r| r <= now) {
+                return Err(format!(
+                    "its run_date {run_at} has passed and it has not run; run it by hand if it is still owed"
+                ));
+            }
             Ok(json!({"type": "date", "run_at": run_at}))
         }
         Some("interval") => {
@@ -230,7 +251,10 @@ pub(super) fn trigger(job: &Value, now: DateTime<Utc>) -> Result<Value, String> 
             }
             let anchor = match instant(job, "start_date", &t["start_date"])? {
                 Some(start) => {
-                    if DateTime::parse_from_rfc3339(&start).is_ok_and(|s| s > now) {
+                    // APScheduler starts a new interval job one interval from when it was
+                    // added; cronmesh would only differ if a fire fell before the start.
+                    let every = chrono::Duration::seconds(secs as i64);
+                    if DateTime::parse_from_rfc3339(&start).is_ok_and(|s| s > now + every) {
                         return Err(format!(
                             "the interval starts in the future ({start}); a cronmesh interval has no start and would fire before it"
                         ));
@@ -250,11 +274,14 @@ pub(super) fn trigger(job: &Value, now: DateTime<Utc>) -> Result<Value, String> 
     }
 }
 
-/// A job id in the characters a task name holds (others become `_`).
+/// A job id in the characters a task name holds: letters lower-cased (two ids differing only
+/// in case then share a name, and the second is refused), anything else that a name cannot
+/// hold becomes `_`.
 fn task_part(id: &str) -> String {
     let out: String = id
         .chars()
         .map(|c| {
+            let c = c.to_ascii_lowercase();
             if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-' {
                 c
             } else {
@@ -278,6 +305,20 @@ pub(super) fn decl_of(
         format!("no handler for function {func:?} in the map (add [\"{func}\"] or [\"*\"])")
     })?;
     let trigger = trigger(job, now)?;
+    // APScheduler runs a late fire only within misfire_grace_time, whatever coalesce says
+    // (coalesce keeps the latest of those). So with a grace: fires within it run, older ones
+    // never (`skip` with that grace). Without one (run however late): no grace, and the missed
+    // fires run once (coalesce) or each (not).
+    let (misfire, grace) = match job["misfire_grace_time"].as_u64() {
+        Some(grace) => (MisfirePolicy::Skip, grace),
+        None if job["coalesce"] == json!(false) => (
+            MisfirePolicy::FireAll {
+                max: scheduler_core::misfire::MAX_CATCH_UP_RUNS as u32,
+            },
+            0,
+        ),
+        None => (MisfirePolicy::FireOnce, 0),
+    };
     let name = format!("{}.{}", args.module, task_part(id));
     let mut description = format!("from APScheduler job {id:?} ({func})");
     if let Some(job_name) = job["name"].as_str().filter(|n| *n != id) {
@@ -287,18 +328,8 @@ pub(super) fn decl_of(
         .handler(&runner.handler)
         .owner(&args.owner)
         .description(&description)
-        .misfire(if job["coalesce"] == json!(false) {
-            MisfirePolicy::FireAll {
-                max: scheduler_core::misfire::MAX_CATCH_UP_RUNS as u32,
-            }
-        } else {
-            MisfirePolicy::FireOnce
-        })
-        .misfire_grace_secs(
-            job["misfire_grace_time"]
-                .as_u64()
-                .unwrap_or(NO_GRACE_LIMIT_SECS),
-        )
+        .misfire(misfire)
+        .misfire_grace_secs(grace)
         .overlap(if job["max_instances"] == json!(1) {
             OverlapPolicy::Forbid
         } else {
@@ -306,6 +337,10 @@ pub(super) fn decl_of(
         })
         .origin("apscheduler");
     decl.handler_args = runner.args.clone();
+    // A paused job (no next run time) stays paused.
+    if job["next_run_time"].is_null() {
+        decl.enabled = false;
+    }
     decl.validate(|_| None).map_err(|problems| {
         problems
             .iter()
@@ -427,6 +462,6 @@ mod tests {
             }
             assert!(trigger(&cron(fields), now).is_err(), "{refused}");
         }
-        assert_eq!(task_part("Nightly Report.v2"), "_ightly__eport_v2");
+        assert_eq!(task_part("Nightly Report.v2"), "nightly_report_v2");
     }
 }

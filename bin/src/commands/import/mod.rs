@@ -89,7 +89,10 @@ fn differences(stored: &TaskDecl, wanted: &TaskDecl) -> Vec<&'static str> {
     if stored.description != wanted.description {
         out.push("description");
     }
-    if stored.misfire != wanted.misfire || stored.overlap != wanted.overlap {
+    if stored.misfire != wanted.misfire
+        || stored.misfire_grace_secs != wanted.misfire_grace_secs
+        || stored.overlap != wanted.overlap
+    {
         out.push("policies");
     }
     out
