@@ -7,19 +7,8 @@ use std::time::Duration;
 use crate::support::node::{NodeProcess, node_db, runs_of, wait_for};
 use crate::support::{cronmesh, stderr, stdout};
 
-const CRONTAB: &str = r#"# the team's crontab
-SHELL=/bin/bash
-MAILTO="ops@example.invalid"
-GREETING = hello there
-CRON_TZ=America/New_York
-30 2 * * *   /usr/local/bin/backup --all
-0 12 1 * MON echo "first of the month, or a Monday"
-@hourly      echo "$GREETING $(date +\%Y)" ; echo "$SHELL"
-# cronmesh: name=letter
-0 9 * * 1-5  cat %Dear team,%the build is green: 100\% done.
-@reboot /usr/bin/startup
-0 0 32 * * echo never
-"#;
+/// The worked example of docs/migrating.md.
+const CRONTAB: &str = include_str!("../docs/migrating/team.cron");
 
 fn import(dir: &std::path::Path, extra: &[&str]) -> (i32, String) {
     let mut args = vec![
@@ -73,6 +62,17 @@ async fn a_crontab_imports_once_updates_in_place_and_runs_as_cron_would() {
     assert!(
         !fresh.path().join("cronmesh.db").exists(),
         "a dry run made a database"
+    );
+    // docs/migrating.md shows this very report.
+    let guide = include_str!("../docs/migrating.md");
+    let shown = guide
+        .split("<!-- dry-run report: team.cron -->\n```text\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("the guide shows the dry run's report");
+    assert_eq!(
+        report, shown,
+        "docs/migrating.md no longer shows what the dry run says"
     );
 
     let (code, report) = import(dir.path(), &["--dry-run"]);
