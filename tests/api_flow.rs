@@ -326,13 +326,7 @@ async fn api_flow(dir: &std::path::Path, env: &[(&str, &str)]) {
 
 #[test]
 fn schema_fuzzing_finds_no_server_error_and_every_answer_matches_the_document() {
-    let venv = std::env::var("CRONMESH_VENV").unwrap_or_else(|_| "/var/tmp/cronmesh-venv".into());
-    let schemathesis = std::path::Path::new(&venv).join("bin/schemathesis");
-    assert!(
-        schemathesis.exists(),
-        "{} is missing: run scripts/services.sh (scripts/test.sh does)",
-        schemathesis.display()
-    );
+    let schemathesis = crate::support::venv_program("bin/schemathesis");
     let dir = tempfile::tempdir().unwrap();
     let node = node_with_tokens(dir.path(), &[]);
     let out = std::process::Command::new(&schemathesis)

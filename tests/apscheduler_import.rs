@@ -12,14 +12,7 @@ use chrono::{DateTime, Utc};
 use crate::support::{cronmesh, stderr, stdout};
 
 fn python() -> std::path::PathBuf {
-    let venv = std::env::var("CRONMESH_VENV").unwrap_or_else(|_| "/var/tmp/cronmesh-venv".into());
-    let python = Path::new(&venv).join("bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: run scripts/services.sh (scripts/test.sh does)",
-        python.display()
-    );
-    python
+    crate::support::venv_program("bin/python")
 }
 
 fn run_python(args: &[&std::ffi::OsStr]) -> Vec<u8> {

@@ -18,12 +18,10 @@ fn artifacts() -> PathBuf {
 }
 
 fn browser_scenarios(label: &str, env: &[(&str, &str)]) {
-    let venv = std::env::var("CRONMESH_VENV").unwrap_or_else(|_| "/var/tmp/cronmesh-venv".into());
-    let python = Path::new(&venv).join("bin/python");
+    let python = crate::support::venv_program("bin/python");
     assert!(
-        python.exists() && Path::new("/usr/bin/chromium").exists(),
-        "{} or /usr/bin/chromium is missing: run scripts/services.sh (scripts/test.sh does)",
-        python.display()
+        Path::new("/usr/bin/chromium").exists(),
+        "/usr/bin/chromium is missing: run scripts/services.sh (scripts/test.sh does)"
     );
     let dir = tempfile::tempdir().unwrap();
     let node = node_with_tokens(dir.path(), env);
@@ -122,6 +120,11 @@ async fn csrf_of(url: &str, cookie: &str) -> String {
         .text()
         .await
         .unwrap();
+    csrf_in(&page)
+}
+
+/// The CSRF token a page's forms carry.
+fn csrf_in(page: &str) -> String {
     let start = page.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
     page[start..start + 64].to_owned()
 }
@@ -358,15 +361,10 @@ async fn without_tokens_on_loopback_there_is_no_sign_in_but_forms_still_need_the
     // Another site's form gets no further than the CSRF check.
     let resp = post(&url, "/tasks/a.b/run", "", &[("csrf", "guess")]).await;
     assert_eq!(resp.status(), 403);
-    let csrf = csrf_of_open(&page);
+    let csrf = csrf_in(&page);
     let resp = post(&url, "/tasks/a.b/run", "", &[("csrf", &csrf)]).await;
     assert_eq!(resp.status(), 303);
     assert!(node.stop().success());
-}
-
-fn csrf_of_open(page: &str) -> String {
-    let start = page.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
-    page[start..start + 64].to_owned()
 }
 
 /// Walks every page of the tasks table in one order; the names in the order met.

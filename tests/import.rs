@@ -265,13 +265,7 @@ fn a_system_crontab_runs_other_users_lines_through_runuser_and_bad_input_is_name
 
 #[test]
 fn the_apscheduler_exporter_reads_a_real_job_store_without_importing_the_jobs() {
-    let venv = std::env::var("CRONMESH_VENV").unwrap_or_else(|_| "/var/tmp/cronmesh-venv".into());
-    let python = std::path::Path::new(&venv).join("bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: run scripts/services.sh (scripts/test.sh does)",
-        python.display()
-    );
+    let python = crate::support::venv_program("bin/python");
     let dir = tempfile::tempdir().unwrap();
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let url = format!("sqlite:///{}/jobs.sqlite", dir.path().display());

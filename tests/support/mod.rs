@@ -14,6 +14,20 @@ pub fn cronmesh_bin() -> &'static str {
     env!("CARGO_BIN_EXE_cronmesh")
 }
 
+/// A program of the test venv (`$CRONMESH_VENV`, default /var/tmp/cronmesh-venv, which
+/// scripts/services.sh makes): `bin/python`, `bin/schemathesis`. Fails, saying how to get it,
+/// when it is missing.
+pub fn venv_program(name: &str) -> std::path::PathBuf {
+    let venv = std::env::var("CRONMESH_VENV").unwrap_or_else(|_| "/var/tmp/cronmesh-venv".into());
+    let program = Path::new(&venv).join(name);
+    assert!(
+        program.exists(),
+        "{} is missing: run scripts/services.sh (scripts/test.sh does)",
+        program.display()
+    );
+    program
+}
+
 /// Runs `cronmesh ARGS` in `dir` with no config from the caller's environment.
 pub fn cronmesh(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(cronmesh_bin());

@@ -22,7 +22,7 @@ pub use self::auth::{ApiToken, Role, new_token, token_sha256};
 pub(crate) use self::auth::{Caller, authenticate, caller_of, loopback_host, matching_token};
 pub(crate) use self::error::ApiError;
 use self::error::ErrorBody;
-pub(crate) use self::reads::{Preview, preview_of, run_json};
+pub(crate) use self::reads::{Preview, preview_of, run_json, run_status};
 pub(crate) use self::tasks::{NewTask, TaskPatch, add_task, change_task, remove_task, run_now};
 
 /// The largest request body taken.

@@ -24,6 +24,19 @@ pub(super) struct RunList {
     cursor: Option<String>,
 }
 
+/// A run status by its stored name (the `status` filter of the API and the console).
+pub(crate) fn run_status(text: &str) -> Result<RunStatus, ApiError> {
+    <RunStatus as sea_orm::Iterable>::iter()
+        .find(|status| status.as_str() == text)
+        .ok_or_else(|| {
+            ApiError::invalid(format!(
+                "status {} is not a run status",
+                scheduler_core::quoted(text)
+            ))
+            .on("status")
+        })
+}
+
 fn instant(field: &str, text: &str) -> Result<i64, ApiError> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.timestamp_millis())
@@ -76,21 +89,7 @@ pub(super) async fn list_runs(
     caller.require(Role::Viewer)?;
     let q = query.into_inner();
     let limit = page_limit(q.limit)?;
-    let status = q
-        .status
-        .as_deref()
-        .map(|s| {
-            <RunStatus as sea_orm::Iterable>::iter()
-                .find(|status| status.as_str() == s)
-                .ok_or_else(|| {
-                    ApiError::invalid(format!(
-                        "status {} is not a run status",
-                        scheduler_core::quoted(s)
-                    ))
-                    .on("status")
-                })
-        })
-        .transpose()?;
+    let status = q.status.as_deref().map(run_status).transpose()?;
     let before = q
         .cursor
         .as_deref()

@@ -12,7 +12,6 @@ use serde_json::Value;
 
 use super::form::TaskForm;
 use super::layout::{self, Nav, task_href};
-use super::session::check_origin;
 use super::tasks::{conf_triggers, fire_list};
 use super::{ConsoleError, Page, Viewer, html, html_with, see_other};
 use crate::api::{ApiError, ApiState, NewTask, Preview, Role, TaskPatch, preview_of};
@@ -279,8 +278,7 @@ pub(super) async fn create(
     form: web::Form<TaskForm>,
     req: HttpRequest,
 ) -> Page {
-    check_origin(&req)?;
-    viewer.check_csrf(&form.csrf)?;
+    viewer.check_form(&req, &form.csrf)?;
     viewer.caller.require(Role::Admin)?;
     if form.action == "preview" {
         return Ok(html(form_page(&viewer, &state, &form, None, None).await?));
@@ -333,8 +331,7 @@ pub(super) async fn update(
     form: web::Form<TaskForm>,
     req: HttpRequest,
 ) -> Page {
-    check_origin(&req)?;
-    viewer.check_csrf(&form.csrf)?;
+    viewer.check_form(&req, &form.csrf)?;
     viewer.caller.require(Role::Admin)?;
     if form.action == "preview" {
         return Ok(html(

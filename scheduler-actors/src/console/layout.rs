@@ -187,6 +187,18 @@ pub(super) fn url_encode(s: &str) -> String {
     out
 }
 
+/// `?k=v&...` with each value percent-encoded (empty with no pairs).
+pub(super) fn query_string(params: &[(&str, String)]) -> String {
+    if params.is_empty() {
+        return String::new();
+    }
+    let pairs: Vec<String> = params
+        .iter()
+        .map(|(k, v)| format!("{k}={}", url_encode(v)))
+        .collect();
+    format!("?{}", pairs.join("&"))
+}
+
 /// A path segment for a task name (names hold only characters safe in a path, but a name
 /// from a URL is encoded anyway).
 pub(super) fn task_href(name: &str) -> String {

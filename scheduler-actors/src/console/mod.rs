@@ -132,6 +132,14 @@ pub(crate) async fn not_found(req: actix_web::HttpRequest) -> HttpResponse {
     )
 }
 
+/// A form or query value, with an empty one meaning "not given".
+fn given(v: &Option<String>) -> Option<String> {
+    v.as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+}
+
 /// A console handler's answer.
 type Page = Result<HttpResponse, ConsoleError>;
 

@@ -9,21 +9,13 @@ use entity::task_run::RunStatus;
 use maud::html;
 use serde::Deserialize;
 
-use super::layout::{self, Nav, in_zone, status, task_href, url_encode, when};
-use super::session::check_origin;
+use super::layout::{self, Nav, in_zone, query_string, status, task_href, url_encode, when};
 use super::tasks::conf_triggers;
-use super::{ConsoleState, Page, Viewer, html, see_other};
+use super::{ConsoleState, Page, Viewer, given, html, see_other};
 use crate::api::{ApiError, ApiState, Role};
 
 /// Rows per page of the runs and audit pages.
 const PAGE_ROWS: u64 = 100;
-
-fn given(v: &Option<String>) -> Option<String> {
-    v.as_deref()
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .map(str::to_owned)
-}
 
 pub(super) async fn confs(viewer: Viewer, state: web::Data<ApiState>) -> Page {
     let confs = store::list_trigger_confs(&state.db).await?;
@@ -81,20 +73,10 @@ pub(super) async fn runs(
     query: web::Query<RunsQuery>,
 ) -> Page {
     let q = query.into_inner();
-    let status_filter = match given(&q.status) {
-        None => None,
-        Some(s) => Some(
-            <RunStatus as sea_orm::Iterable>::iter()
-                .find(|status| status.as_str() == s)
-                .ok_or_else(|| {
-                    ApiError::invalid(format!(
-                        "status {} is not a run status",
-                        scheduler_core::quoted(&s)
-                    ))
-                    .on("status")
-                })?,
-        ),
-    };
+    let status_filter = given(&q.status)
+        .as_deref()
+        .map(crate::api::run_status)
+        .transpose()?;
     let before = given(&q.before)
         .map(|c| {
             c.split_once(':')
@@ -125,16 +107,16 @@ pub(super) async fn runs(
         .then(|| runs.last())
         .flatten()
         .map(|r| {
-            let mut link = format!("/runs?before={}:{}", r.fire_ts_ms, r.id);
+            let mut params = vec![("before", format!("{}:{}", r.fire_ts_ms, r.id))];
             for (k, v) in [("task", &q.task), ("status", &q.status)] {
                 if let Some(v) = given(v) {
-                    link.push_str(&format!("&{k}={}", url_encode(&v)));
+                    params.push((k, v));
                 }
             }
             if failed_only {
-                link.push_str("&failed=on");
+                params.push(("failed", "on".to_owned()));
             }
-            link
+            format!("/runs{}", query_string(&params))
         });
     let cluster = store::cluster_pause(&state.db).await?;
     let body = html! {
@@ -490,8 +472,7 @@ pub(super) async fn set_cluster(
     form: web::Form<PauseForm>,
     req: HttpRequest,
 ) -> Page {
-    check_origin(&req)?;
-    viewer.check_csrf(&form.csrf)?;
+    viewer.check_form(&req, &form.csrf)?;
     let paused = match form.paused.as_str() {
         "true" => true,
         "false" => false,

@@ -80,6 +80,13 @@ impl Viewer {
         self.caller.role >= role
     }
 
+    /// Refuses a changing request that another site sent, or whose form's CSRF token is not
+    /// this session's (403): what every form that changes something must pass first.
+    pub(crate) fn check_form(&self, req: &HttpRequest, csrf: &str) -> Result<(), ConsoleError> {
+        check_origin(req)?;
+        self.check_csrf(csrf)
+    }
+
     /// Refuses a form whose CSRF token is not this session's (403).
     pub(crate) fn check_csrf(&self, presented: &str) -> Result<(), ConsoleError> {
         if bool::from(self.csrf.as_bytes().ct_eq(presented.as_bytes())) {
@@ -120,7 +127,7 @@ fn viewer_zone(req: &HttpRequest) -> chrono_tz::Tz {
 /// Refuses a state-changing request that another site sent: its `Origin`, when the browser
 /// gives one, must name this server's host and port (the scheme is not compared: behind a
 /// proxy that terminates TLS the browser says `https` and this server sees `http`).
-pub(super) fn check_origin(req: &HttpRequest) -> Result<(), ConsoleError> {
+fn check_origin(req: &HttpRequest) -> Result<(), ConsoleError> {
     let Some(origin) = req
         .headers()
         .get(actix_web::http::header::ORIGIN)
@@ -346,8 +353,7 @@ pub(super) async fn logout(
     api: web::Data<ApiState>,
     form: web::Form<CsrfForm>,
 ) -> Page {
-    check_origin(&req)?;
-    viewer.check_csrf(&form.csrf)?;
+    viewer.check_form(&req, &form.csrf)?;
     if let Some(cookie) = req.cookie(COOKIE) {
         store::end_session(&api.db, &sha256_hex(cookie.value().as_bytes())).await?;
     }

@@ -10,9 +10,8 @@ use maud::{Markup, html};
 use scheduler_core::Trigger;
 use serde::Deserialize;
 
-use super::layout::{self, Nav, in_zone, marks, status, task_href, url_encode, when};
-use super::session::check_origin;
-use super::{Page, Viewer, html, see_other};
+use super::layout::{self, Nav, in_zone, marks, query_string, status, task_href, url_encode, when};
+use super::{Page, Viewer, given, html, see_other};
 use crate::api::{ApiError, ApiState, Role, TaskPatch};
 
 /// Rows per page of the tasks table.
@@ -29,14 +28,6 @@ pub(super) struct TasksQuery {
     dir: Option<String>,
     after: Option<String>,
     after_key: Option<String>,
-}
-
-/// A form value, with an empty one meaning "not given".
-fn given(v: &Option<String>) -> Option<String> {
-    v.as_deref()
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .map(str::to_owned)
 }
 
 /// The triggers of shared confs, by name.
@@ -288,17 +279,6 @@ fn filter_params(q: &TasksQuery) -> Vec<(&'static str, String)> {
     .collect()
 }
 
-fn query_string(params: &[(&str, String)]) -> String {
-    if params.is_empty() {
-        return String::new();
-    }
-    let pairs: Vec<String> = params
-        .iter()
-        .map(|(k, v)| format!("{k}={}", url_encode(v)))
-        .collect();
-    format!("?{}", pairs.join("&"))
-}
-
 /// The enabled toggle: a button for operators, a word for viewers.
 fn enabled_control(viewer: &Viewer, name: &str, enabled: bool, req: &HttpRequest) -> Markup {
     let back = req
@@ -485,8 +465,7 @@ pub(super) async fn run(
     form: web::Form<ActionForm>,
     req: HttpRequest,
 ) -> Page {
-    check_origin(&req)?;
-    viewer.check_csrf(&form.csrf)?;
+    viewer.check_form(&req, &form.csrf)?;
     crate::api::run_now(&state, &viewer.caller, &name).await?;
     Ok(see_other(&task_href(&name)))
 }
@@ -498,8 +477,7 @@ pub(super) async fn set_enabled(
     form: web::Form<ActionForm>,
     req: HttpRequest,
 ) -> Page {
-    check_origin(&req)?;
-    viewer.check_csrf(&form.csrf)?;
+    viewer.check_form(&req, &form.csrf)?;
     let enabled = match form.enabled.as_deref() {
         Some("true") => true,
         Some("false") => false,
@@ -569,8 +547,7 @@ pub(super) async fn delete(
     form: web::Form<DeleteForm>,
     req: HttpRequest,
 ) -> Page {
-    check_origin(&req)?;
-    viewer.check_csrf(&form.csrf)?;
+    viewer.check_form(&req, &form.csrf)?;
     crate::api::remove_task(&state, &viewer.caller, &name, form.version).await?;
     Ok(see_other("/"))
 }
