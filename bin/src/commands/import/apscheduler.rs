@@ -341,13 +341,7 @@ pub(super) fn decl_of(
     if job["next_run_time"].is_null() {
         decl.enabled = false;
     }
-    decl.validate(|_| None).map_err(|problems| {
-        problems
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("; ")
-    })?;
+    super::check_fields(&decl)?;
     Ok(decl)
 }
 

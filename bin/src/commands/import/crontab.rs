@@ -153,13 +153,7 @@ fn decl_of(
         .misfire(MisfirePolicy::Skip)
         .overlap(OverlapPolicy::Allow)
         .origin("crontab");
-    decl.validate(|_| None).map_err(|problems| {
-        problems
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("; ")
-    })?;
+    super::check_fields(&decl)?;
     validate_handler_args("shell", decl.handler_args.as_ref(), &|_| false)?;
     Ok(decl)
 }

@@ -51,6 +51,17 @@ enum Plan {
     Unchanged(String),
 }
 
+/// Every problem of a task's fields (and its trigger) in one line, as the report shows it.
+pub(super) fn check_fields(decl: &TaskDecl) -> Result<(), String> {
+    decl.validate(|_| None).map(|_| ()).map_err(|problems| {
+        problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    })
+}
+
 /// Checks `--module`: a module name that is not cronmesh's own.
 pub(super) fn check_module(module: &str) -> Result<(), InvalidInput> {
     if store::is_built_in(&format!("{module}.x")) {
