@@ -36,6 +36,11 @@ struct RunArgs {
     /// Also run the `demo.heartbeat` task (every 10 s), to see the node at work.
     #[arg(long)]
     demo: bool,
+    /// Shadow mode for every task on this node: fires are computed, claimed and recorded as
+    /// `shadow` rows, and no handler runs (a task's own cut-over still wins). Run every node of
+    /// the cluster this way, or none.
+    #[arg(long)]
+    shadow: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -74,6 +79,9 @@ enum Command {
     /// Bring tasks in from another scheduler.
     #[command(subcommand)]
     Import(commands::import::ImportCommand),
+    /// Compare the old scheduler's runs (JSON lines) with cronmesh's records over a window,
+    /// per task: matched, missing, extra, at another time; exit 1 on any difference.
+    ShadowDiff(commands::shadow_diff::ShadowDiffArgs),
 }
 
 /// Parses the process arguments and runs the command with `tasks` as the code tasks: the
@@ -237,11 +245,13 @@ fn dispatch(cli: Cli, tasks: CodeTasks) -> anyhow::Result<ExitCode> {
         Command::Token(cmd) => commands::token::run(cmd),
         Command::Run(args) => {
             settings.demo_enabled |= args.demo;
+            settings.shadow = args.shadow;
             commands::run::run(&settings, tasks)
         }
         Command::Check => block_on(commands::check::run(&settings, &tasks)),
         Command::Migrate => block_on(commands::migrate::run(&settings)),
         Command::Import(cmd) => block_on(commands::import::run(&settings, cmd)),
+        Command::ShadowDiff(args) => block_on(commands::shadow_diff::run(&settings, args)),
         Command::Tasks(cmd) => block_on(commands::tasks::run(&settings, &tasks, *cmd)),
         Command::Triggers(cmd) => block_on(commands::triggers::run(&settings, cmd)),
         Command::Runs(args) => block_on(commands::runs::run(&settings, args)),

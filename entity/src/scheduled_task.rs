@@ -41,6 +41,10 @@ pub struct Model {
     pub next_run_at: Option<DateTimeUtc>,
     pub last_run_at: Option<DateTimeUtc>,
     pub last_status: Option<String>,
+    /// Shadow mode: fires are recorded as `shadow` rows and the handler does not run.
+    pub shadow: bool,
+    /// With `shadow`: from this instant on the task runs for real (`tasks cutover`).
+    pub cutover_at: Option<DateTimeUtc>,
     /// An operator asked for an extra run at this instant (`tasks run-now`); its fire time.
     pub run_now_at: Option<DateTimeUtc>,
     /// Bumped on every change, so nodes can tell what they have not applied yet.

@@ -61,6 +61,10 @@ pub enum RunStatus {
     /// Dropped by the misfire policy.
     #[sea_orm(string_value = "misfired")]
     Misfired,
+    /// The task (or the node) is in shadow mode: the fire was computed, claimed and recorded,
+    /// and its handler not run.
+    #[sea_orm(string_value = "shadow")]
+    Shadow,
 }
 
 impl RunStatus {
@@ -77,6 +81,7 @@ impl RunStatus {
             RunStatus::Abandoned => "abandoned",
             RunStatus::SkippedOverlap => "skipped_overlap",
             RunStatus::Misfired => "misfired",
+            RunStatus::Shadow => "shadow",
         }
     }
 }

@@ -9,6 +9,7 @@ mod m20261129_000001_create_scheduler_tables;
 mod m20261129_000002_add_run_now_at;
 mod m20261203_000001_operations;
 mod m20261204_000001_console;
+mod m20261205_000001_shadow;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000002_add_run_now_at::Migration),
             Box::new(m20261203_000001_operations::Migration),
             Box::new(m20261204_000001_console::Migration),
+            Box::new(m20261205_000001_shadow::Migration),
         ]
     }
 }

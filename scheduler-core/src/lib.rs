@@ -24,6 +24,7 @@ pub mod misfire;
 mod preview;
 mod registry;
 pub mod schedule;
+mod shadow;
 mod task;
 mod trigger;
 
@@ -34,6 +35,7 @@ pub use misfire::{CatchUp, SkippedFires, plan_catch_up};
 pub use preview::{PreviewFire, preview};
 pub use registry::{Problem, Registry};
 pub use schedule::{CronSchedule, parse_zone};
+pub use shadow::Shadow;
 pub use task::{
     DEFAULT_LOCK_TTL, DEFAULT_MISFIRE_GRACE, MAX_LOCK_TTL, MIN_LOCK_TTL, MisfirePolicy,
     OverlapPolicy, TaskDecl, TaskSpec, TriggerDecl, validate_name,

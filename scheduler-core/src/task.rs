@@ -141,6 +141,8 @@ pub struct TaskDecl {
     pub description: String,
     /// Whether it fires at all.
     pub enabled: bool,
+    /// Whether its fires run the handler or are only recorded (shadow mode).
+    pub shadow: crate::Shadow,
     /// Longest a run may take; `None` = no limit.
     pub timeout_secs: Option<u64>,
     /// Policy for fires found in the past.
@@ -167,6 +169,7 @@ impl TaskDecl {
             owner: String::new(),
             description: String::new(),
             enabled: true,
+            shadow: crate::Shadow::Off,
             timeout_secs: None,
             misfire: MisfirePolicy::default(),
             misfire_grace_secs: DEFAULT_MISFIRE_GRACE.as_secs(),
@@ -368,6 +371,7 @@ impl TaskDecl {
                 owner: self.owner.clone(),
                 description: self.description.clone(),
                 enabled: self.enabled,
+                shadow: self.shadow,
                 timeout: self.timeout_secs.map(Duration::from_secs),
                 misfire: self.misfire,
                 misfire_grace: Duration::from_secs(self.misfire_grace_secs),
@@ -424,6 +428,8 @@ pub struct TaskSpec {
     pub description: String,
     /// Whether it fires.
     pub enabled: bool,
+    /// Shadow mode.
+    pub shadow: crate::Shadow,
     /// Run timeout.
     pub timeout: Option<Duration>,
     /// Misfire policy.

@@ -66,18 +66,18 @@ pub use recovery::{OrphanRun, abandon_run, orphan_runs, settle_previous_runs, ta
 pub use rows::{not_run_row, running_row};
 pub use runs::{
     FinishedRun, RunFilter, count_succeeded, finish_runs, get_run, list_runs, prune_runs,
-    recent_statuses, record_fire_outcome, remove_runs_with_prefix, running_runs,
+    recent_statuses, record_fire_outcome, recorded_fires, remove_runs_with_prefix, running_runs,
 };
 pub use sessions::{create_session, end_session, find_session};
 pub use task_changes::{
-    insert_runtime_task, remove_task, remove_task_if, request_run_now, set_enabled, set_enabled_if,
-    update_task_decl,
+    CUTOVER_LEAD, cut_over, insert_runtime_task, remove_task, remove_task_if, request_run_now,
+    set_enabled, set_enabled_if, set_shadow, update_task_decl,
 };
 pub use task_status::{TaskState, update_task_states};
 pub use tasks::{
     ChangeMark, StoredTask, TaskQuery, TaskSort, change_mark, conf_names, get_task,
     insert_runtime_tasks, is_built_in, load_task_page, load_tasks, query_tasks,
-    remove_tasks_with_prefix,
+    remove_tasks_with_prefix, task_names_in_module,
 };
 pub use triggers::{
     add_trigger_conf, conf_json, list_trigger_confs, remove_trigger_conf, set_trigger_conf,

@@ -225,3 +225,24 @@ pub async fn get_run(db: &DatabaseConnection, run_id: &str) -> Result<task_run::
             name: run_id.to_owned(),
         })
 }
+
+/// Every recorded fire of `task` in `[since_ms, until_ms)`, oldest first, with its status
+/// (what `shadow-diff` compares with the old scheduler's runs). Only the two columns are read.
+pub async fn recorded_fires(
+    db: &DatabaseConnection,
+    task: &str,
+    since_ms: i64,
+    until_ms: i64,
+) -> Result<Vec<(i64, RunStatus)>> {
+    Ok(TaskRun::find()
+        .select_only()
+        .column(C::FireTsMs)
+        .column(C::Status)
+        .filter(C::TaskName.eq(task))
+        .filter(C::FireTsMs.gte(since_ms))
+        .filter(C::FireTsMs.lt(until_ms))
+        .order_by_asc(C::FireTsMs)
+        .into_tuple()
+        .all(db)
+        .await?)
+}

@@ -11,7 +11,7 @@ use entity::scheduled_task;
 use scheduler_core::{TaskDecl, Trigger};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    EntityTrait, QueryFilter, QuerySelect,
+    DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect,
 };
 
 use crate::audit::Who;
@@ -128,6 +128,9 @@ pub async fn update_task_decl(
         t.trigger_json = Set(trigger.0);
         t.trigger_conf_id = Set(trigger.1);
         t.enabled = Set(decl.enabled);
+        let (shadow, cutover_at) = decl.shadow.columns();
+        t.shadow = Set(shadow);
+        t.cutover_at = Set(cutover_at);
         if schedule_changed {
             t.schedule_overridden = Set(true);
         }
@@ -187,25 +190,109 @@ async fn update_task_if(
     edit: impl FnOnce(&mut scheduled_task::ActiveModel),
 ) -> Result<()> {
     let txn = crate::begin_change(db).await?;
-    lock_task_row(&txn, name).await?;
-    let before = get_task(&txn, name).await?;
+    update_in(&txn, name, expected, who, action, edit).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// The body of [`update_task_if`], inside a transaction the caller commits (so several tasks
+/// can change together).
+async fn update_in(
+    txn: &DatabaseTransaction,
+    name: &str,
+    expected: Option<i64>,
+    who: &Who,
+    action: &str,
+    edit: impl FnOnce(&mut scheduled_task::ActiveModel),
+) -> Result<()> {
+    lock_task_row(txn, name).await?;
+    let before = get_task(txn, name).await?;
     still_at(name, expected, before.row.version)?;
     let id = before.row.id;
     let mut active: scheduled_task::ActiveModel = before.row.clone().into();
     edit(&mut active);
     active.updated_at = Set(Utc::now());
-    active.update(&txn).await?;
-    bump_version(&txn, id).await?;
-    let after = get_task(&txn, name).await?;
+    active.update(txn).await?;
+    bump_version(txn, id).await?;
+    let after = get_task(txn, name).await?;
     crate::audit::record(
-        &txn,
+        txn,
         who,
         action,
         format!("task:{name}"),
         Some(before.to_json()),
         Some(after.to_json()),
     )
-    .await?;
+    .await
+}
+
+/// How far ahead a cut-over must be: every node has to learn of it (a change notice, or the
+/// reconcile within a second) before the fire at that instant is prepared.
+pub const CUTOVER_LEAD: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Puts tasks into shadow mode (`on`: their fires are recorded as `shadow` and their handlers
+/// do not run; a cut-over set before is dropped) or out of it, all in one transaction with an
+/// audit event `task.shadow` / `task.unshadow` each.
+pub async fn set_shadow(
+    db: &DatabaseConnection,
+    names: &[String],
+    on: bool,
+    who: &Who,
+) -> Result<()> {
+    let action = if on { "task.shadow" } else { "task.unshadow" };
+    let txn = crate::begin_change(db).await?;
+    for name in names {
+        update_in(&txn, name, None, who, action, |t| {
+            t.shadow = Set(on);
+            t.cutover_at = Set(None);
+        })
+        .await?;
+    }
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Cuts tasks in shadow mode over: their fires from `at` on run for real, the ones before stay
+/// `shadow`. All or none, in one transaction with an audit event `task.cutover` each. Refused
+/// for a task not in shadow mode or already cut over, and for an instant less than
+/// [`CUTOVER_LEAD`] ahead.
+pub async fn cut_over(
+    db: &DatabaseConnection,
+    names: &[String],
+    at: DateTime<Utc>,
+    who: &Who,
+) -> Result<()> {
+    let now = Utc::now();
+    if at < now + CUTOVER_LEAD {
+        return Err(StoreError::refused(format!(
+            "cut-over instant {} is less than {} s ahead (now {}): every node must learn of it before that fire is prepared; give a later instant",
+            scheduler_core::rfc3339(at),
+            CUTOVER_LEAD.as_secs(),
+            scheduler_core::rfc3339(now),
+        )));
+    }
+    let txn = crate::begin_change(db).await?;
+    for name in names {
+        let row = get_task(&txn, name).await?.row;
+        match scheduler_core::Shadow::from_columns(row.shadow, row.cutover_at) {
+            scheduler_core::Shadow::Off => {
+                return Err(StoreError::refused(format!(
+                    "task {name:?} is not in shadow mode: it already runs for real; nothing to cut over"
+                )));
+            }
+            scheduler_core::Shadow::Until(done) if done <= now => {
+                return Err(StoreError::refused(format!(
+                    "task {name:?} was cut over at {}: it already runs for real",
+                    scheduler_core::rfc3339(done)
+                )));
+            }
+            _ => {}
+        }
+        update_in(&txn, name, None, who, "task.cutover", |t| {
+            t.cutover_at = Set(Some(at))
+        })
+        .await?;
+    }
     txn.commit().await?;
     Ok(())
 }

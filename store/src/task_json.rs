@@ -63,6 +63,8 @@ impl StoredTask {
             "builtin": is_built_in(&r.name),
             "orphaned": r.orphaned,
             "schedule_overridden": r.schedule_overridden,
+            "shadow": r.shadow,
+            "cutover_at": r.cutover_at.filter(|_| r.shadow).map(scheduler_core::rfc3339),
             "next_run_at": r.next_run_at.map(scheduler_core::rfc3339),
             "last_run_at": r.last_run_at.map(scheduler_core::rfc3339),
             "last_status": r.last_status,

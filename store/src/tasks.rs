@@ -43,6 +43,7 @@ impl StoredTask {
         .origin("database");
         decl.handler_args = r.handler_args.clone();
         decl.enabled = r.enabled;
+        decl.shadow = scheduler_core::Shadow::from_columns(r.shadow, r.cutover_at);
         decl.timeout_secs = r.timeout_ms.map(|ms| (ms.max(0) as u64).div_ceil(1000));
         // Policies were validated on the way in; a row edited by hand falls back to defaults
         // rather than stopping every other task.
@@ -86,6 +87,18 @@ pub async fn conf_names(db: &impl ConnectionTrait) -> Result<BTreeMap<i64, Strin
         .into_iter()
         .map(|c| (c.id, c.name))
         .collect())
+}
+
+/// The names of every task of `module`, in name order.
+pub async fn task_names_in_module(db: &DatabaseConnection, module: &str) -> Result<Vec<String>> {
+    Ok(ScheduledTask::find()
+        .select_only()
+        .column(scheduled_task::Column::Name)
+        .filter(scheduled_task::Column::Module.eq(module))
+        .order_by_asc(scheduled_task::Column::Name)
+        .into_tuple()
+        .all(db)
+        .await?)
 }
 
 /// Every task row, by name.
@@ -194,6 +207,8 @@ pub(crate) fn new_task_row(
         .to_owned()),
         orphaned: Set(false),
         schedule_overridden: Set(false),
+        shadow: Set(decl.shadow.columns().0),
+        cutover_at: Set(decl.shadow.columns().1),
         created_at: Set(now),
         updated_at: Set(now),
         ..Default::default()

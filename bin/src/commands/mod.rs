@@ -11,6 +11,8 @@ pub(crate) mod nodes;
 mod output;
 pub(crate) mod run;
 pub(crate) mod runs;
+pub(crate) mod shadow;
+pub(crate) mod shadow_diff;
 pub(crate) mod tasks;
 pub(crate) mod token;
 pub(crate) mod triggers;

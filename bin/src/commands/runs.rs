@@ -92,7 +92,31 @@ pub(crate) async fn run(settings: &Settings, args: RunsArgs) -> anyhow::Result<E
         "DURATION",
         "ERROR",
     ]);
-    for r in &runs {
+    // One task's runs show where it was cut over from shadow to real runs.
+    let cutover_ms = match &args.task {
+        Some(task) => match store::get_task(&db, task).await {
+            Ok(t) => t.row.cutover_at.filter(|_| t.row.shadow),
+            Err(store::StoreError::NotFound { .. }) => None,
+            Err(e) => return Err(e.into()),
+        }
+        .map(|at| at.timestamp_millis()),
+        None => None,
+    };
+    for (i, r) in runs.iter().enumerate() {
+        if let Some(cut) = cutover_ms
+            && r.fire_ts_ms < cut
+            && i.checked_sub(1).is_some_and(|j| runs[j].fire_ts_ms >= cut)
+        {
+            t.add_row([
+                fire(cut),
+                "── cut over: runs above are real, below shadow".to_owned(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+            ]);
+        }
         t.add_row([
             fire(r.fire_ts_ms),
             r.task_name.clone(),

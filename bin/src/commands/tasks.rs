@@ -61,6 +61,24 @@ pub(crate) enum TasksCommand {
         #[command(flatten)]
         trigger: TriggerArgs,
     },
+    /// Shadow mode: fires are computed, claimed and recorded as `shadow`, and the handler does
+    /// not run (to compare with the scheduler cronmesh replaces); `--off` runs them for real.
+    Shadow {
+        #[command(flatten)]
+        which: super::shadow::Selection,
+        /// Take the tasks out of shadow mode: they run for real from their next fire.
+        #[arg(long)]
+        off: bool,
+    },
+    /// Cut tasks in shadow mode over: from the fire at --at on they run for real; earlier
+    /// fires stay shadow. Stop the old scheduler's jobs just before that instant.
+    Cutover {
+        #[command(flatten)]
+        which: super::shadow::Selection,
+        /// RFC 3339 instant, at least 5 s ahead (e.g. 2027-01-04T09:00:00Z).
+        #[arg(long, value_name = "TIME")]
+        at: String,
+    },
 }
 
 /// One way to say when a task fires.
@@ -121,6 +139,10 @@ pub(crate) struct AddArgs {
     /// Add it disabled.
     #[arg(long)]
     disabled: bool,
+    /// Add it in shadow mode: fires are recorded as `shadow` and the handler does not run
+    /// until `tasks cutover`.
+    #[arg(long)]
+    shadow: bool,
 }
 
 impl TriggerArgs {
@@ -186,6 +208,9 @@ impl AddArgs {
             decl.lock_ttl_ms = (ttl * 1000.0).round() as u64;
         }
         decl.enabled = !self.disabled;
+        if self.shadow {
+            decl.shadow = scheduler_core::Shadow::On;
+        }
         Ok(decl)
     }
 }
@@ -254,10 +279,17 @@ pub(crate) async fn run(
             ]);
             for task in &tasks {
                 let r = &task.row;
-                let enabled = if r.orphaned {
-                    "orphaned".to_owned()
-                } else {
-                    r.enabled.to_string()
+                let enabled = match scheduler_core::Shadow::from_columns(r.shadow, r.cutover_at) {
+                    _ if r.orphaned => "orphaned".to_owned(),
+                    scheduler_core::Shadow::On => format!("{} (shadow)", r.enabled),
+                    scheduler_core::Shadow::Until(at) if at > Utc::now() => {
+                        format!(
+                            "{} (shadow until {})",
+                            r.enabled,
+                            scheduler_core::rfc3339(at)
+                        )
+                    }
+                    _ => r.enabled.to_string(),
                 };
                 let source = if store::is_built_in(&r.name) {
                     "built-in".to_owned()
@@ -364,6 +396,8 @@ pub(crate) async fn run(
             }
             println!("task {name} now fires on {}", trigger_text(&task));
         }
+        TasksCommand::Shadow { which, off } => super::shadow::set_mode(&db, &which, !off).await?,
+        TasksCommand::Cutover { which, at } => super::shadow::cut_over(&db, &which, &at).await?,
     }
     if changed {
         super::notify_nodes(settings, "tasks").await;

@@ -152,6 +152,8 @@ pub struct Settings {
     pub run_retention: Duration,
     /// Whether the `demo.heartbeat` task is registered.
     pub demo_enabled: bool,
+    /// Every task on this node in shadow mode (`run --shadow`; not a config key).
+    pub shadow: bool,
     /// Log line format.
     pub log_format: LogFormat,
     /// Directory for a daily-rolling log file, in addition to stderr.
@@ -216,6 +218,7 @@ impl Settings {
             shell_pass_env: self.shell_pass_env.clone(),
             run_retention: self.run_retention,
             demo_enabled: self.demo_enabled,
+            shadow: self.shadow,
             ..scheduler_actors::NodeConfig::default()
         }
     }
@@ -484,6 +487,7 @@ impl TryFrom<RawSettings> for Settings {
             shell_pass_env,
             run_retention: Duration::from_secs(retention_days * 86_400),
             demo_enabled: raw.demo.enabled.unwrap_or(false),
+            shadow: false,
             log_format,
             log_dir: raw.log.dir,
         })

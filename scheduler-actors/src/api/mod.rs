@@ -85,6 +85,7 @@ api_routes! {
     patch "/tasks/{name}" => tasks::patch_task,
     delete "/tasks/{name}" => tasks::delete_task,
     post "/tasks/{name}/run" => tasks::run_task,
+    post "/tasks/{name}/cutover" => tasks::cutover_task,
     get "/trigger-confs" => confs::list,
     post "/trigger-confs" => confs::create,
     get "/trigger-confs/{name}" => confs::get,

@@ -34,6 +34,7 @@ impl utoipa::Modify for BearerAuth {
         tasks::patch_task,
         tasks::delete_task,
         tasks::run_task,
+        tasks::cutover_task,
         confs::list,
         confs::create,
         confs::get,

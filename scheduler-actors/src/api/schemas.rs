@@ -32,6 +32,10 @@ pub(super) struct Task {
     builtin: bool,
     orphaned: bool,
     schedule_overridden: bool,
+    /// Shadow mode: fires are recorded as `shadow` runs and the handler does not run.
+    shadow: bool,
+    /// With `shadow`: the cut-over instant, from which the task's fires run for real.
+    cutover_at: Option<String>,
     next_run_at: Option<String>,
     last_run_at: Option<String>,
     last_status: Option<String>,
@@ -88,6 +92,9 @@ pub(super) struct Run {
     task: String,
     fire_time: Option<String>,
     attempt: i32,
+    /// `running`, `succeeded`, `failed`, `timed_out`, `panicked`, `lock_lost`, `interrupted`,
+    /// `abandoned`, `skipped_overlap`, `misfired` or `shadow` (recorded in shadow mode; the
+    /// handler did not run).
     status: String,
     node: String,
     started_at: String,

@@ -122,6 +122,9 @@ pub(crate) struct TaskPatch {
     overlap: Option<String>,
     recover: Option<bool>,
     lock_ttl_ms: Option<u64>,
+    /// `true` puts the task in shadow mode (fires recorded as `shadow`, the handler not run; a
+    /// cut-over already set stays), `false` makes it run for real.
+    shadow: Option<bool>,
 }
 
 impl TaskPatch {
@@ -141,6 +144,7 @@ impl TaskPatch {
             overlap,
             recover,
             lock_ttl_ms,
+            shadow,
         } = self;
         handler.is_none()
             && handler_args.is_none()
@@ -154,6 +158,7 @@ impl TaskPatch {
             && overlap.is_none()
             && recover.is_none()
             && lock_ttl_ms.is_none()
+            && shadow.is_none()
     }
 
     /// The policies as parsed values, or the error naming the field.
@@ -233,6 +238,11 @@ impl TaskPatch {
         }
         if let Some(v) = self.lock_ttl_ms {
             decl.lock_ttl_ms = v;
+        }
+        match self.shadow {
+            Some(false) => decl.shadow = scheduler_core::Shadow::Off,
+            Some(true) if !decl.shadow.is_set() => decl.shadow = scheduler_core::Shadow::On,
+            _ => {}
         }
     }
 }
@@ -367,6 +377,10 @@ pub(crate) struct NewTask {
     recover: bool,
     #[serde(default)]
     lock_ttl_ms: Option<u64>,
+    /// Start in shadow mode: fires are recorded as `shadow` and the handler does not run
+    /// until the task is cut over.
+    #[serde(default)]
+    shadow: bool,
 }
 
 impl NewTask {
@@ -397,6 +411,7 @@ impl NewTask {
             overlap: self.overlap,
             recover: Some(self.recover),
             lock_ttl_ms: self.lock_ttl_ms,
+            shadow: Some(self.shadow),
             ..TaskPatch::default()
         };
         let (misfire, overlap) = rest.policies()?;
@@ -466,4 +481,42 @@ pub(crate) async fn remove_task(
     caller.require(Role::Admin)?;
     store::remove_task_if(&state.db, name, expected, &caller.who()).await?;
     Ok(())
+}
+
+/// The body of `POST /api/v1/tasks/{name}/cutover`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Cutover {
+    /// RFC 3339 instant, at least 5 s ahead: the fire at this instant and every later one run
+    /// for real; earlier fires stay `shadow`.
+    at: String,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/tasks/{name}/cutover",
+    tag = "cronmesh",
+    params(("name" = String, Path, description = "task name")),
+    request_body = Cutover,
+    responses((status = 200, description = "the task, cut over", body = schemas::Task), (status = 400, description = "a bad value, named in the error, or the task is not in shadow mode", body = ErrorBody), (status = 403, description = "the token's role may not do this", body = ErrorBody), (status = 404, description = "no such name", body = ErrorBody), (status = 413, description = "the body is over 64 KiB", body = ErrorBody), (status = 415, description = "the body is not JSON", body = ErrorBody), (status = 401, description = "no token, or an unknown one", body = ErrorBody), (status = 503, description = "the database is unavailable", body = ErrorBody)),
+    security(("bearer" = []))
+)]
+pub(super) async fn cutover_task(
+    caller: Caller,
+    state: web::Data<ApiState>,
+    name: web::Path<String>,
+    body: web::Json<Cutover>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Role::Admin)?;
+    let at = chrono::DateTime::parse_from_rfc3339(body.at.trim())
+        .map_err(|e| {
+            ApiError::invalid(format!(
+                "{:?} is not an RFC 3339 instant such as \"2027-01-04T09:00:00Z\" ({e})",
+                body.at
+            ))
+            .on("at")
+        })?
+        .with_timezone(&Utc);
+    store::cut_over(&state.db, std::slice::from_ref(&name), at, &caller.who()).await?;
+    Ok(task_response(&store::get_task(&state.db, &name).await?))
 }

@@ -10,9 +10,10 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::fires::fire_list;
 use super::form::TaskForm;
 use super::layout::{self, Nav, task_href};
-use super::tasks::{conf_triggers, fire_list};
+use super::tasks::conf_triggers;
 use super::{ConsoleError, Page, Viewer, html, html_with, see_other};
 use crate::api::{ApiError, ApiState, NewTask, Preview, Role, TaskPatch, preview_of};
 

@@ -14,6 +14,7 @@
 //! audit, the cluster pause).
 
 mod editor;
+mod fires;
 mod form;
 mod layout;
 mod pages;

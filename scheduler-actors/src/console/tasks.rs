@@ -4,13 +4,14 @@
 use std::collections::HashMap;
 
 use actix_web::{HttpRequest, web};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use chrono_tz::Tz;
 use maud::{Markup, html};
-use scheduler_core::Trigger;
+use scheduler_core::{Shadow, Trigger};
 use serde::Deserialize;
 
-use super::layout::{self, Nav, in_zone, marks, query_string, status, task_href, url_encode, when};
+use super::fires::{fire_list, mode_in_words, shadow_pill, timeline};
+use super::layout::{self, Nav, in_zone, marks, query_string, status, task_href, when};
 use super::{Page, Viewer, given, html, see_other};
 use crate::api::{ApiError, ApiState, Role, TaskPatch};
 
@@ -207,6 +208,7 @@ pub(super) async fn list(
                         tr {
                             td.name {
                                 a href=(task_href(&task.row.name)) { (task.row.name) }
+                                " " (shadow_pill(&task.row, viewer.zone))
                                 @if !task.row.description.is_empty() { span.sub { (task.row.description) } }
                             }
                             td.wide { (task.row.module) }
@@ -252,7 +254,7 @@ pub(super) async fn list(
     )))
 }
 
-const STATUSES: [&str; 10] = [
+const STATUSES: [&str; 11] = [
     "succeeded",
     "failed",
     "timed_out",
@@ -262,6 +264,7 @@ const STATUSES: [&str; 10] = [
     "abandoned",
     "skipped_overlap",
     "misfired",
+    "shadow",
     "running",
 ];
 
@@ -327,7 +330,8 @@ pub(super) async fn show(
     let confs = conf_triggers(&state).await?;
     let trigger = trigger_of(&task, &confs);
     let zone = zone_of(trigger.as_ref());
-    let timeline = timeline(&runs, zone, &viewer);
+    let cutover = Shadow::from_columns(task.row.shadow, task.row.cutover_at);
+    let timeline = timeline(&runs, zone, &viewer, cutover);
     if query.fragment.as_deref() == Some("timeline") {
         return Ok(html(timeline));
     }
@@ -341,7 +345,7 @@ pub(super) async fn show(
     let href = task_href(&r.name);
     let body = html! {
         p { a href="/" { "← Tasks" } }
-        h1 { (r.name) " " @if r.enabled { span.pill { "enabled" } } @else { span.pill.off { "disabled" } } }
+        h1 { (r.name) " " @if r.enabled { span.pill { "enabled" } } @else { span.pill.off { "disabled" } } " " (shadow_pill(r, viewer.zone)) }
         div.actions {
             @if viewer.may(Role::Operator) {
                 form.inline method="post" action=(format!("{href}/run")) {
@@ -371,6 +375,7 @@ pub(super) async fn show(
                     dt { "Overlap" } dd { (r.overlap) }
                     dt { "Recover" } dd { (r.recover) }
                     dt { "Lock TTL" } dd { (layout::duration_ms(r.lock_ttl_ms)) }
+                    dt { "Mode" } dd #mode { (mode_in_words(r, viewer.zone)) }
                     dt { "Source" } dd { (r.source) @if r.schedule_overridden { " (schedule set by an operator)" } }
                     dt { "Version" } dd { (r.version) }
                     dt { "Last run" } dd { @if let Some(t) = r.last_run_at { (when(t, viewer.zone)) } @else { "never" } }
@@ -395,59 +400,6 @@ pub(super) async fn show(
         &cluster,
         body,
     )))
-}
-
-/// The next fires in the trigger's zone and UTC, with their DST notes.
-pub(super) fn fire_list(fires: &[scheduler_core::PreviewFire], zone: Tz) -> Markup {
-    html! {
-        @if fires.is_empty() {
-            p { "It will not fire again." }
-        } @else {
-            ol.fires {
-                @for fire in fires {
-                    @let utc = DateTime::parse_from_rfc3339(&fire.utc).ok().map(|t| t.with_timezone(&Utc));
-                    li {
-                        @if let Some(t) = utc { (in_zone(t, zone)) span.muted { " · " (in_zone(t, chrono_tz::UTC)) } } @else { (fire.local) }
-                        @if let Some(note) = &fire.note { span.note { (note) } }
-                    }
-                }
-            }
-        }
-    }
-}
-
-fn timeline(runs: &[entity::task_run::Model], zone: Tz, viewer: &Viewer) -> Markup {
-    html! {
-        div.table-wrap {
-            table {
-                thead { tr {
-                    th scope="col" { "Fire time" }
-                    th scope="col" { "Status" }
-                    th.wide scope="col" { "Node" }
-                    th.wide scope="col" { "Attempt" }
-                    th scope="col" { "Duration" }
-                    th scope="col" { "Error" }
-                } }
-                tbody {
-                    @for run in runs {
-                        @let fire = DateTime::<Utc>::from_timestamp_millis(run.fire_ts_ms);
-                        tr {
-                            td { a href=(format!("/runs/{}", url_encode(&run.run_id))) {
-                                @if let Some(t) = fire { (in_zone(t, zone)) } @else { (run.fire_ts_ms) }
-                            }
-                            @if let Some(t) = fire { @if zone != viewer.zone { span.sub { (in_zone(t, viewer.zone)) } } } }
-                            td { (status(run.status.as_str())) }
-                            td.wide { (run.node_id) }
-                            td.wide { (run.attempt) }
-                            td { (run.duration_ms.map(layout::duration_ms).unwrap_or_default()) }
-                            td { (run.error.as_deref().unwrap_or_default()) }
-                        }
-                    }
-                    @if runs.is_empty() { tr { td colspan="6" { "No fires recorded yet." } } }
-                }
-            }
-        }
-    }
 }
 
 #[derive(Deserialize)]

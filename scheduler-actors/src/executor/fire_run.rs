@@ -219,7 +219,10 @@ pub(crate) fn settle(
             duration,
         } => {
             let duration_ms = duration.as_millis() as u64;
-            if status == RunStatus::Succeeded {
+            if status == RunStatus::Shadow {
+                fire_event!(INFO, task: task, run_id: run_id, fire_ts_ms: fire_ts_ms, node: node,
+                    attempt: attempt, status: status.as_str(), "shadow fire recorded; handler not run");
+            } else if status == RunStatus::Succeeded {
                 fire_event!(INFO, task: task, run_id: run_id, fire_ts_ms: fire_ts_ms, node: node,
                     attempt: attempt, status: status.as_str(), duration_ms, "run finished");
             } else {
@@ -319,6 +322,9 @@ impl FireRun {
         } else if lease.lost.is_cancelled() {
             let why = "the fire lock was lost before the run started";
             (RunStatus::LockLost, Some(why.to_owned()), None)
+        } else if self.spec.shadow.covers_on_node(fire_at, deps.shadow) {
+            // Computed, claimed and recorded like any fire; only the handler does not run.
+            (RunStatus::Shadow, None, None)
         } else {
             self.run_handler(&run_id, fire_at, &lease).await
         };

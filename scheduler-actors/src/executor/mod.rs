@@ -92,6 +92,8 @@ pub(crate) struct ExecutorDeps {
     pub(crate) events: crate::events::RunEventsSender,
     /// The application's values for handlers.
     pub(crate) app_data: crate::tasks::AppData,
+    /// Every task in shadow mode on this node (`run --shadow`).
+    pub(crate) shadow: bool,
 }
 
 /// What the scheduler can see of an executor without a message.

@@ -47,6 +47,9 @@ pub struct NodeConfig {
     pub handler_threads: usize,
     /// How long a finished fire's lock key is kept.
     pub lock_keep: Duration,
+    /// Every task on this node in shadow mode: fires are recorded as `shadow` and no handler
+    /// runs, except a task's fires from its cut-over on.
+    pub shadow: bool,
 }
 
 impl Default for NodeConfig {
@@ -69,6 +72,7 @@ impl Default for NodeConfig {
             persistence_buffer: 100_000,
             handler_threads: 4,
             lock_keep: Duration::from_secs(60),
+            shadow: false,
         }
     }
 }

@@ -233,6 +233,7 @@ impl NodeBuilder {
             actor_metrics: metrics.actor::<ExecutorActor>(),
             events: events.clone(),
             app_data: self.app_data,
+            shadow: config.shadow,
         });
 
         // Settle what an earlier process of this node left running and register as running

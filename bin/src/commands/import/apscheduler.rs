@@ -51,6 +51,10 @@ pub(crate) struct ApschedulerArgs {
     /// Say what would happen; write nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Create the tasks in shadow mode: their fires are recorded as `shadow` and nothing runs
+    /// until `cronmesh tasks cutover` (tasks that exist keep their mode).
+    #[arg(long)]
+    shadow: bool,
 }
 
 /// What the map says runs a function.
@@ -274,24 +278,6 @@ pub(super) fn trigger(job: &Value, now: DateTime<Utc>) -> Result<Value, String> 
     }
 }
 
-/// A job id in the characters a task name holds: letters lower-cased (two ids differing only
-/// in case then share a name, and the second is refused), anything else that a name cannot
-/// hold becomes `_`.
-fn task_part(id: &str) -> String {
-    let out: String = id
-        .chars()
-        .map(|c| {
-            let c = c.to_ascii_lowercase();
-            if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if out.is_empty() { "_".to_owned() } else { out }
-}
-
 /// The task a job becomes, or why it cannot.
 pub(super) fn decl_of(
     job: &Value,
@@ -319,7 +305,7 @@ pub(super) fn decl_of(
         ),
         None => (MisfirePolicy::FireOnce, 0),
     };
-    let name = format!("{}.{}", args.module, task_part(id));
+    let name = format!("{}.{}", args.module, super::task_part(id));
     let mut description = format!("from APScheduler job {id:?} ({func})");
     if let Some(job_name) = job["name"].as_str().filter(|n| *n != id) {
         description.push_str(&format!(": {job_name}"));
@@ -410,7 +396,14 @@ pub(super) async fn run(settings: &Settings, args: ApschedulerArgs) -> anyhow::R
         ));
     }
     let source = format!("apscheduler {}", args.file.display());
-    write_all(settings, wanted, skipped, args.dry_run, &source).await
+    write_all(
+        settings,
+        wanted,
+        skipped,
+        (args.dry_run, args.shadow),
+        &source,
+    )
+    .await
 }
 
 #[cfg(test)]
@@ -456,6 +449,9 @@ mod tests {
             }
             assert!(trigger(&cron(fields), now).is_err(), "{refused}");
         }
-        assert_eq!(task_part("Nightly Report.v2"), "nightly_report_v2");
+        assert_eq!(
+            super::super::task_part("Nightly Report.v2"),
+            "nightly_report_v2"
+        );
     }
 }

@@ -34,6 +34,10 @@ pub(crate) struct CrontabArgs {
     /// Say what would happen; write nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Create the tasks in shadow mode: their fires are recorded as `shadow` and nothing runs
+    /// until `cronmesh tasks cutover` (tasks that exist keep their mode).
+    #[arg(long)]
+    shadow: bool,
 }
 
 /// This host's zone, as cron reads local time: `TZ`, else /etc/timezone, else the zone
@@ -226,7 +230,14 @@ pub(super) async fn run(settings: &Settings, args: CrontabArgs) -> anyhow::Resul
         });
     }
     let source = format!("crontab {}", args.file.display());
-    write_all(settings, wanted, skipped, args.dry_run, &source).await
+    write_all(
+        settings,
+        wanted,
+        skipped,
+        (args.dry_run, args.shadow),
+        &source,
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -62,6 +62,24 @@ pub(super) fn check_fields(decl: &TaskDecl) -> Result<(), String> {
     })
 }
 
+/// A job id in the characters a task name holds: letters lower-cased (two ids differing only
+/// in case then share a name, and the second is refused), anything else that a name cannot
+/// hold becomes `_`.
+pub(crate) fn task_part(id: &str) -> String {
+    let out: String = id
+        .chars()
+        .map(|c| {
+            let c = c.to_ascii_lowercase();
+            if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if out.is_empty() { "_".to_owned() } else { out }
+}
+
 /// Checks `--module`: a module name that is not cronmesh's own.
 pub(super) fn check_module(module: &str) -> Result<(), InvalidInput> {
     if store::is_built_in(&format!("{module}.x")) {
@@ -117,12 +135,13 @@ pub(crate) async fn run(settings: &Settings, cmd: ImportCommand) -> anyhow::Resu
 }
 
 /// Writes the wanted tasks (or says what it would write) and reports; `source` names the
-/// input in the report and the audit trail.
+/// input in the report and the audit trail. With `shadow`, the tasks it creates start in
+/// shadow mode; tasks that exist keep theirs (a re-import never undoes a cut-over).
 pub(super) async fn write_all(
     settings: &Settings,
     wanted: Vec<Wanted>,
     mut skipped: Vec<(usize, String, String)>,
-    dry_run: bool,
+    (dry_run, shadow): (bool, bool),
     source: &str,
 ) -> anyhow::Result<ExitCode> {
     // A dry run against a SQLite file that does not exist yet creates nothing: every task
@@ -169,7 +188,13 @@ pub(super) async fn write_all(
                     Plan::Update(decl, changed)
                 }
             }
-            Err(store::StoreError::NotFound { .. }) => Plan::Create(decl),
+            Err(store::StoreError::NotFound { .. }) => {
+                let mut decl = decl;
+                if shadow {
+                    decl.shadow = scheduler_core::Shadow::On;
+                }
+                Plan::Create(decl)
+            }
             Err(e) => return Err(e.into()),
         };
         plans.push((label, plan));
@@ -190,9 +215,10 @@ pub(super) async fn write_all(
                         .with_context(|| label.clone())?;
                 }
                 println!(
-                    "{} {} ({label})",
+                    "{} {} ({label}{})",
                     verb("created", "would create"),
-                    decl.name
+                    decl.name,
+                    if decl.shadow.is_set() { ", shadow" } else { "" }
                 );
                 *counts.entry("created").or_default() += 1;
             }
