@@ -19,6 +19,7 @@ mod cluster;
 mod console;
 mod engine;
 mod first_start;
+mod handover;
 mod import;
 mod library;
 mod migrations;

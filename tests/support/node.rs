@@ -34,21 +34,31 @@ impl NodeProcess {
     /// Starts a node in `dir` with the demo task off, fast heartbeats and a free admin port;
     /// `env` adds or overrides `CRONMESH__*` settings. Waits until /healthz answers.
     pub fn start(dir: &Path, env: &[(&str, &str)]) -> NodeProcess {
+        Self::start_with_args(dir, &[], env)
+    }
+
+    /// Like [`NodeProcess::start`], with arguments after `cronmesh run` (`--shadow`).
+    pub fn start_with_args(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> NodeProcess {
         let port = free_port();
         let bind = format!("127.0.0.1:{port}");
         let mut with_bind = vec![("CRONMESH__HTTP__BIND", bind.as_str())];
         with_bind.extend_from_slice(env);
-        Self::start_at(dir, &format!("http://{bind}"), &with_bind)
+        Self::spawn(dir, &format!("http://{bind}"), args, &with_bind)
     }
 
     /// Like [`NodeProcess::start`], for a node whose `env` sets `CRONMESH__HTTP__BIND`
     /// itself; `url` is where the test reaches its admin server (always loopback).
     pub fn start_at(dir: &Path, url: &str, env: &[(&str, &str)]) -> NodeProcess {
+        Self::spawn(dir, url, &[], env)
+    }
+
+    fn spawn(dir: &Path, url: &str, args: &[&str], env: &[(&str, &str)]) -> NodeProcess {
         let port = url.rsplit(':').next().unwrap_or("0");
         let log = dir.join(format!("node-{port}.log"));
         let file = std::fs::File::create(&log).expect("log file");
         let mut cmd = Command::new(cronmesh_bin());
         cmd.arg("run")
+            .args(args)
             .current_dir(dir)
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("log file"))
