@@ -53,6 +53,26 @@ fn old_runs(runlog: &Path) -> BTreeMap<String, Vec<i64>> {
     out
 }
 
+/// The guide's hand-over command that starts with `start` (`cronmesh import`, ...), as
+/// arguments, with `SINCE` and `CUT` replaced: the test runs what docs/migrating.md shows.
+fn guide_command(start: &str, since: &str, cut: &str) -> Vec<String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let guide = std::fs::read_to_string(root.join("docs/migrating.md")).unwrap();
+    let block = guide
+        .split("<!-- hand-over steps: tests/handover.rs -->\n```sh\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("docs/migrating.md has the hand-over steps block");
+    let line = block
+        .lines()
+        .find(|l| l.starts_with(start))
+        .unwrap_or_else(|| panic!("no `{start}` in the guide's hand-over steps"));
+    line.split_whitespace()
+        .skip(1)
+        .map(|w| w.replace("SINCE", since).replace("CUT", cut))
+        .collect()
+}
+
 struct OldScheduler(Child);
 
 impl Drop for OldScheduler {
@@ -114,14 +134,8 @@ async fn apscheduler_jobs_are_compared_in_shadow_and_cut_over_without_a_lost_or_
         ),
     )
     .unwrap();
-    let import = [
-        "import",
-        "apscheduler",
-        "export.json",
-        "--handlers",
-        "map.toml",
-        "--shadow",
-    ];
+    let import = guide_command("cronmesh import", "", "");
+    let import: Vec<&str> = import.iter().map(String::as_str).collect();
     let out = cronmesh(dir.path(), &import, &[]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     let report = stdout(&out);
@@ -162,11 +176,9 @@ async fn apscheduler_jobs_are_compared_in_shadow_and_cut_over_without_a_lost_or_
         "{}",
         stderr(&out)
     );
-    let out = cronmesh(
-        dir.path(),
-        &["tasks", "cutover", "--module", "apscheduler", "--at", &at],
-        &[],
-    );
+    let cutover = guide_command("cronmesh tasks cutover", "", &at);
+    let cutover: Vec<&str> = cutover.iter().map(String::as_str).collect();
+    let out = cronmesh(dir.path(), &cutover, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
 
     let until = cut + chrono::Duration::seconds(7);
@@ -176,14 +188,9 @@ async fn apscheduler_jobs_are_compared_in_shadow_and_cut_over_without_a_lost_or_
     assert!(node.stop_keeping_log().success());
 
     // shadow-diff over the shadow window: cronmesh's shadow fires are the old scheduler's.
-    let diff = [
-        "shadow-diff",
-        "old-runs.jsonl",
-        "--since",
-        &scheduler_core::rfc3339(since),
-        "--until",
-        &at,
-    ];
+    let diff = guide_command("cronmesh shadow-diff", &scheduler_core::rfc3339(since), &at);
+    let diff: Vec<&str> = diff.iter().map(String::as_str).collect();
+    assert_eq!(diff[1], "old-runs.jsonl", "the guide's run log name");
     let out = cronmesh(dir.path(), &diff, &[]);
     let shown = stdout(&out);
     assert!(out.status.success(), "{shown}{}", stderr(&out));
@@ -230,7 +237,7 @@ async fn apscheduler_jobs_are_compared_in_shadow_and_cut_over_without_a_lost_or_
         scheduler_core::rfc3339(since + chrono::Duration::seconds(1))
     ));
     std::fs::write(dir.path().join("altered.jsonl"), altered.join("\n")).unwrap();
-    let mut altered_diff = diff;
+    let mut altered_diff = diff.clone();
     altered_diff[1] = "altered.jsonl";
     let out = cronmesh(dir.path(), &altered_diff, &[]);
     let shown = stdout(&out);

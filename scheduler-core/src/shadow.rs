@@ -65,7 +65,7 @@ mod tests {
     use super::*;
 
     fn at(s: &str) -> DateTime<Utc> {
-        s.parse().unwrap()
+        s.parse().expect("a test instant")
     }
 
     #[test]

@@ -328,21 +328,21 @@ mod tests {
     #[test]
     fn bad_lines_are_named_with_their_number() {
         let dir = std::env::temp_dir().join(format!("shadow-diff-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(&dir).expect("temp dir");
         let file = dir.join("old.jsonl");
         std::fs::write(
             &file,
             "{\"job\":\"a\",\"fire_time\":\"2027-01-01T00:00:00Z\"}\n\n{\"job\":\"a\",\"fire_time\":\"yesterday\"}\n",
         )
-        .unwrap();
-        let err = read_old_runs(&file, 0, i64::MAX).err().unwrap().0;
+        .expect("write");
+        let err = read_old_runs(&file, 0, i64::MAX).expect_err("refused").0;
         assert!(
             err.contains("line 3") && err.contains("\"yesterday\""),
             "{err}"
         );
-        std::fs::write(&file, "{\"job\":\"a\"}\n").unwrap();
-        let err = read_old_runs(&file, 0, i64::MAX).err().unwrap().0;
+        std::fs::write(&file, "{\"job\":\"a\"}\n").expect("write");
+        let err = read_old_runs(&file, 0, i64::MAX).expect_err("refused").0;
         assert!(err.contains("line 1") && err.contains("fire_time"), "{err}");
-        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::remove_dir_all(&dir).expect("clean up");
     }
 }
