@@ -128,9 +128,13 @@ pub async fn update_task_decl(
         t.trigger_json = Set(trigger.0);
         t.trigger_conf_id = Set(trigger.1);
         t.enabled = Set(decl.enabled);
-        let (shadow, cutover_at) = decl.shadow.columns();
-        t.shadow = Set(shadow);
-        t.cutover_at = Set(cutover_at);
+        // Only a change of mode is written: an edit made from an older read (set-trigger, an
+        // import) must not undo a cut-over or a `tasks shadow` committed meanwhile.
+        if decl.shadow != old.shadow {
+            let (shadow, cutover_at) = decl.shadow.columns();
+            t.shadow = Set(shadow);
+            t.cutover_at = Set(cutover_at);
+        }
         if schedule_changed {
             t.schedule_overridden = Set(true);
         }
@@ -228,7 +232,7 @@ async fn update_in(
 
 /// How far ahead a cut-over must be: every node has to learn of it (a change notice, or the
 /// reconcile within a second) before the fire at that instant is prepared.
-pub const CUTOVER_LEAD: std::time::Duration = std::time::Duration::from_secs(5);
+pub const CUTOVER_LEAD: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Puts tasks into shadow mode (`on`: their fires are recorded as `shadow` and their handlers
 /// do not run; a cut-over set before is dropped) or out of it, all in one transaction with an

@@ -1,9 +1,11 @@
 """The old scheduler of the hand-over test: a real APScheduler 3 running jobs from a SQLAlchemy
 job store, its runs written by scripts/apscheduler_runlog.py, stopped at a given instant.
 
-    python old_scheduler.py SQLALCHEMY_URL WORK_DIR RUNLOG STOP_AT_EPOCH_SECONDS
+    python old_scheduler.py SQLALCHEMY_URL WORK_DIR RUNLOG ANCHOR_EPOCH_SECONDS
 
-Writes WORK_DIR/ready once its jobs are in the store and it runs.
+Writes WORK_DIR/ready once its jobs are in the store and it runs; stops at the instant (epoch
+seconds) the test writes to WORK_DIR/stop_at, once it is there. The interval job counts from
+ANCHOR.
 """
 
 import datetime
@@ -11,7 +13,7 @@ import os
 import sys
 import time
 
-url, work_dir, runlog, stop_at = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+url, work_dir, runlog, anchor_at = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(here, "..", "..", "scripts"))
 with open(os.path.join(work_dir, "oldjobs.py"), "w") as f:
@@ -23,7 +25,7 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore  # noqa: E402
 from apscheduler.schedulers.background import BackgroundScheduler  # noqa: E402
 
 utc = datetime.timezone.utc
-anchor = datetime.datetime.fromtimestamp(int(time.time()) - 60, utc)
+anchor = datetime.datetime.fromtimestamp(anchor_at, utc)
 s = BackgroundScheduler(jobstores={"default": SQLAlchemyJobStore(url=url)}, timezone="UTC")
 apscheduler_runlog.attach(s, runlog)
 # A generous grace: a loaded test machine must not make the old scheduler skip a run.
@@ -34,5 +36,9 @@ s.add_job("oldjobs:tick", "cron", id="Weekday 09:30", day_of_week="mon-fri", hou
           timezone="Asia/Shanghai", misfire_grace_time=30)
 s.start()
 open(os.path.join(work_dir, "ready"), "w").close()
+stop_file = os.path.join(work_dir, "stop_at")
+while not os.path.exists(stop_file) or not open(stop_file).read().strip():
+    time.sleep(0.05)
+stop_at = float(open(stop_file).read())
 time.sleep(max(0.0, stop_at - time.time()))
 s.shutdown(wait=True)

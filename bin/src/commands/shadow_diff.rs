@@ -82,26 +82,36 @@ pub(crate) fn compare(old: &[i64], new: &[i64], tolerance: i64, max_shift: i64) 
     }
     old_left.extend_from_slice(&old[i..]);
     new_left.extend_from_slice(&new[j..]);
-    let mut taken = vec![false; new_left.len()];
+    // The nearest unpaired cronmesh fire on either side of each old one: O(n log n), so a
+    // week of a per-second job shifted as a whole still compares at once.
+    let mut unpaired: std::collections::BTreeMap<i64, usize> = std::collections::BTreeMap::new();
+    for n in new_left {
+        *unpaired.entry(n).or_default() += 1;
+    }
     for o in old_left {
-        let nearest = new_left
-            .iter()
-            .enumerate()
-            .filter(|(k, n)| !taken[*k] && (**n - o).abs() <= max_shift)
-            .min_by_key(|(_, n)| (**n - o).abs())
-            .map(|(k, _)| k);
+        let before = unpaired.range(..=o).next_back().map(|(n, _)| *n);
+        let after = unpaired.range(o..).next().map(|(n, _)| *n);
+        let nearest = [before, after]
+            .into_iter()
+            .flatten()
+            .filter(|n| (n - o).abs() <= max_shift)
+            .min_by_key(|n| (n - o).abs());
         match nearest {
-            Some(k) => {
-                taken[k] = true;
-                diff.shifted.push((o, new_left[k]));
+            Some(n) => {
+                if let Some(count) = unpaired.get_mut(&n) {
+                    *count -= 1;
+                    if *count == 0 {
+                        unpaired.remove(&n);
+                    }
+                }
+                diff.shifted.push((o, n));
             }
             None => diff.missing.push(o),
         }
     }
-    diff.extra = new_left
+    diff.extra = unpaired
         .into_iter()
-        .zip(taken)
-        .filter_map(|(n, t)| (!t).then_some(n))
+        .flat_map(|(n, count)| std::iter::repeat_n(n, count))
         .collect();
     diff
 }
@@ -323,6 +333,15 @@ mod tests {
         let strict = compare(&[1000, 61_000], &[1002, 61_004], 0, 60_000);
         assert_eq!(strict.matched, 0);
         assert_eq!(strict.shifted.len(), 2);
+    }
+
+    #[test]
+    fn a_week_of_seconds_shifted_as_a_whole_compares_quickly() {
+        let old: Vec<i64> = (0..604_800).map(|s| s * 1000).collect();
+        let new: Vec<i64> = old.iter().map(|t| t + 500).collect();
+        let d = compare(&old, &new, 0, 1000);
+        assert_eq!(d.shifted.len(), old.len());
+        assert!(d.missing.is_empty() && d.extra.is_empty());
     }
 
     #[test]

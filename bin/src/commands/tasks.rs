@@ -75,7 +75,7 @@ pub(crate) enum TasksCommand {
     Cutover {
         #[command(flatten)]
         which: super::shadow::Selection,
-        /// RFC 3339 instant, at least 5 s ahead (e.g. 2027-01-04T09:00:00Z).
+        /// RFC 3339 instant, at least 10 s ahead (e.g. 2027-01-04T09:00:00Z).
         #[arg(long, value_name = "TIME")]
         at: String,
     },
@@ -363,6 +363,14 @@ pub(crate) async fn run(
                 "requested a run of {name} at {}",
                 scheduler_core::rfc3339(at)
             );
+            if let Ok(task) = store::get_task(&db, &name).await
+                && scheduler_core::Shadow::from_columns(task.row.shadow, task.row.cutover_at)
+                    .covers(at)
+            {
+                println!(
+                    "note: {name} is in shadow mode: the run is recorded as `shadow` and its handler does not run"
+                );
+            }
         }
         TasksCommand::SetTrigger { name, trigger } => {
             // A bare --cron here is read in the zone of the task's current cron trigger.

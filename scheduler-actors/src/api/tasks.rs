@@ -123,7 +123,8 @@ pub(crate) struct TaskPatch {
     recover: Option<bool>,
     lock_ttl_ms: Option<u64>,
     /// `true` puts the task in shadow mode (fires recorded as `shadow`, the handler not run; a
-    /// cut-over already set stays), `false` makes it run for real.
+    /// cut-over still to come stays, one that has passed is undone), `false` makes it run for
+    /// real.
     shadow: Option<bool>,
 }
 
@@ -239,10 +240,13 @@ impl TaskPatch {
         if let Some(v) = self.lock_ttl_ms {
             decl.lock_ttl_ms = v;
         }
-        match self.shadow {
-            Some(false) => decl.shadow = scheduler_core::Shadow::Off,
-            Some(true) if !decl.shadow.is_set() => decl.shadow = scheduler_core::Shadow::On,
-            _ => {}
+        match (self.shadow, decl.shadow) {
+            (Some(false), _) => decl.shadow = scheduler_core::Shadow::Off,
+            // A cut-over still to come stays; one that has passed (the task runs for real) is
+            // undone, as `tasks shadow` does.
+            (Some(true), scheduler_core::Shadow::Until(at)) if at > Utc::now() => {}
+            (Some(true), _) => decl.shadow = scheduler_core::Shadow::On,
+            (None, _) => {}
         }
     }
 }
@@ -487,7 +491,7 @@ pub(crate) async fn remove_task(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Cutover {
-    /// RFC 3339 instant, at least 5 s ahead: the fire at this instant and every later one run
+    /// RFC 3339 instant, at least 10 s ahead: the fire at this instant and every later one run
     /// for real; earlier fires stay `shadow`.
     at: String,
 }

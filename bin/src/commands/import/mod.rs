@@ -204,6 +204,7 @@ pub(super) async fn write_all(
         |d: &TaskDecl| validate_handler_args(&d.handler, d.handler_args.as_ref(), &|_| true);
     let verb = |done: &'static str, would: &'static str| if dry_run { would } else { done };
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut shadow_kept: Vec<String> = Vec::new();
     let db = db.as_ref();
     for (label, plan) in plans {
         match plan {
@@ -253,12 +254,24 @@ pub(super) async fn write_all(
                     changed.join(", ")
                 );
                 *counts.entry("updated").or_default() += 1;
+                if shadow {
+                    shadow_kept.push(decl.name);
+                }
             }
             Plan::Unchanged(name) => {
                 println!("unchanged {name} ({label})");
+                if shadow {
+                    shadow_kept.push(name);
+                }
                 *counts.entry("unchanged").or_default() += 1;
             }
         }
+    }
+    if !shadow_kept.is_empty() {
+        println!(
+            "note: --shadow applies to tasks this import creates; {} task(s) that exist keep their mode (use `cronmesh tasks shadow` for them)",
+            shadow_kept.len()
+        );
     }
     skipped.sort();
     for (_, label, reason) in &skipped {
