@@ -7,6 +7,7 @@
 
 mod support;
 
+mod alerts;
 mod api;
 mod api_flow;
 mod apscheduler_import;

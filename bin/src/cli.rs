@@ -82,6 +82,9 @@ enum Command {
     /// Compare the old scheduler's runs (JSON lines) with cronmesh's records over a window,
     /// per task: matched, missing, extra, at another time; exit 1 on any difference.
     ShadowDiff(commands::shadow_diff::ShadowDiffArgs),
+    /// Alerts: send a test through a route, list deliveries.
+    #[command(subcommand)]
+    Alerts(commands::alerts::AlertsCommand),
 }
 
 /// Parses the process arguments and runs the command with `tasks` as the code tasks: the
@@ -252,6 +255,7 @@ fn dispatch(cli: Cli, tasks: CodeTasks) -> anyhow::Result<ExitCode> {
         Command::Migrate => block_on(commands::migrate::run(&settings)),
         Command::Import(cmd) => block_on(commands::import::run(&settings, cmd)),
         Command::ShadowDiff(args) => block_on(commands::shadow_diff::run(&settings, args)),
+        Command::Alerts(cmd) => block_on(commands::alerts::run(&settings, cmd)),
         Command::Tasks(cmd) => block_on(commands::tasks::run(&settings, &tasks, *cmd)),
         Command::Triggers(cmd) => block_on(commands::triggers::run(&settings, cmd)),
         Command::Runs(args) => block_on(commands::runs::run(&settings, args)),

@@ -3,6 +3,7 @@
 //! Column meanings are documented on each `Model`. The schema itself is created by the
 //! `migration` crate; these types must follow it, never the other way round.
 
+pub mod alert_delivery;
 pub mod audit_event;
 pub mod cluster_state;
 pub mod console_session;

@@ -1,5 +1,6 @@
 //! The entities under short names.
 
+pub use super::alert_delivery::Entity as AlertDelivery;
 pub use super::audit_event::Entity as AuditEvent;
 pub use super::cluster_state::Entity as ClusterState;
 pub use super::console_session::Entity as ConsoleSession;

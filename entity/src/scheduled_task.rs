@@ -45,6 +45,10 @@ pub struct Model {
     pub shadow: bool,
     /// With `shadow`: from this instant on the task runs for real (`tasks cutover`).
     pub cutover_at: Option<DateTimeUtc>,
+    /// Alert routes the task names besides the configured matches (a JSON array of names).
+    pub alert_routes: Option<String>,
+    /// The dead-man check: alert (`silent`) when the task has had no success for this long.
+    pub alert_if_no_success_for_ms: Option<i64>,
     /// An operator asked for an extra run at this instant (`tasks run-now`); its fire time.
     pub run_now_at: Option<DateTimeUtc>,
     /// Bumped on every change, so nodes can tell what they have not applied yet.

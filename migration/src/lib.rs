@@ -10,6 +10,7 @@ mod m20261129_000002_add_run_now_at;
 mod m20261203_000001_operations;
 mod m20261204_000001_console;
 mod m20261205_000001_shadow;
+mod m20261206_000001_alerts;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000001_operations::Migration),
             Box::new(m20261204_000001_console::Migration),
             Box::new(m20261205_000001_shadow::Migration),
+            Box::new(m20261206_000001_alerts::Migration),
         ]
     }
 }

@@ -36,6 +36,7 @@
 //! `admin_http` the admin server.
 
 mod admin_http;
+pub mod alerts;
 pub mod api;
 pub mod change_notices;
 mod console;

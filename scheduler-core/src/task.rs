@@ -155,6 +155,10 @@ pub struct TaskDecl {
     pub recover: bool,
     /// Fire lock time-to-live in milliseconds.
     pub lock_ttl_ms: u64,
+    /// Alert routes it names besides the configured matches.
+    pub alert_routes: Vec<String>,
+    /// The dead-man check: alert when it has had no success for this many seconds.
+    pub alert_if_no_success_for_secs: Option<u64>,
     /// Where it was declared (`src/orders/cron_tasks.rs:12`, `database`), for error messages.
     pub origin: String,
 }
@@ -170,6 +174,8 @@ impl TaskDecl {
             description: String::new(),
             enabled: true,
             shadow: crate::Shadow::Off,
+            alert_routes: Vec::new(),
+            alert_if_no_success_for_secs: None,
             timeout_secs: None,
             misfire: MisfirePolicy::default(),
             misfire_grace_secs: DEFAULT_MISFIRE_GRACE.as_secs(),
@@ -263,6 +269,18 @@ impl TaskDecl {
         self
     }
 
+    /// Also alerts through this route (a name in `[[alerts.routes]]`).
+    pub fn alert_route(mut self, route: &str) -> Self {
+        self.alert_routes.push(route.to_owned());
+        self
+    }
+
+    /// Alerts (`silent`) when the task has had no success for `secs` seconds.
+    pub fn alert_if_no_success_for_secs(mut self, secs: u64) -> Self {
+        self.alert_if_no_success_for_secs = Some(secs);
+        self
+    }
+
     /// Re-run fires whose node died mid-run.
     pub fn recover(mut self, recover: bool) -> Self {
         self.recover = recover;
@@ -349,6 +367,23 @@ impl TaskDecl {
                 "field `lock_ttl` is {} ms, below the floor of {} ms",
                 self.lock_ttl_ms,
                 MIN_LOCK_TTL.as_millis()
+            ));
+        }
+        if let Some(route) = self
+            .alert_routes
+            .iter()
+            .find(|r| r.trim().is_empty() || r.len() > 100 || r.chars().any(char::is_control))
+        {
+            problem(format!(
+                "field `alert_routes`: {} is not a route name (1 to 100 printable characters)",
+                crate::quoted(route)
+            ));
+        }
+        if let Some(secs) = self.alert_if_no_success_for_secs
+            && !(60..=MAX_SECS).contains(&secs)
+        {
+            problem(format!(
+                "field `alert_if_no_success_for` is {secs} s: give from 60 s to a year ({MAX_SECS} s)"
             ));
         }
         if let Some(args) = &self.handler_args

@@ -365,7 +365,8 @@ pub async fn schema_state(db: &DatabaseConnection) -> Result<SchemaState> {
 }
 
 /// The tables cronmesh's migrations create, its migration record among them.
-const CRONMESH_TABLES: [&str; 9] = [
+const CRONMESH_TABLES: [&str; 10] = [
+    "alert_delivery",
     "seaql_migrations",
     "trigger_conf",
     "scheduled_task",

@@ -31,6 +31,7 @@
 //! row on SQLite), so a node notices any change by
 //! watching `COUNT(*)`, `MAX(version)` and `MAX(id)` alone (see [`change_mark`]).
 
+mod alerts;
 mod audit;
 mod batch;
 mod claims;
@@ -49,6 +50,10 @@ mod task_status;
 mod tasks;
 mod triggers;
 
+pub use alerts::{
+    DeliveryFilter, FAILURE_STATUSES, SilentTask, delivery_json, failed_before, last_sent_at,
+    list_deliveries, record_delivery, silent_tasks, tasks_naming_alert_routes,
+};
 pub use audit::{AuditFilter, Who, audit_json, list_audit};
 pub use claims::{ClaimOutcome, claim_fire, claim_run, claim_runs};
 pub use cluster::{ClusterPause, cluster_pause, set_cluster_pause};

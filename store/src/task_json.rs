@@ -63,6 +63,8 @@ impl StoredTask {
             "builtin": is_built_in(&r.name),
             "orphaned": r.orphaned,
             "schedule_overridden": r.schedule_overridden,
+            "alert_routes": r.alert_routes.as_deref().and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok()).unwrap_or_else(|| serde_json::json!([])),
+            "alert_if_no_success_for_secs": r.alert_if_no_success_for_ms.map(|ms| ms / 1000),
             "shadow": r.shadow,
             "cutover_at": r.cutover_at.filter(|_| r.shadow).map(scheduler_core::rfc3339),
             "next_run_at": r.next_run_at.map(scheduler_core::rfc3339),

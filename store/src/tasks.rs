@@ -44,6 +44,14 @@ impl StoredTask {
         decl.handler_args = r.handler_args.clone();
         decl.enabled = r.enabled;
         decl.shadow = scheduler_core::Shadow::from_columns(r.shadow, r.cutover_at);
+        decl.alert_routes = r
+            .alert_routes
+            .as_deref()
+            .and_then(|j| serde_json::from_str(j).ok())
+            .unwrap_or_default();
+        decl.alert_if_no_success_for_secs = r
+            .alert_if_no_success_for_ms
+            .map(|ms| (ms.max(0) as u64) / 1000);
         decl.timeout_secs = r.timeout_ms.map(|ms| (ms.max(0) as u64).div_ceil(1000));
         // Policies were validated on the way in; a row edited by hand falls back to defaults
         // rather than stopping every other task.
@@ -232,6 +240,11 @@ pub(crate) fn apply_spec_fields(active: &mut scheduled_task::ActiveModel, decl: 
     active.overlap = Set(decl.overlap.to_string());
     active.recover = Set(decl.recover);
     active.lock_ttl_ms = Set(decl.lock_ttl_ms as i64);
+    active.alert_routes = Set((!decl.alert_routes.is_empty())
+        .then(|| serde_json::Value::from(decl.alert_routes.clone()).to_string()));
+    active.alert_if_no_success_for_ms = Set(decl
+        .alert_if_no_success_for_secs
+        .map(|s| s.saturating_mul(1000) as i64));
 }
 
 /// Moves a task's version one past the table's highest, so nodes see that it changed.

@@ -4,6 +4,7 @@ pub mod history;
 pub mod node;
 pub mod postgres;
 pub mod proxy;
+pub mod receiver;
 pub mod redis;
 
 use std::path::Path;

@@ -70,6 +70,14 @@ pub(crate) enum TasksCommand {
         #[arg(long)]
         off: bool,
     },
+    /// Set a task's own alert routes (the list given replaces the old; none clears it) and its
+    /// dead-man check.
+    SetAlerts {
+        /// Task name.
+        name: String,
+        #[command(flatten)]
+        alerts: AlertArgs,
+    },
     /// Cut tasks in shadow mode over: from the fire at --at on they run for real; earlier
     /// fires stay shadow. Stop the old scheduler's jobs just before that instant.
     Cutover {
@@ -143,6 +151,31 @@ pub(crate) struct AddArgs {
     /// until `tasks cutover`.
     #[arg(long)]
     shadow: bool,
+    #[command(flatten)]
+    alerts: AlertArgs,
+}
+
+/// A task's own alert options.
+#[derive(Debug, Args)]
+pub(crate) struct AlertArgs {
+    /// Also alert through this route (a name in [[alerts.routes]]); repeat for more.
+    #[arg(long = "alert-route", value_name = "ROUTE")]
+    routes: Vec<String>,
+    /// Alert (`silent`) when the task has had no success for this many seconds (at least 60;
+    /// 0 turns the check off).
+    #[arg(long = "alert-if-no-success-for", value_name = "SECS")]
+    if_no_success_for: Option<u64>,
+}
+
+impl AlertArgs {
+    fn apply(&self, decl: &mut TaskDecl, replace_routes: bool) {
+        if replace_routes || !self.routes.is_empty() {
+            decl.alert_routes = self.routes.clone();
+        }
+        if let Some(secs) = self.if_no_success_for {
+            decl.alert_if_no_success_for_secs = (secs > 0).then_some(secs);
+        }
+    }
 }
 
 impl TriggerArgs {
@@ -211,6 +244,7 @@ impl AddArgs {
         if self.shadow {
             decl.shadow = scheduler_core::Shadow::On;
         }
+        self.alerts.apply(&mut decl, false);
         Ok(decl)
     }
 }
@@ -403,6 +437,27 @@ pub(crate) async fn run(
                 next_fire_or_warn(&format!("task {name}"), &t);
             }
             println!("task {name} now fires on {}", trigger_text(&task));
+        }
+        TasksCommand::SetAlerts { name, alerts } => {
+            store::update_task_decl(
+                &db,
+                &name,
+                None,
+                |d| alerts.apply(d, true),
+                &|_| Ok(()),
+                &cli_actor(),
+            )
+            .await
+            .map_err(store_error)?;
+            let task = store::get_task(&db, &name).await?.to_json();
+            println!(
+                "task {name}: alert routes {}, silent after {}",
+                task["alert_routes"],
+                task["alert_if_no_success_for_secs"].as_i64().map_or_else(
+                    || "never".to_owned(),
+                    |s| format!("{s} s without a success")
+                )
+            );
         }
         TasksCommand::Shadow { which, off } => super::shadow::set_mode(&db, &which, !off).await?,
         TasksCommand::Cutover { which, at } => super::shadow::cut_over(&db, &which, &at).await?,

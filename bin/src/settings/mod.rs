@@ -11,6 +11,8 @@ use serde::Deserialize;
 
 pub use store::redact_url;
 
+mod alerts;
+
 use crate::cli::InvalidInput;
 
 /// The config file read when `--config` is not given (if it exists).
@@ -30,6 +32,7 @@ pub struct RawSettings {
     runs: RawRuns,
     demo: RawDemo,
     log: RawLog,
+    alerts: alerts::RawAlerts,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -154,6 +157,8 @@ pub struct Settings {
     pub demo_enabled: bool,
     /// Every task on this node in shadow mode (`run --shadow`; not a config key).
     pub shadow: bool,
+    /// Alert routes and how they are sent.
+    pub alerts: scheduler_actors::alerts::AlertConfig,
     /// Log line format.
     pub log_format: LogFormat,
     /// Directory for a daily-rolling log file, in addition to stderr.
@@ -219,6 +224,7 @@ impl Settings {
             run_retention: self.run_retention,
             demo_enabled: self.demo_enabled,
             shadow: self.shadow,
+            alerts: self.alerts.clone(),
             ..scheduler_actors::NodeConfig::default()
         }
     }
@@ -457,6 +463,12 @@ impl TryFrom<RawSettings> for Settings {
                 ),
             ));
         }
+        let alerts = alerts::alert_config(raw.alerts).map_err(|e| {
+            InvalidInput(format!(
+                "config key {}",
+                clip_long_values(&store::redact_urls_in(&e))
+            ))
+        })?;
         let redis_prefix = raw.redis.prefix.unwrap_or_else(|| "cronmesh".to_owned());
         if redis_prefix.is_empty() || redis_prefix.contains(char::is_whitespace) {
             return Err(bad(
@@ -488,6 +500,7 @@ impl TryFrom<RawSettings> for Settings {
             run_retention: Duration::from_secs(retention_days * 86_400),
             demo_enabled: raw.demo.enabled.unwrap_or(false),
             shadow: false,
+            alerts,
             log_format,
             log_dir: raw.log.dir,
         })

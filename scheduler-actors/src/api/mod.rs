@@ -3,6 +3,7 @@
 //! through the same `store` functions as the CLI's, so it is validated and audited the same
 //! way; errors are `{"error":{"code","message","field"}}` (`error.rs`).
 
+mod alerts;
 mod auth;
 mod confs;
 mod error;
@@ -86,6 +87,7 @@ api_routes! {
     delete "/tasks/{name}" => tasks::delete_task,
     post "/tasks/{name}/run" => tasks::run_task,
     post "/tasks/{name}/cutover" => tasks::cutover_task,
+    get "/alerts" => alerts::deliveries,
     get "/trigger-confs" => confs::list,
     post "/trigger-confs" => confs::create,
     get "/trigger-confs/{name}" => confs::get,

@@ -6,7 +6,7 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use super::error::{ErrorBody, ErrorDetail};
-use super::{confs, reads, tasks};
+use super::{alerts, confs, reads, tasks};
 
 /// The bearer-token scheme every operation uses.
 struct BearerAuth;
@@ -35,6 +35,7 @@ impl utoipa::Modify for BearerAuth {
         tasks::delete_task,
         tasks::run_task,
         tasks::cutover_task,
+        alerts::deliveries,
         confs::list,
         confs::create,
         confs::get,
@@ -49,7 +50,7 @@ impl utoipa::Modify for BearerAuth {
         super::resume,
         super::audit,
     ),
-    components(schemas(ErrorBody, ErrorDetail)),
+    components(schemas(ErrorBody, ErrorDetail, crate::alerts::JsonPayload)),
     modifiers(&BearerAuth)
 )]
 struct ApiDoc;

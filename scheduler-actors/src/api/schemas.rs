@@ -32,6 +32,10 @@ pub(super) struct Task {
     builtin: bool,
     orphaned: bool,
     schedule_overridden: bool,
+    /// Alert routes the task names besides the configured matches.
+    alert_routes: Vec<String>,
+    /// The dead-man check: a `silent` alert after this long without a success.
+    alert_if_no_success_for_secs: Option<i64>,
     /// Shadow mode: fires are recorded as `shadow` runs and the handler does not run.
     shadow: bool,
     /// With `shadow`: the cut-over instant, from which the task's fires run for real.
@@ -172,4 +176,37 @@ pub(super) struct Preview {
     #[schema(value_type = Option<Object>)]
     trigger: Option<serde_json::Value>,
     fires: Vec<PreviewFire>,
+}
+
+/// An alert sent, or given up on.
+#[derive(ToSchema)]
+pub(super) struct Delivery {
+    id: i64,
+    /// The route's name.
+    route: String,
+    /// `failed`, `timed_out`, `panicked`, `lock_lost`, `abandoned`, `misfired`,
+    /// `interrupted`, `recovered`, `silent` or `test`.
+    event: String,
+    task: String,
+    run_id: Option<String>,
+    fire_time: Option<String>,
+    /// The node that sent it.
+    node: String,
+    /// `sent`, `failed` (every attempt failed) or `dropped` (the route's queue was full).
+    state: String,
+    attempts: i32,
+    http_status: Option<i32>,
+    error: Option<String>,
+    /// Alerts of the same route and task the throttle held back before this one.
+    suppressed: i64,
+    created_at: String,
+    finished_at: Option<String>,
+}
+
+/// A page of alert deliveries, newest first.
+#[derive(ToSchema)]
+pub(super) struct DeliveryPage {
+    items: Vec<Delivery>,
+    next_cursor: Option<i64>,
+    cluster: Cluster,
 }

@@ -126,6 +126,11 @@ pub(crate) struct TaskPatch {
     /// cut-over still to come stays, one that has passed is undone), `false` makes it run for
     /// real.
     shadow: Option<bool>,
+    /// Alert routes the task names besides the configured matches (replaces the list).
+    alert_routes: Option<Vec<String>>,
+    /// The dead-man check: a `silent` alert after this many seconds without a success (60 s to
+    /// a year); 0 turns it off.
+    alert_if_no_success_for_secs: Option<u64>,
 }
 
 impl TaskPatch {
@@ -146,6 +151,8 @@ impl TaskPatch {
             recover,
             lock_ttl_ms,
             shadow,
+            alert_routes,
+            alert_if_no_success_for_secs,
         } = self;
         handler.is_none()
             && handler_args.is_none()
@@ -160,6 +167,8 @@ impl TaskPatch {
             && recover.is_none()
             && lock_ttl_ms.is_none()
             && shadow.is_none()
+            && alert_routes.is_none()
+            && alert_if_no_success_for_secs.is_none()
     }
 
     /// The policies as parsed values, or the error naming the field.
@@ -239,6 +248,12 @@ impl TaskPatch {
         }
         if let Some(v) = self.lock_ttl_ms {
             decl.lock_ttl_ms = v;
+        }
+        if let Some(routes) = self.alert_routes {
+            decl.alert_routes = routes;
+        }
+        if let Some(secs) = self.alert_if_no_success_for_secs {
+            decl.alert_if_no_success_for_secs = (secs > 0).then_some(secs);
         }
         match (self.shadow, decl.shadow) {
             (Some(false), _) => decl.shadow = scheduler_core::Shadow::Off,
@@ -385,6 +400,12 @@ pub(crate) struct NewTask {
     /// until the task is cut over.
     #[serde(default)]
     shadow: bool,
+    /// Alert routes the task names besides the configured matches.
+    #[serde(default)]
+    alert_routes: Option<Vec<String>>,
+    /// The dead-man check: a `silent` alert after this many seconds without a success.
+    #[serde(default)]
+    alert_if_no_success_for_secs: Option<u64>,
 }
 
 impl NewTask {
@@ -416,6 +437,8 @@ impl NewTask {
             recover: Some(self.recover),
             lock_ttl_ms: self.lock_ttl_ms,
             shadow: Some(self.shadow),
+            alert_routes: self.alert_routes,
+            alert_if_no_success_for_secs: self.alert_if_no_success_for_secs,
             ..TaskPatch::default()
         };
         let (misfire, overlap) = rest.policies()?;

@@ -58,6 +58,7 @@ pub struct Metrics {
     buffer_bound: AtomicI64,
     dropped_writes: AtomicU64,
     degraded: AtomicI64,
+    alerts: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl Default for Metrics {
@@ -71,6 +72,7 @@ impl Default for Metrics {
             buffer_bound: AtomicI64::new(0),
             dropped_writes: AtomicU64::new(0),
             degraded: AtomicI64::new(0),
+            alerts: Mutex::new(BTreeMap::new()),
         }
     }
 }
@@ -131,6 +133,17 @@ impl Metrics {
         self.degraded.load(Ordering::Relaxed) != 0
     }
 
+    /// Counts an alert outcome (`sent`, `failed`, `retried`, `dropped`, `suppressed`,
+    /// `events_missed`).
+    pub fn alert(&self, outcome: &'static str) {
+        *self
+            .alerts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(outcome)
+            .or_default() += 1;
+    }
+
     /// Marks the node degraded (a backend is down) or not.
     pub fn set_degraded(&self, degraded: bool) {
         self.degraded.store(i64::from(degraded), Ordering::Relaxed);
@@ -164,6 +177,13 @@ impl Metrics {
             persistence_buffer_bound: self.buffer_bound.load(Ordering::Relaxed),
             persistence_dropped_writes: self.dropped_writes.load(Ordering::Relaxed),
             degraded: self.degraded.load(Ordering::Relaxed) != 0,
+            alerts_total: self
+                .alerts
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), *v))
+                .collect(),
         }
     }
 
@@ -197,6 +217,11 @@ pub struct MetricsSnapshot {
     pub persistence_dropped_writes: u64,
     /// A backend is down and the node runs in a degraded mode.
     pub degraded: bool,
+    /// Alerts by outcome: `sent`, `failed` (every attempt failed), `retried`, `dropped` (a
+    /// route's queue was full), `suppressed` (throttled), `events_missed` (the alerter fell
+    /// behind the run events).
+    #[serde(default)]
+    pub alerts_total: BTreeMap<String, u64>,
 }
 
 #[cfg(test)]

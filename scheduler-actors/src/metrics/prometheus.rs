@@ -122,6 +122,20 @@ impl MetricsSnapshot {
             header(&mut out, name, kind_of(name), help);
             let _ = writeln!(out, "{name} {}", value(self));
         }
+        let alerts = "cronmesh_alerts_total";
+        let help = "Alerts by outcome: sent, failed (every attempt), retried, dropped (queue full), suppressed (throttled), events_missed.";
+        header(&mut out, alerts, "counter", help);
+        for outcome in [
+            "sent",
+            "failed",
+            "retried",
+            "dropped",
+            "suppressed",
+            "events_missed",
+        ] {
+            let n = self.alerts_total.get(outcome).copied().unwrap_or(0);
+            let _ = writeln!(out, "{alerts}{{outcome=\"{outcome}\"}} {n}");
+        }
         out
     }
 }

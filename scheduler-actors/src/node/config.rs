@@ -50,6 +50,8 @@ pub struct NodeConfig {
     /// Every task on this node in shadow mode: fires are recorded as `shadow` and no handler
     /// runs, except a task's fires from its cut-over on.
     pub shadow: bool,
+    /// Alert routes (`[alerts]`); none = no alerts.
+    pub alerts: crate::alerts::AlertConfig,
 }
 
 impl Default for NodeConfig {
@@ -73,6 +75,7 @@ impl Default for NodeConfig {
             handler_threads: 4,
             lock_keep: Duration::from_secs(60),
             shadow: false,
+            alerts: crate::alerts::AlertConfig::default(),
         }
     }
 }

@@ -119,7 +119,13 @@ impl NodeBuilder {
 
         // Handlers: built-ins, extra ones, then maintenance and code tasks (which win on a
         // name clash).
-        let maintenance = maintenance_tasks(&db, config.run_retention, config.demo_enabled);
+        let alerter_slot = Arc::new(std::sync::OnceLock::new());
+        let maintenance = maintenance_tasks(
+            &db,
+            config.run_retention,
+            config.demo_enabled,
+            alerter_slot.clone(),
+        );
         let code = [&maintenance, &self.code_tasks];
         let handlers = handler_table(
             config.shell_enabled,
@@ -215,6 +221,17 @@ impl NodeBuilder {
         };
         let running = Arc::new(AtomicUsize::new(0));
         let events = RunEventsSender::new(self.event_buffer);
+        // The alerter follows the run events from before the first fire.
+        if let Some(alerter) = crate::alerts::Alerter::start(
+            config.alerts.clone(),
+            db.clone(),
+            metrics.clone(),
+            node_id.clone(),
+            &handler_runtime.handle()?,
+            events.subscribe(),
+        ) {
+            let _ = alerter_slot.set(alerter);
+        }
         let interrupt = CancellationToken::new();
         let stopping = CancellationToken::new();
         let deps = Arc::new(ExecutorDeps {

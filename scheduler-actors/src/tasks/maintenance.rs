@@ -1,4 +1,5 @@
-//! The tasks every node has: run-record pruning, and the demo heartbeat where enabled.
+//! The tasks every node has: run-record pruning, the dead-man check of alerts
+//! (`cronmesh.alert_silence`, in `alerts/dispatch.rs`), and the demo heartbeat where enabled.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +16,7 @@ pub(crate) fn maintenance_tasks(
     db: &DatabaseConnection,
     retention: Duration,
     demo: bool,
+    alerter: Arc<std::sync::OnceLock<Arc<crate::alerts::Alerter>>>,
 ) -> CodeTasks {
     let prune_db = db.clone();
     let prune: Arc<dyn TaskHandler> = Arc::new(move |ctx: TaskContext| {
@@ -45,7 +47,10 @@ pub(crate) fn maintenance_tasks(
         .misfire(MisfirePolicy::FireOnce)
         .origin("built-in");
     prune_decl.enabled = !retention.is_zero();
-    let mut tasks = CodeTasks::new().with_handler(prune_decl, "cronmesh::prune_runs", prune);
+    let mut tasks = crate::alerts::silence_check_task(
+        CodeTasks::new().with_handler(prune_decl, "cronmesh::prune_runs", prune),
+        alerter,
+    );
     if demo {
         let demo: Arc<dyn TaskHandler> = Arc::new(|ctx: TaskContext| async move {
             ctx.span().in_scope(|| {

@@ -148,7 +148,7 @@ fn decl_of(
     if let Some(mailto) = &entry.mailto {
         description.push_str(&format!("; MAILTO {mailto}"));
     }
-    let decl = TaskDecl::trigger_json(name, &trigger.to_json())
+    let mut decl = TaskDecl::trigger_json(name, &trigger.to_json())
         .handler("shell")
         .handler_args(handler_args)
         .owner(&args.owner)
@@ -157,6 +157,16 @@ fn decl_of(
         .misfire(MisfirePolicy::Skip)
         .overlap(OverlapPolicy::Allow)
         .origin("crontab");
+    // MAILTO names the alert route of the same name, if one is configured (cron's list of
+    // addresses, comma-separated, names one route each).
+    if let Some(mailto) = &entry.mailto {
+        decl.alert_routes = mailto
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(str::to_owned)
+            .collect();
+    }
     super::check_fields(&decl)?;
     validate_handler_args("shell", decl.handler_args.as_ref(), &|_| false)?;
     Ok(decl)

@@ -118,6 +118,9 @@ fn differences(stored: &TaskDecl, wanted: &TaskDecl) -> Vec<&'static str> {
     if stored.description != wanted.description {
         out.push("description");
     }
+    if stored.alert_routes != wanted.alert_routes {
+        out.push("alert routes");
+    }
     if stored.misfire != wanted.misfire
         || stored.misfire_grace_secs != wanted.misfire_grace_secs
         || stored.overlap != wanted.overlap
@@ -236,6 +239,7 @@ pub(super) async fn write_all(
                             d.handler_args = wanted.handler_args;
                             d.owner = wanted.owner;
                             d.description = wanted.description;
+                            d.alert_routes = wanted.alert_routes;
                             d.misfire = wanted.misfire;
                             d.misfire_grace_secs = wanted.misfire_grace_secs;
                             d.overlap = wanted.overlap;

@@ -1,0 +1,316 @@
+//! One route's deliveries: a bounded queue of its own, the throttle (one alert per task per
+//! `min_interval`, the rest counted into the next), retries with backoff, and a record of each
+//! delivery. A route whose receiver is slow or dead only ever holds up its own queue.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use sea_orm::ActiveValue::Set;
+use sea_orm::DatabaseConnection;
+use tokio::sync::{mpsc, oneshot};
+
+use super::payload::{JsonPayload, sign, slack_body};
+use super::{Alert, AlertConfig, AlertEvent, AlertFormat, AlertRoute};
+use crate::metrics::Metrics;
+
+/// Alerts waiting per route; one more is dropped (and counted).
+const QUEUE: usize = 1000;
+
+/// How a route sends: attempts, the first wait between them (doubled each time), and how long
+/// one attempt may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all.
+    pub attempts: u32,
+    /// The wait after the first failed attempt.
+    pub first_backoff: Duration,
+    /// One attempt's limit.
+    pub timeout: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 4,
+            first_backoff: Duration::from_secs(1),
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// How one delivery ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// `sent`, `failed`, `suppressed` or `dropped`.
+    pub state: &'static str,
+    /// Attempts made.
+    pub attempts: u32,
+    /// The receiver's last status.
+    pub http_status: Option<u16>,
+    /// Why it failed (never the URL).
+    pub error: Option<String>,
+}
+
+/// What every route's sender shares.
+pub(super) struct Sender {
+    pub(super) db: Option<DatabaseConnection>,
+    pub(super) client: reqwest::Client,
+    pub(super) metrics: Arc<Metrics>,
+    pub(super) console_url: Option<String>,
+    pub(super) node: String,
+    pub(super) retry: RetryPolicy,
+}
+
+/// An alert on its way, and who waits for how it ends (the dead-man check does).
+pub(super) struct Queued {
+    pub(super) alert: Alert,
+    pub(super) done: Option<oneshot::Sender<Outcome>>,
+}
+
+/// A route's queue.
+#[derive(Clone)]
+pub(super) struct RouteQueue {
+    tx: mpsc::Sender<Queued>,
+}
+
+impl RouteQueue {
+    /// Starts the route's sender on `rt`.
+    pub(super) fn start(
+        rt: &tokio::runtime::Handle,
+        route: AlertRoute,
+        sender: Arc<Sender>,
+    ) -> RouteQueue {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        rt.spawn(run_route(route, sender, rx));
+        RouteQueue { tx }
+    }
+
+    /// Queues an alert; never waits. A full queue drops it (counted, logged, recorded).
+    pub(super) fn push(&self, route: &str, sender: &Sender, queued: Queued) {
+        if let Err(e) = self.tx.try_send(queued) {
+            sender.metrics.alert("dropped");
+            let queued = match e {
+                mpsc::error::TrySendError::Full(q) | mpsc::error::TrySendError::Closed(q) => q,
+            };
+            tracing::warn!(target: "cronmesh::alerts", route, task = %queued.alert.task, event = queued.alert.event.as_str(), "alert dropped: the route's queue is full (its receiver is slow or down)");
+            if let Some(done) = queued.done {
+                let _ = done.send(Outcome {
+                    state: "dropped",
+                    attempts: 0,
+                    http_status: None,
+                    error: Some("the route's queue is full".to_owned()),
+                });
+            }
+        }
+    }
+}
+
+/// The route's sender: one alert at a time, in order.
+async fn run_route(route: AlertRoute, sender: Arc<Sender>, mut rx: mpsc::Receiver<Queued>) {
+    let mut last_sent: HashMap<String, Instant> = HashMap::new();
+    let mut held_back: HashMap<String, u64> = HashMap::new();
+    while let Some(Queued { mut alert, done }) = rx.recv().await {
+        if alert.event != AlertEvent::Test && throttled(&route, &sender, &last_sent, &alert).await {
+            *held_back.entry(alert.task.clone()).or_default() += 1;
+            sender.metrics.alert("suppressed");
+            if let Some(done) = done {
+                let _ = done.send(Outcome {
+                    state: "suppressed",
+                    attempts: 0,
+                    http_status: None,
+                    error: None,
+                });
+            }
+            continue;
+        }
+        alert.suppressed = held_back.remove(&alert.task).unwrap_or(0);
+        let outcome = deliver(&route, &sender, &alert).await;
+        last_sent.insert(alert.task.clone(), Instant::now());
+        if let Some(done) = done {
+            let _ = done.send(outcome);
+        }
+    }
+}
+
+/// Whether an alert of `route` about this task went out less than `min_interval` ago: from
+/// this node (its memory) or from any node (its record).
+async fn throttled(
+    route: &AlertRoute,
+    sender: &Sender,
+    last_sent: &HashMap<String, Instant>,
+    alert: &Alert,
+) -> bool {
+    if route.min_interval.is_zero() {
+        return false;
+    }
+    if last_sent
+        .get(&alert.task)
+        .is_some_and(|t| t.elapsed() < route.min_interval)
+    {
+        return true;
+    }
+    let Some(db) = &sender.db else { return false };
+    match store::last_sent_at(db, &route.name, &alert.task).await {
+        Ok(Some(at)) => (Utc::now() - at)
+            .to_std()
+            .is_ok_and(|ago| ago < route.min_interval),
+        _ => false,
+    }
+}
+
+/// Sends one alert with retries and records how it went.
+pub(super) async fn deliver(route: &AlertRoute, sender: &Sender, alert: &Alert) -> Outcome {
+    let created = Utc::now();
+    let outcome = post_with_retries(route, sender, alert).await;
+    match outcome.state {
+        "sent" => {
+            sender.metrics.alert("sent");
+            tracing::info!(target: "cronmesh::alerts", route = %route.name, task = %alert.task, event = alert.event.as_str(), attempts = outcome.attempts, "alert sent");
+        }
+        _ => {
+            sender.metrics.alert("failed");
+            tracing::warn!(target: "cronmesh::alerts", route = %route.name, task = %alert.task, event = alert.event.as_str(), attempts = outcome.attempts, error = outcome.error.as_deref().unwrap_or(""), "alert not delivered");
+        }
+    }
+    if let Some(db) = &sender.db {
+        let row = entity::alert_delivery::ActiveModel {
+            route: Set(route.name.clone()),
+            event: Set(alert.event.as_str().to_owned()),
+            task_name: Set(alert.task.clone()),
+            run_id: Set(alert.run_id.clone()),
+            fire_ts_ms: Set(alert.fire_time.map(|t| t.timestamp_millis())),
+            node_id: Set(sender.node.clone()),
+            state: Set(outcome.state.to_owned()),
+            attempts: Set(outcome.attempts as i32),
+            http_status: Set(outcome.http_status.map(i32::from)),
+            error: Set(outcome.error.clone()),
+            suppressed: Set(alert.suppressed as i64),
+            created_at: Set(created),
+            finished_at: Set(Some(Utc::now())),
+            ..Default::default()
+        };
+        if let Err(e) = store::record_delivery(db, row).await {
+            tracing::warn!(target: "cronmesh::alerts", route = %route.name, task = %alert.task, "the alert's delivery record could not be written: {e}");
+        }
+    }
+    outcome
+}
+
+/// The body and headers of an alert for `route`.
+fn request(route: &AlertRoute, sender: &Sender, alert: &Alert) -> (Vec<u8>, Vec<(String, String)>) {
+    let console = sender.console_url.as_deref();
+    let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
+    let body = match route.format {
+        AlertFormat::Slack => slack_body(alert, console).to_string().into_bytes(),
+        AlertFormat::Json => {
+            let body = serde_json::to_vec(&JsonPayload::of(alert, console)).unwrap_or_default();
+            let ts = Utc::now().timestamp();
+            headers.push(("x-cronmesh-timestamp".to_owned(), ts.to_string()));
+            headers.push((
+                "x-cronmesh-signature".to_owned(),
+                sign(route.secret().unwrap_or_default(), ts, &body),
+            ));
+            headers.push((
+                "x-cronmesh-event".to_owned(),
+                alert.event.as_str().to_owned(),
+            ));
+            body
+        }
+    };
+    (body, headers)
+}
+
+/// POSTs until the receiver answers 2xx, it refuses for good (a 4xx other than 408 and 429),
+/// or the attempts are spent; waits double after each failure.
+async fn post_with_retries(route: &AlertRoute, sender: &Sender, alert: &Alert) -> Outcome {
+    let (body, headers) = request(route, sender, alert);
+    let mut wait = sender.retry.first_backoff;
+    let mut last = Outcome {
+        state: "failed",
+        attempts: 0,
+        http_status: None,
+        error: None,
+    };
+    for attempt in 1..=sender.retry.attempts.max(1) {
+        if attempt > 1 {
+            sender.metrics.alert("retried");
+            tokio::time::sleep(wait).await;
+            wait = wait.saturating_mul(2);
+        }
+        let mut req = sender
+            .client
+            .post(route.url())
+            .timeout(sender.retry.timeout)
+            .body(body.clone());
+        for (k, v) in &headers {
+            req = req.header(k, v);
+        }
+        last.attempts = attempt;
+        match req.send().await {
+            Ok(resp) if resp.status().is_success() => {
+                last.state = "sent";
+                last.http_status = Some(resp.status().as_u16());
+                last.error = None;
+                return last;
+            }
+            Ok(resp) => {
+                let status = resp.status();
+                last.http_status = Some(status.as_u16());
+                last.error = Some(format!("the receiver answered {status}"));
+                if status.is_client_error() && status.as_u16() != 408 && status.as_u16() != 429 {
+                    return last;
+                }
+            }
+            // Without the URL: a webhook URL may hold its token.
+            Err(e) => last.error = Some(e.without_url().to_string()),
+        }
+    }
+    last
+}
+
+/// Sends a sample alert through the route named `route` now (`cronmesh alerts test`), with
+/// the route's retries, and records it when `db` is given. An unknown route is an error
+/// naming the routes there are.
+pub async fn send_test(
+    config: &AlertConfig,
+    route: &str,
+    db: Option<DatabaseConnection>,
+    node: &str,
+) -> Result<Outcome, String> {
+    let Some(found) = config.route(route) else {
+        let names: Vec<&str> = config.routes.iter().map(|r| r.name.as_str()).collect();
+        return Err(if names.is_empty() {
+            format!(
+                "no alert route named {}: no [[alerts.routes]] is configured",
+                scheduler_core::quoted(route)
+            )
+        } else {
+            format!(
+                "no alert route named {}; the routes are {}",
+                scheduler_core::quoted(route),
+                names.join(", ")
+            )
+        });
+    };
+    let sender = Sender {
+        db,
+        client: http_client(),
+        metrics: Metrics::new(),
+        console_url: config.console_url.clone(),
+        node: node.to_owned(),
+        retry: config.retry,
+    };
+    Ok(deliver(found, &sender, &Alert::sample(node)).await)
+}
+
+/// The client alerts are sent with: no redirects (a webhook that redirects is misconfigured,
+/// and a redirect must not carry the body elsewhere).
+pub(super) fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("cronmesh/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .unwrap_or_default()
+}
