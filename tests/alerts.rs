@@ -337,3 +337,158 @@ async fn alerts_test_sends_a_sample_and_names_what_is_wrong() {
         stderr(&out)
     );
 }
+
+/// Polls the receiver until `path` has at least `n` requests (or `within` passes).
+async fn received(hooks: &Receiver, path: &str, n: usize, within: Duration) -> Vec<Received> {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let got = hooks.at(path);
+        if got.len() >= n || std::time::Instant::now() > deadline {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn silent_and_misfired_tasks_alert_once_and_deliveries_show_in_the_api() {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+
+    let dir = tempfile::tempdir().unwrap();
+    let hooks = Receiver::start();
+    std::fs::write(
+        dir.path().join("cronmesh.toml"),
+        format!(
+            "[[alerts.routes]]\nname = \"ops\"\nurl = \"{}/ops\"\nformat = \"json\"\nsecret = \"{SECRET}\"\n\
+             on = [\"silent\", \"misfired\"]\ntasks = \"watch.*\"\nmin_interval_secs = 0\n",
+            hooks.url
+        ),
+    )
+    .unwrap();
+    let add = |name: &str, cron: &str, extra: &[&str]| {
+        let mut args = vec!["tasks", "add", name, "--cron", cron, "--handler", "noop"];
+        args.extend_from_slice(extra);
+        let out = cronmesh(dir.path(), &args, &[]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    };
+    // Never fires, so never succeeds: silent once it is older than its limit.
+    add(
+        "watch.never",
+        "0 0 1 1 *",
+        &["--alert-if-no-success-for", "60"],
+    );
+    add(
+        "watch.skip",
+        "* * * * * *",
+        &["--misfire", "skip", "--misfire-grace", "0"],
+    );
+    let out = cronmesh(
+        dir.path(),
+        &[
+            "tasks",
+            "add",
+            "watch.bad",
+            "--cron",
+            "* * * * *",
+            "--handler",
+            "noop",
+            "--alert-if-no-success-for",
+            "5",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("alert_if_no_success_for` is 5 s"),
+        "{}",
+        stderr(&out)
+    );
+    // As if it had been added two minutes ago.
+    let db = crate::support::node::node_db(dir.path()).await;
+    entity::prelude::ScheduledTask::update_many()
+        .col_expr(
+            entity::scheduled_task::Column::CreatedAt,
+            Expr::value(chrono::Utc::now() - chrono::Duration::minutes(2)),
+        )
+        .filter(entity::scheduled_task::Column::Name.eq("watch.never"))
+        .exec(&db)
+        .await
+        .unwrap();
+
+    // Misfired: fires missed while no node ran.
+    let node = crate::support::node::NodeProcess::start(dir.path(), &[]);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(node.stop().success());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let node = crate::support::node::NodeProcess::start(dir.path(), &[]);
+    let misfired = received(&hooks, "/ops", 1, Duration::from_secs(10)).await;
+    assert!(
+        misfired
+            .iter()
+            .any(|r| r.json()["event"] == "misfired" && r.json()["task"] == "watch.skip"),
+        "{:?}",
+        misfired.iter().map(Received::json).collect::<Vec<_>>()
+    );
+
+    // Silent: the dead-man check, run now twice: one alert for one silence.
+    let silent = |got: &[Received]| {
+        got.iter()
+            .filter(|r| r.json()["event"] == "silent")
+            .map(Received::json)
+            .collect::<Vec<_>>()
+    };
+    for _ in 0..2 {
+        let out = cronmesh(
+            dir.path(),
+            &["tasks", "run-now", "cronmesh.alert_silence"],
+            &[],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    let got = silent(&hooks.at("/ops"));
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0]["task"], "watch.never");
+    assert!(
+        got[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("never succeeded"),
+        "{}",
+        got[0]
+    );
+
+    // The deliveries, through the API.
+    let page: serde_json::Value =
+        reqwest::get(format!("{}/api/v1/alerts?task=watch.never", node.url))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    let items = page["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{page}");
+    assert_eq!(
+        (items[0]["event"].as_str(), items[0]["state"].as_str()),
+        (Some("silent"), Some("sent"))
+    );
+    assert!(node.stop().success());
+
+    // A task's own routes, from the CLI.
+    let out = cronmesh(
+        dir.path(),
+        &[
+            "tasks",
+            "set-alerts",
+            "watch.never",
+            "--alert-route",
+            "pager",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = cronmesh(dir.path(), &["tasks", "show", "watch.never"], &[]);
+    let task: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(task["alert_routes"], serde_json::json!(["pager"]));
+    assert_eq!(task["alert_if_no_success_for_secs"], 60);
+}

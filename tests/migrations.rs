@@ -46,6 +46,7 @@ fn run(task: &str, fire: i64) -> task_run::ActiveModel {
 
 async fn up_down_up(db: &DatabaseConnection) {
     let mut all = vec![
+        "alert_delivery",
         "audit_event",
         "cluster_state",
         "console_session",

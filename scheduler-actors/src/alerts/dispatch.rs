@@ -346,10 +346,13 @@ impl Alerter {
 }
 
 /// The dead-man check as a built-in task (`cronmesh.alert_silence`, every minute, run once
-/// across the cluster like any task). It does nothing on a node without alert routes.
+/// across the cluster like any task). Declared enabled where alert routes are configured
+/// (every node of a cluster should have the same `[alerts]`); on a node without routes a run
+/// of it does nothing.
 pub(crate) fn silence_check_task(
     tasks: CodeTasks,
     alerter: Arc<OnceLock<Arc<Alerter>>>,
+    routes_configured: bool,
 ) -> CodeTasks {
     let handler: Arc<dyn TaskHandler> = Arc::new(move |ctx: TaskContext| {
         let alerter = alerter.get().cloned();
@@ -369,13 +372,13 @@ pub(crate) fn silence_check_task(
             Ok::<(), TaskFailure>(())
         }
     });
-    tasks.with_handler(
-        scheduler_core::TaskDecl::cron("cronmesh.alert_silence", "0 * * * * *")
-            .owner("cronmesh")
-            .description("Alerts (`silent`) on tasks that have had no success for their alert_if_no_success_for")
-            .misfire(scheduler_core::MisfirePolicy::Skip)
-            .origin("built-in"),
-        "cronmesh::alert_silence",
-        handler,
-    )
+    let mut decl = scheduler_core::TaskDecl::cron("cronmesh.alert_silence", "0 * * * * *")
+        .owner("cronmesh")
+        .description(
+            "Alerts (`silent`) on tasks that have had no success for their alert_if_no_success_for",
+        )
+        .misfire(scheduler_core::MisfirePolicy::Skip)
+        .origin("built-in");
+    decl.enabled = routes_configured;
+    tasks.with_handler(decl, "cronmesh::alert_silence", handler)
 }

@@ -125,6 +125,7 @@ impl NodeBuilder {
             config.run_retention,
             config.demo_enabled,
             alerter_slot.clone(),
+            !config.alerts.routes.is_empty(),
         );
         let code = [&maintenance, &self.code_tasks];
         let handlers = handler_table(

@@ -17,6 +17,7 @@ pub(crate) fn maintenance_tasks(
     retention: Duration,
     demo: bool,
     alerter: Arc<std::sync::OnceLock<Arc<crate::alerts::Alerter>>>,
+    alert_routes: bool,
 ) -> CodeTasks {
     let prune_db = db.clone();
     let prune: Arc<dyn TaskHandler> = Arc::new(move |ctx: TaskContext| {
@@ -50,6 +51,7 @@ pub(crate) fn maintenance_tasks(
     let mut tasks = crate::alerts::silence_check_task(
         CodeTasks::new().with_handler(prune_decl, "cronmesh::prune_runs", prune),
         alerter,
+        alert_routes,
     );
     if demo {
         let demo: Arc<dyn TaskHandler> = Arc::new(|ctx: TaskContext| async move {
