@@ -29,6 +29,20 @@ if ! command -v faketime >/dev/null 2>&1; then
   apt_install faketime
 fi
 
+# promtool (in Debian's prometheus package) checks deploy/prometheus/cronmesh-rules.yml. The
+# package's daemon is kept from starting while it installs.
+if ! command -v promtool >/dev/null 2>&1; then
+  echo "services: installing promtool (Debian's prometheus package; its daemon is not started)"
+  own_policy=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod +x /usr/sbin/policy-rc.d
+    own_policy=1
+  fi
+  apt_install prometheus || echo "services: no prometheus package; the rules are checked by the metric-name test only"
+  if [ "$own_policy" = 1 ]; then rm -f /usr/sbin/policy-rc.d; fi
+fi
+
 # Debian's headless Chromium: the console's browser tests drive it.
 if [ ! -x /usr/bin/chromium ]; then
   echo "services: installing chromium"

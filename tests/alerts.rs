@@ -472,6 +472,18 @@ async fn silent_and_misfired_tasks_alert_once_and_deliveries_show_in_the_api() {
         (items[0]["event"].as_str(), items[0]["state"].as_str()),
         (Some("silent"), Some("sent"))
     );
+    // And on the console's alerts page.
+    let page = reqwest::get(format!("{}/alerts?task=watch.never", node.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("st-silent") && page.contains("watch.never"),
+        "{page}"
+    );
+    assert!(!page.contains(&hooks.url), "the route's URL is shown");
     assert!(node.stop().success());
 
     // A task's own routes, from the CLI.

@@ -635,3 +635,72 @@ fn faketime_library() -> String {
         .map(|p| (*p).to_owned())
         .expect("libfaketime is installed (scripts/services.sh installs the faketime package)")
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_nodes_send_one_alert_per_failed_run() {
+    let c = Cluster::new().await;
+    let hooks = crate::support::receiver::Receiver::start();
+    std::fs::write(
+        c.dir().join("cronmesh.toml"),
+        format!(
+            "[[alerts.routes]]\nname = \"ops\"\nurl = \"{}/ops\"\nformat = \"json\"\n\
+             secret = \"0123456789abcdef0\"\non = [\"failed\"]\nmin_interval_secs = 0\n",
+            hooks.url
+        ),
+    )
+    .unwrap();
+    for i in 0..3 {
+        c.cli(&[
+            "tasks",
+            "add",
+            &format!("fail.t{i}"),
+            "--cron",
+            "* * * * * *",
+            "--handler",
+            "shell",
+            "--overlap",
+            "allow",
+            "--args",
+            r#"{"program":"sh","args":["-c","exit 3"]}"#,
+        ]);
+    }
+    let nodes: Vec<NodeProcess> = ["n1", "n2", "n3"]
+        .iter()
+        .map(|id| c.node(id, &[]))
+        .collect();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    // Runs that ended well before the stop have had time to be alerted.
+    let settled = Utc::now() - chrono::Duration::seconds(3);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for n in nodes {
+        assert!(n.stop().success());
+    }
+
+    let mut per_run: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut senders = std::collections::BTreeSet::new();
+    for r in hooks.at("/ops") {
+        let body = r.json();
+        *per_run
+            .entry(body["run_id"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+        senders.insert(body["node"].as_str().unwrap().to_owned());
+    }
+    assert!(
+        per_run.values().all(|n| *n == 1),
+        "an alert sent twice: {per_run:?}"
+    );
+    let failed: Vec<task_run::Model> = c
+        .runs()
+        .await
+        .into_iter()
+        .filter(|r| r.status == RunStatus::Failed && r.finished_at.is_some_and(|f| f < settled))
+        .collect();
+    assert!(failed.len() >= 15, "{}", failed.len());
+    for run in &failed {
+        assert!(per_run.contains_key(&run.run_id), "no alert for {run:?}");
+    }
+    assert!(
+        senders.len() >= 2,
+        "alerts come from the node that ran the fire: {senders:?}"
+    );
+}

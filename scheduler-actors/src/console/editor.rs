@@ -232,6 +232,16 @@ async fn form_page(
                 input #description type="text" name="description" value=(form.description);
                 div.grid2 {
                     div {
+                        label for="alert_routes" { "Alert routes of its own (names, comma-separated)" }
+                        input #alert_routes type="text" name="alert_routes" value=(form.alert_routes);
+                    }
+                    div {
+                        label for="alert_if_no_success_for_secs" { "Alert if no success for (seconds, at least 60; empty: never)" }
+                        input #alert_if_no_success_for_secs type="number" min="60" name="alert_if_no_success_for_secs" value=(form.alert_if_no_success_for_secs);
+                    }
+                }
+                div.grid2 {
+                    div {
                         label for="misfire" { "Misfire policy" }
                         select #misfire name="misfire" {
                             @for (value, label) in [("skip", "skip: drop missed fires"), ("fire_once", "fire_once: run once for all missed"), ("fire_all", "fire_all: run each missed fire")] {

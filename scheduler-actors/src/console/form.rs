@@ -40,6 +40,10 @@ pub(super) struct TaskForm {
     pub(super) overlap: String,
     pub(super) recover: Option<String>,
     pub(super) enabled: Option<String>,
+    /// The task's own alert routes, comma-separated.
+    pub(super) alert_routes: String,
+    /// The dead-man check, seconds (empty: off).
+    pub(super) alert_if_no_success_for_secs: String,
     pub(super) action: String,
 }
 
@@ -101,6 +105,11 @@ impl TaskForm {
             overlap: r.overlap.clone(),
             recover: r.recover.then(|| "on".to_owned()),
             enabled: r.enabled.then(|| "on".to_owned()),
+            alert_routes: task.decl().alert_routes.join(", "),
+            alert_if_no_success_for_secs: r
+                .alert_if_no_success_for_ms
+                .map(|ms| (ms / 1000).to_string())
+                .unwrap_or_default(),
             ..TaskForm::default()
         };
         form.trigger_shown = form.trigger_fields();
@@ -220,6 +229,20 @@ impl TaskForm {
         body.insert("misfire".into(), json!(misfire));
         body.insert("overlap".into(), json!(self.overlap));
         body.insert("recover".into(), json!(self.recover.is_some()));
+        let routes: Vec<&str> = self
+            .alert_routes
+            .split(',')
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+            .collect();
+        body.insert("alert_routes".into(), json!(routes));
+        // Empty turns the check off (0 in the API).
+        let silence = seconds_ms(
+            &self.alert_if_no_success_for_secs,
+            "alert_if_no_success_for_secs",
+        )?
+        .map_or(0, |ms| ms / 1000);
+        body.insert("alert_if_no_success_for_secs".into(), json!(silence));
         Ok(Value::Object(body))
     }
 }

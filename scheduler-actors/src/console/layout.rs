@@ -73,16 +73,18 @@ pub(super) enum Nav {
     Nodes,
     Actors,
     Audit,
+    Alerts,
     Cluster,
 }
 
-const NAV: [(Nav, &str, &str); 6] = [
+const NAV: [(Nav, &str, &str); 7] = [
     (Nav::Tasks, "/", "Tasks"),
     (Nav::Confs, "/confs", "Trigger confs"),
     (Nav::Runs, "/runs", "Runs"),
     (Nav::Nodes, "/nodes", "Nodes"),
     (Nav::Actors, "/actors", "Actors"),
     (Nav::Audit, "/audit", "Audit"),
+    (Nav::Alerts, "/alerts", "Alerts"),
 ];
 
 /// A full page: navigation, the pause banner when the cluster is paused, the body.

@@ -13,6 +13,7 @@
 //! (create and edit pages, the trigger preview), `form.rs` (the form and its request body), `pages.rs` (confs, runs, nodes, actors,
 //! audit, the cluster pause).
 
+mod alerts;
 mod editor;
 mod fires;
 mod form;
@@ -62,6 +63,7 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     .route("/nodes", web::get().to(pages::nodes))
     .route("/actors", web::get().to(pages::actors))
     .route("/audit", web::get().to(pages::audit))
+    .route("/alerts", web::get().to(alerts::list))
     .route("/cluster", web::get().to(pages::cluster))
     .route("/cluster", web::post().to(pages::set_cluster));
 }
