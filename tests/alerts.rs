@@ -504,3 +504,49 @@ async fn silent_and_misfired_tasks_alert_once_and_deliveries_show_in_the_api() {
     assert_eq!(task["alert_routes"], serde_json::json!(["pager"]));
     assert_eq!(task["alert_if_no_success_for_secs"], 60);
 }
+
+#[test]
+fn runs_interrupted_by_a_shutdown_are_alerted_before_the_node_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("alerts.db").display());
+    let hooks = Receiver::start();
+    let tasks = CodeTasks::new().with_handler(
+        TaskDecl::cron("alerts.hangs", "* * * * * *").overlap(scheduler_core::OverlapPolicy::Allow),
+        "t::hangs",
+        Arc::new(slow),
+    );
+    let config = NodeConfig {
+        database_url: url,
+        http_bind: None,
+        shutdown_grace: Duration::from_millis(300),
+        alerts: AlertConfig {
+            routes: vec![route(
+                "ops",
+                format!("{}/ops", hooks.url),
+                "json",
+                &["interrupted"],
+                0,
+            )],
+            ..AlertConfig::default()
+        },
+        ..NodeConfig::default()
+    };
+    let system = actix::System::new();
+    system.block_on(async move {
+        let node = NodeBuilder::new(config)
+            .code_tasks(tasks)
+            .start()
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        node.shutdown().await.unwrap();
+    });
+    // Delivered during the shutdown: nothing is waited for here.
+    let got: Vec<_> = hooks.at("/ops").iter().map(Received::json).collect();
+    assert!(!got.is_empty(), "no interrupted alert");
+    assert!(
+        got.iter()
+            .all(|b| b["event"] == "interrupted" && b["task"] == "alerts.hangs"),
+        "{got:?}"
+    );
+}

@@ -238,6 +238,17 @@ async fn two_nodes_and_a_long_run(
 #[tokio::test(flavor = "multi_thread")]
 async fn killed_node_without_recover_leaves_an_abandoned_run() {
     let c = Cluster::new().await;
+    // The survivor, which settles the run, is the one that alerts.
+    let hooks = crate::support::receiver::Receiver::start();
+    std::fs::write(
+        c.dir().join("cronmesh.toml"),
+        format!(
+            "[[alerts.routes]]\nname = \"ops\"\nurl = \"{}/ops\"\nformat = \"json\"\n\
+             secret = \"0123456789abcdef0\"\non = [\"abandoned\"]\n",
+            hooks.url
+        ),
+    )
+    .unwrap();
     let json = [("CRONMESH__LOG__FORMAT", "json")];
     let (mut nodes, holder) =
         two_nodes_and_a_long_run(&c, "kill.norecover", false, "2", &json).await;
@@ -271,6 +282,16 @@ async fn killed_node_without_recover_leaves_an_abandoned_run() {
         .find(|v| v["fields"]["status"] == "abandoned")
         .unwrap_or_else(|| panic!("no abandoned event in\n{log}"));
     assert_eq!(event["fields"]["run_id"], run.run_id.as_str());
+    let survivor = if holder == 0 { "n2" } else { "n1" };
+    let alert = wait_for("the abandoned alert", Duration::from_secs(10), || async {
+        hooks.at("/ops").first().map(|r| r.json())
+    })
+    .await;
+    assert_eq!(alert["event"], "abandoned");
+    assert_eq!(alert["run_id"], run.run_id.as_str());
+    assert_eq!(alert["node"], survivor);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(hooks.at("/ops").len(), 1, "one alert for one abandoned run");
     for n in nodes {
         drop(n);
     }

@@ -37,9 +37,14 @@ pub(crate) struct BenchArgs {
     /// Extra registered tasks that fire daily (idle), for memory and start-up at scale.
     #[arg(long, default_value_t = 0)]
     idle: u32,
-    /// Handler: noop, or sleep:MS.
+    /// Handler: noop, sleep:MS, or fail (every run fails: with --alert-dead-receiver, every
+    /// fire raises an alert).
     #[arg(long, default_value = "noop")]
     handler: String,
+    /// Alerts on every failed run to a receiver on a loopback port that accepts and never
+    /// answers (one node only): shows that a dead webhook does not slow fires.
+    #[arg(long)]
+    alert_dead_receiver: bool,
     /// Lock backend: memory or redis.
     #[arg(long, default_value = "memory")]
     lock: String,
@@ -69,6 +74,7 @@ type Seen = Arc<Mutex<Vec<(u32, i64, f64)>>>;
 struct BenchHandler {
     seen: Seen,
     sleep: Option<Duration>,
+    fail: bool,
 }
 
 impl TaskHandler for BenchHandler {
@@ -87,10 +93,13 @@ impl TaskHandler for BenchHandler {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push((index, ctx.fire_time.timestamp_millis(), late_ms));
-        let sleep = self.sleep;
+        let (sleep, fail) = (self.sleep, self.fail);
         Box::pin(async move {
             if let Some(d) = sleep {
                 tokio::time::sleep(d).await;
+            }
+            if fail {
+                return Err(TaskFailure::new("bench: this handler fails on purpose"));
             }
             Ok::<_, TaskFailure>(scheduler_actors::TaskOutput::default())
         })
@@ -144,15 +153,21 @@ fn bench_name(i: u32) -> String {
 
 pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
+    let fail = args.handler == "fail";
     let sleep = match args.handler.as_str() {
-        "noop" => None,
+        "noop" | "fail" => None,
         other => match other.strip_prefix("sleep:").map(str::parse::<u64>) {
             Some(Ok(ms)) => Some(Duration::from_millis(ms)),
             _ => anyhow::bail!(InvalidInput(format!(
-                "--handler {other:?} is not noop or sleep:MS"
+                "--handler {other:?} is not noop, sleep:MS or fail"
             ))),
         },
     };
+    if args.alert_dead_receiver && args.nodes > 1 {
+        anyhow::bail!(InvalidInput(
+            "--alert-dead-receiver runs one node; leave out --nodes".to_owned()
+        ));
+    }
     let redis_url = match args.lock.as_str() {
         "memory" => None,
         "redis" => Some(args.redis_url.clone()),
@@ -176,6 +191,7 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     let handler = Arc::new(BenchHandler {
         seen: seen.clone(),
         sleep,
+        fail,
     });
     let tasks = args.tasks;
     let idle = args.idle;
@@ -218,7 +234,10 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     let created = started.elapsed();
 
     let runs: Vec<NodeRun> = if args.nodes == 1 {
-        let config = node_config(&db_url, redis_url, "bench");
+        let mut config = node_config(&db_url, redis_url, "bench");
+        if args.alert_dead_receiver {
+            config.alerts = dead_receiver_alerts()?;
+        }
         let run = system.block_on(async move {
             let node = start_node(config, handler).await?;
             let window = Window::after(Utc::now(), duration);
@@ -242,7 +261,11 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     let mut seen_all = std::mem::take(&mut *seen.lock().unwrap_or_else(PoisonError::into_inner));
     let mut startup = Duration::ZERO;
     let (mut rss_started, mut peak_rss, mut cpu) = (0, 0, 0.0);
+    let mut alerts: std::collections::BTreeMap<String, u64> = Default::default();
     for run in runs {
+        for (outcome, n) in &run.alerts {
+            *alerts.entry(outcome.clone()).or_default() += n;
+        }
         seen_all.extend(run.notes);
         startup = startup.max(run.startup);
         rss_started += run.rss_started.saturating_sub(run.rss_baseline);
@@ -286,6 +309,7 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         "startup_ms": startup.as_secs_f64() * 1000.0,
         "tasks_created_ms": created.as_secs_f64() * 1000.0,
         "cpu_s_per_1k_fires": if distinct == 0 { 0.0 } else { cpu / (distinct as f64 / 1000.0) },
+        "alerts": alerts,
     });
     if args.json {
         println!("{out}");
@@ -327,6 +351,9 @@ struct NodeRun {
     cpu: f64,
     /// Fires its handler ran (workers only; in-process fires are in the shared notes).
     notes: Vec<(u32, i64, f64)>,
+    /// Alerts by outcome.
+    #[serde(default)]
+    alerts: std::collections::BTreeMap<String, u64>,
 }
 
 fn node_config(db_url: &str, redis_url: Option<String>, node_id: &str) -> NodeConfig {
@@ -338,6 +365,37 @@ fn node_config(db_url: &str, redis_url: Option<String>, node_id: &str) -> NodeCo
         node_id: Some(node_id.to_owned()),
         ..NodeConfig::default()
     }
+}
+
+/// One alert route, on every failed run, to a loopback port that accepts connections and never
+/// answers (held open by a thread for the life of the process).
+fn dead_receiver_alerts() -> anyhow::Result<scheduler_actors::alerts::AlertConfig> {
+    use scheduler_actors::alerts::{AlertConfig, AlertRoute, AlertRouteSpec};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("a loopback port")?;
+    let url = format!("http://{}/hook", listener.local_addr()?);
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let route = AlertRoute::from_spec(
+        "bench",
+        AlertRouteSpec {
+            name: "dead".to_owned(),
+            url,
+            format: "json".to_owned(),
+            on: Some(vec!["failed".to_owned()]),
+            secret: Some("bench-secret-0123456789".to_owned()),
+            min_interval_secs: Some(0),
+            ..AlertRouteSpec::default()
+        },
+    )
+    .map_err(|e| anyhow::anyhow!(e))?;
+    Ok(AlertConfig {
+        routes: vec![route],
+        ..AlertConfig::default()
+    })
 }
 
 /// A started node and what it cost to start.
@@ -375,8 +433,10 @@ impl StartedNode {
         let peak_rss = rss().1;
         // Let the window's last fires finish before the shutdown stops new ones.
         tokio::time::sleep(Duration::from_secs(1)).await;
+        let alerts = self.node.metrics().alerts_total;
         self.node.shutdown().await?;
         Ok(NodeRun {
+            alerts,
             window,
             startup: self.startup,
             rss_baseline: self.rss_baseline,

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -61,6 +62,8 @@ pub(super) struct Sender {
     pub(super) console_url: Option<String>,
     pub(super) node: String,
     pub(super) retry: RetryPolicy,
+    /// Alerts accepted and not yet delivered or given up (a shutdown waits for them a little).
+    pub(super) outstanding: std::sync::atomic::AtomicUsize,
 }
 
 /// An alert on its way, and who waits for how it ends (the dead-man check does).
@@ -89,7 +92,9 @@ impl RouteQueue {
 
     /// Queues an alert; never waits. A full queue drops it (counted, logged, recorded).
     pub(super) fn push(&self, route: &str, sender: &Sender, queued: Queued) {
+        sender.outstanding.fetch_add(1, Ordering::SeqCst);
         if let Err(e) = self.tx.try_send(queued) {
+            sender.outstanding.fetch_sub(1, Ordering::SeqCst);
             sender.metrics.alert("dropped");
             let queued = match e {
                 mpsc::error::TrySendError::Full(q) | mpsc::error::TrySendError::Closed(q) => q,
@@ -123,6 +128,7 @@ async fn run_route(route: AlertRoute, sender: Arc<Sender>, mut rx: mpsc::Receive
                     error: None,
                 });
             }
+            sender.outstanding.fetch_sub(1, Ordering::SeqCst);
             continue;
         }
         alert.suppressed = held_back.remove(&alert.task).unwrap_or(0);
@@ -131,6 +137,7 @@ async fn run_route(route: AlertRoute, sender: Arc<Sender>, mut rx: mpsc::Receive
         if let Some(done) = done {
             let _ = done.send(outcome);
         }
+        sender.outstanding.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -301,6 +308,7 @@ pub async fn send_test(
         console_url: config.console_url.clone(),
         node: node.to_owned(),
         retry: config.retry,
+        outstanding: Default::default(),
     };
     Ok(deliver(found, &sender, &Alert::sample(node)).await)
 }

@@ -5,6 +5,7 @@
 //! that takes it. Also the dead-man check (`silent`), a built-in task.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
@@ -65,6 +66,7 @@ impl Alerter {
             console_url: config.console_url.clone(),
             node,
             retry: config.retry,
+            outstanding: Default::default(),
         });
         let queues = config
             .routes
@@ -200,7 +202,9 @@ impl Alerter {
             if !self.wanted(pending.event, &pending.task) {
                 continue;
             }
+            self.sender.outstanding.fetch_add(1, Ordering::SeqCst);
             if self.pending.try_send(pending).is_err() {
+                self.sender.outstanding.fetch_sub(1, Ordering::SeqCst);
                 self.sender.metrics.alert("events_missed");
             }
         }
@@ -209,40 +213,63 @@ impl Alerter {
     /// Enriches pending alerts one at a time and queues them on their routes.
     async fn enrich(self: Arc<Self>, mut rx: mpsc::Receiver<Pending>) {
         while let Some(p) = rx.recv().await {
-            if p.event == AlertEvent::Recovered {
-                // A recovery is a success after a failure; most successes are not.
-                let Some(fire) = p.fire_time else { continue };
-                match store::failed_before(self.db(), &p.task, fire.timestamp_millis()).await {
-                    Ok(true) => {}
-                    Ok(false) => continue,
-                    Err(e) => {
-                        tracing::debug!(target: "cronmesh::alerts", task = %p.task, "could not read the outcome before a success: {e}");
-                        continue;
-                    }
+            self.enrich_one(p).await;
+            self.sender.outstanding.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Waits (at most `within`) until every alert the node has accepted is delivered or given
+    /// up: a shutdown's interrupted runs are reported before the node goes.
+    pub(crate) async fn drain(&self, within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        // The last outcomes may still be on their way through the event broadcast.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        while self.sender.outstanding.load(Ordering::SeqCst) > 0
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let left = self.sender.outstanding.load(Ordering::SeqCst);
+        if left > 0 {
+            tracing::warn!(target: "cronmesh::alerts", left, "alerts not delivered before the node stopped");
+        }
+    }
+
+    /// Enriches one pending alert and queues it on its routes.
+    async fn enrich_one(&self, p: Pending) {
+        if p.event == AlertEvent::Recovered {
+            // A recovery is a success after a failure; most successes are not.
+            let Some(fire) = p.fire_time else { return };
+            match store::failed_before(self.db(), &p.task, fire.timestamp_millis()).await {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(e) => {
+                    tracing::debug!(target: "cronmesh::alerts", task = %p.task, "could not read the outcome before a success: {e}");
+                    return;
                 }
             }
-            let output_tail = match (&p.run_id, p.event.is_bad()) {
-                (Some(run), true) => self.output_of(run).await,
-                _ => None,
-            };
-            let alert = Alert {
-                event: p.event,
-                task: p.task,
-                owner: String::new(),
-                zone: None,
-                node: self.sender.node.clone(),
-                run_id: p.run_id,
-                fire_time: p.fire_time,
-                status: p.status,
-                attempt: p.attempt,
-                duration_ms: p.duration_ms,
-                error: p.error,
-                output_tail,
-                suppressed: 0,
-                at: Utc::now(),
-            };
-            self.route(alert).await;
         }
+        let output_tail = match (&p.run_id, p.event.is_bad()) {
+            (Some(run), true) => self.output_of(run).await,
+            _ => None,
+        };
+        let alert = Alert {
+            event: p.event,
+            task: p.task,
+            owner: String::new(),
+            zone: None,
+            node: self.sender.node.clone(),
+            run_id: p.run_id,
+            fire_time: p.fire_time,
+            status: p.status,
+            attempt: p.attempt,
+            duration_ms: p.duration_ms,
+            error: p.error,
+            output_tail,
+            suppressed: 0,
+            at: Utc::now(),
+        };
+        self.route(alert).await;
     }
 
     /// A finished run's output. The outcome is written in the persistence actor's next batch,

@@ -59,6 +59,8 @@ pub struct Node {
     pub(super) interrupt: CancellationToken,
     pub(super) handler_runtime: HandlerRuntime,
     pub(super) http: Option<actix_web::dev::ServerHandle>,
+    /// Alerts, when routes are configured.
+    pub(super) alerter: Option<Arc<crate::alerts::Alerter>>,
 }
 
 /// What the application's own actors and tasks hold to ask and steer a node: cheap to clone,
@@ -214,6 +216,10 @@ impl Node {
             .await?;
         if left > 0 {
             tracing::error!(target: "cron_task", node = %self.handle.id, unwritten = left, "database unreachable at shutdown; these run records are lost");
+        }
+        // The outcomes just written may have alerts on their way (interrupted runs).
+        if let Some(alerter) = &self.alerter {
+            alerter.drain(Duration::from_secs(5)).await;
         }
         if let Err(e) = store::set_node_state(&self.db, &self.handle.id, NodeState::Stopped).await {
             tracing::warn!(target: "cron_task", error = %e, "could not mark the node stopped");

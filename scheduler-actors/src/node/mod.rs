@@ -223,15 +223,16 @@ impl NodeBuilder {
         let running = Arc::new(AtomicUsize::new(0));
         let events = RunEventsSender::new(self.event_buffer);
         // The alerter follows the run events from before the first fire.
-        if let Some(alerter) = crate::alerts::Alerter::start(
+        let alerter = crate::alerts::Alerter::start(
             config.alerts.clone(),
             db.clone(),
             metrics.clone(),
             node_id.clone(),
             &handler_runtime.handle()?,
             events.subscribe(),
-        ) {
-            let _ = alerter_slot.set(alerter);
+        );
+        if let Some(alerter) = &alerter {
+            let _ = alerter_slot.set(alerter.clone());
         }
         let interrupt = CancellationToken::new();
         let stopping = CancellationToken::new();
@@ -332,6 +333,7 @@ impl NodeBuilder {
             interrupt,
             handler_runtime,
             http,
+            alerter,
         })
     }
 }
