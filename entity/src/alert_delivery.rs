@@ -19,8 +19,8 @@ pub struct Model {
     pub fire_ts_ms: Option<i64>,
     /// The node that sent it.
     pub node_id: String,
-    /// `sent` (the receiver answered 2xx), `failed` (every attempt failed), `dropped` (the
-    /// route's queue was full).
+    /// `sent` (the receiver answered 2xx) or `failed` (every attempt failed, or the receiver
+    /// refused it for good).
     pub state: String,
     pub attempts: i32,
     /// The receiver's last HTTP status, if it answered.

@@ -66,10 +66,16 @@ pub async fn list_deliveries(
 }
 
 /// Whether the run of `task` before the fire at `fire_ts_ms` that succeeded or failed (see
-/// [`FAILURE_STATUSES`]) failed: then a success at `fire_ts_ms` is a recovery. One indexed read.
-pub async fn failed_before(db: &DatabaseConnection, task: &str, fire_ts_ms: i64) -> Result<bool> {
+/// [`FAILURE_STATUSES`]) failed: then a success at `fire_ts_ms` is a recovery. `None` while the
+/// run just before is still `running` (its outcome is not known yet). One indexed read.
+pub async fn failed_before(
+    db: &DatabaseConnection,
+    task: &str,
+    fire_ts_ms: i64,
+) -> Result<Option<bool>> {
     let mut counted: Vec<&str> = FAILURE_STATUSES.iter().map(|s| s.as_str()).collect();
     counted.push(RunStatus::Succeeded.as_str());
+    counted.push(RunStatus::Running.as_str());
     let previous: Option<RunStatus> = TaskRun::find()
         .select_only()
         .column(R::Status)
@@ -80,7 +86,23 @@ pub async fn failed_before(db: &DatabaseConnection, task: &str, fire_ts_ms: i64)
         .into_tuple()
         .one(db)
         .await?;
-    Ok(previous.is_some_and(|s| FAILURE_STATUSES.contains(&s)))
+    Ok(match previous {
+        Some(RunStatus::Running) => None,
+        other => Some(other.is_some_and(|s| FAILURE_STATUSES.contains(&s))),
+    })
+}
+
+/// The record of `task`'s fire at `fire_ts_ms`, if there is one.
+pub async fn run_at(
+    db: &DatabaseConnection,
+    task: &str,
+    fire_ts_ms: i64,
+) -> Result<Option<entity::task_run::Model>> {
+    Ok(TaskRun::find()
+        .filter(R::TaskName.eq(task))
+        .filter(R::FireTsMs.eq(fire_ts_ms))
+        .one(db)
+        .await?)
 }
 
 /// A task that has had no success for longer than its `alert_if_no_success_for`.
@@ -88,7 +110,7 @@ pub async fn failed_before(db: &DatabaseConnection, task: &str, fire_ts_ms: i64)
 pub struct SilentTask {
     /// The task.
     pub task: scheduled_task::Model,
-    /// Its last success, if it ever had one.
+    /// When its last success ended, if it ever had one.
     pub last_success: Option<DateTime<Utc>>,
     /// Since when it is silent: its last success, or (never succeeded) when it was created.
     pub silent_since: DateTime<Utc>,
@@ -109,23 +131,30 @@ pub async fn silent_tasks(db: &DatabaseConnection, now: DateTime<Utc>) -> Result
         let Some(limit) = task.alert_if_no_success_for_ms else {
             continue;
         };
-        let last_ms: Option<i64> = TaskRun::find()
+        // When the last success ended (a long run that succeeds after an alert starts a new
+        // silence only from its end).
+        let last: Option<(i64, Option<DateTime<Utc>>)> = TaskRun::find()
             .select_only()
             .column(R::FireTsMs)
+            .column(R::FinishedAt)
             .filter(R::TaskName.eq(&task.name))
             .filter(R::Status.eq(RunStatus::Succeeded.as_str()))
             .order_by_desc(R::FireTsMs)
             .into_tuple()
             .one(db)
             .await?;
-        let last_success = last_ms.and_then(DateTime::from_timestamp_millis);
+        let last_success =
+            last.and_then(|(fire, end)| end.or_else(|| DateTime::from_timestamp_millis(fire)));
         let silent_since = last_success.unwrap_or(task.created_at);
         if (now - silent_since).num_milliseconds() < limit {
             continue;
         }
+        // Alerted: a `silent` alert was delivered since (a failed delivery is tried again at
+        // the next check, which the route's throttle paces).
         let alerted = AlertDelivery::find()
             .filter(D::TaskName.eq(&task.name))
             .filter(D::Event.eq("silent"))
+            .filter(D::State.eq("sent"))
             .filter(D::CreatedAt.gte(silent_since))
             .one(db)
             .await?

@@ -52,7 +52,7 @@ mod triggers;
 
 pub use alerts::{
     DeliveryFilter, FAILURE_STATUSES, SilentTask, delivery_json, failed_before, last_sent_at,
-    list_deliveries, record_delivery, silent_tasks, tasks_naming_alert_routes,
+    list_deliveries, record_delivery, run_at, silent_tasks, tasks_naming_alert_routes,
 };
 pub use audit::{AuditFilter, Who, audit_json, list_audit};
 pub use claims::{ClaimOutcome, claim_fire, claim_run, claim_runs};

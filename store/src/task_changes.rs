@@ -130,6 +130,11 @@ pub async fn update_task_decl(
         t.enabled = Set(decl.enabled);
         // Only a change of mode is written: an edit made from an older read (set-trigger, an
         // import) must not undo a cut-over or a `tasks shadow` committed meanwhile.
+        if decl.alert_routes != old.alert_routes
+            || decl.alert_if_no_success_for_secs != old.alert_if_no_success_for_secs
+        {
+            crate::tasks::apply_alert_fields(t, &decl);
+        }
         if decl.shadow != old.shadow {
             let (shadow, cutover_at) = decl.shadow.columns();
             t.shadow = Set(shadow);

@@ -222,6 +222,7 @@ pub(crate) fn new_task_row(
         ..Default::default()
     };
     apply_spec_fields(&mut active, decl);
+    apply_alert_fields(&mut active, decl);
     active
 }
 
@@ -240,6 +241,12 @@ pub(crate) fn apply_spec_fields(active: &mut scheduled_task::ActiveModel, decl: 
     active.overlap = Set(decl.overlap.to_string());
     active.recover = Set(decl.recover);
     active.lock_ttl_ms = Set(decl.lock_ttl_ms as i64);
+}
+
+/// Writes a declaration's alert options. They are operator state, like `enabled`: set when a
+/// task is created (a code task's declaration gives the first values) and by an operator's
+/// change, never by code-task sync, so a restart keeps what an operator set.
+pub(crate) fn apply_alert_fields(active: &mut scheduled_task::ActiveModel, decl: &TaskDecl) {
     active.alert_routes = Set((!decl.alert_routes.is_empty())
         .then(|| serde_json::Value::from(decl.alert_routes.clone()).to_string()));
     active.alert_if_no_success_for_ms = Set(decl

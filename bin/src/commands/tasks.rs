@@ -168,9 +168,33 @@ pub(crate) struct AlertArgs {
 }
 
 impl AlertArgs {
+    /// A warning for each route named that this machine's config does not have (the nodes'
+    /// config decides; a name no node knows sends nothing).
+    fn warn_unknown(&self, settings: &Settings) {
+        for route in &self.routes {
+            if settings.alerts.route(route.trim()).is_none() {
+                let known: Vec<&str> = settings
+                    .alerts
+                    .routes
+                    .iter()
+                    .map(|r| r.name.as_str())
+                    .collect();
+                eprintln!(
+                    "warning: no alert route named {} in this config ({}); the nodes' [[alerts.routes]] must have it, or the task's alerts go nowhere",
+                    scheduler_core::quoted(route),
+                    if known.is_empty() {
+                        "it has none".to_owned()
+                    } else {
+                        format!("it has {}", known.join(", "))
+                    }
+                );
+            }
+        }
+    }
+
     fn apply(&self, decl: &mut TaskDecl, replace_routes: bool) {
         if replace_routes || !self.routes.is_empty() {
-            decl.alert_routes = self.routes.clone();
+            decl.alert_routes = self.routes.iter().map(|r| r.trim().to_owned()).collect();
         }
         if let Some(secs) = self.if_no_success_for {
             decl.alert_if_no_success_for_secs = (secs > 0).then_some(secs);
@@ -348,6 +372,7 @@ pub(crate) async fn run(
             println!("{}", serde_json::to_string_pretty(&task.to_json())?);
         }
         TasksCommand::Add(args) => {
+            args.alerts.warn_unknown(settings);
             let decl = args.decl()?;
             let handlers = known_handlers(code_tasks, true);
             let check = |d: &TaskDecl| {
@@ -439,6 +464,7 @@ pub(crate) async fn run(
             println!("task {name} now fires on {}", trigger_text(&task));
         }
         TasksCommand::SetAlerts { name, alerts } => {
+            alerts.warn_unknown(settings);
             store::update_task_decl(
                 &db,
                 &name,

@@ -61,9 +61,9 @@ pub(super) fn alert_config(raw: RawAlerts) -> Result<AlertConfig, String> {
     let backoff = raw
         .retry_backoff_ms
         .map_or(defaults.first_backoff, Duration::from_millis);
-    if backoff > Duration::from_secs(600) {
+    if backoff > Duration::from_secs(60) {
         return Err(format!(
-            "`alerts.retry_backoff_ms`: {} ms is more than 10 minutes",
+            "`alerts.retry_backoff_ms`: {} ms is more than a minute (waits double up to a minute)",
             backoff.as_millis()
         ));
     }

@@ -117,7 +117,12 @@ async fn run_route(route: AlertRoute, sender: Arc<Sender>, mut rx: mpsc::Receive
     let mut last_sent: HashMap<String, Instant> = HashMap::new();
     let mut held_back: HashMap<String, u64> = HashMap::new();
     while let Some(Queued { mut alert, done }) = rx.recv().await {
-        if alert.event != AlertEvent::Test && throttled(&route, &sender, &last_sent, &alert).await {
+        // A recovery, a silence and a test are never held back behind failure alerts.
+        let throttles = !matches!(
+            alert.event,
+            AlertEvent::Test | AlertEvent::Recovered | AlertEvent::Silent
+        );
+        if throttles && throttled(&route, &sender, &last_sent, &alert).await {
             *held_back.entry(alert.task.clone()).or_default() += 1;
             sender.metrics.alert("suppressed");
             if let Some(done) = done {
@@ -133,7 +138,11 @@ async fn run_route(route: AlertRoute, sender: Arc<Sender>, mut rx: mpsc::Receive
         }
         alert.suppressed = held_back.remove(&alert.task).unwrap_or(0);
         let outcome = deliver(&route, &sender, &alert).await;
-        last_sent.insert(alert.task.clone(), Instant::now());
+        // Only a delivered alert starts the quiet interval: a receiver that comes back is not
+        // muted for one that never reached it.
+        if throttles && outcome.state == "sent" {
+            last_sent.insert(alert.task.clone(), Instant::now());
+        }
         if let Some(done) = done {
             let _ = done.send(outcome);
         }
@@ -205,34 +214,40 @@ pub(super) async fn deliver(route: &AlertRoute, sender: &Sender, alert: &Alert) 
     outcome
 }
 
-/// The body and headers of an alert for `route`.
-fn request(route: &AlertRoute, sender: &Sender, alert: &Alert) -> (Vec<u8>, Vec<(String, String)>) {
+/// The body of an alert for `route`.
+fn body(route: &AlertRoute, sender: &Sender, alert: &Alert) -> Vec<u8> {
     let console = sender.console_url.as_deref();
-    let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
-    let body = match route.format {
+    match route.format {
         AlertFormat::Slack => slack_body(alert, console).to_string().into_bytes(),
         AlertFormat::Json => {
-            let body = serde_json::to_vec(&JsonPayload::of(alert, console)).unwrap_or_default();
-            let ts = Utc::now().timestamp();
-            headers.push(("x-cronmesh-timestamp".to_owned(), ts.to_string()));
-            headers.push((
-                "x-cronmesh-signature".to_owned(),
-                sign(route.secret().unwrap_or_default(), ts, &body),
-            ));
-            headers.push((
-                "x-cronmesh-event".to_owned(),
-                alert.event.as_str().to_owned(),
-            ));
-            body
+            serde_json::to_vec(&JsonPayload::of(alert, console)).unwrap_or_default()
         }
-    };
-    (body, headers)
+    }
 }
 
-/// POSTs until the receiver answers 2xx, it refuses for good (a 4xx other than 408 and 429),
-/// or the attempts are spent; waits double after each failure.
+/// The headers of one attempt: a `json` route's are signed at the time of the attempt, so a
+/// retry is not refused as a replay.
+fn headers(route: &AlertRoute, alert: &Alert, body: &[u8]) -> Vec<(&'static str, String)> {
+    let mut headers = vec![("content-type", "application/json".to_owned())];
+    if route.format == AlertFormat::Json {
+        let ts = Utc::now().timestamp();
+        headers.push(("x-cronmesh-timestamp", ts.to_string()));
+        headers.push((
+            "x-cronmesh-signature",
+            sign(route.secret().unwrap_or_default(), ts, body),
+        ));
+        headers.push(("x-cronmesh-event", alert.event.as_str().to_owned()));
+    }
+    headers
+}
+
+/// The longest wait between two attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// POSTs until the receiver answers 2xx, it refuses for good (a 3xx, a 4xx other than 408 and
+/// 429), or the attempts are spent; waits double after each failure, up to a minute.
 async fn post_with_retries(route: &AlertRoute, sender: &Sender, alert: &Alert) -> Outcome {
-    let (body, headers) = request(route, sender, alert);
+    let body = body(route, sender, alert);
     let mut wait = sender.retry.first_backoff;
     let mut last = Outcome {
         state: "failed",
@@ -244,14 +259,14 @@ async fn post_with_retries(route: &AlertRoute, sender: &Sender, alert: &Alert) -
         if attempt > 1 {
             sender.metrics.alert("retried");
             tokio::time::sleep(wait).await;
-            wait = wait.saturating_mul(2);
+            wait = wait.saturating_mul(2).min(MAX_BACKOFF);
         }
         let mut req = sender
             .client
             .post(route.url())
             .timeout(sender.retry.timeout)
             .body(body.clone());
-        for (k, v) in &headers {
+        for (k, v) in headers(route, alert, &body) {
             req = req.header(k, v);
         }
         last.attempts = attempt;
@@ -266,7 +281,10 @@ async fn post_with_retries(route: &AlertRoute, sender: &Sender, alert: &Alert) -
                 let status = resp.status();
                 last.http_status = Some(status.as_u16());
                 last.error = Some(format!("the receiver answered {status}"));
-                if status.is_client_error() && status.as_u16() != 408 && status.as_u16() != 429 {
+                // A redirect or a refusal will not change on a retry (408 and 429 may).
+                let final_answer = status.is_redirection()
+                    || (status.is_client_error() && !matches!(status.as_u16(), 408 | 429));
+                if final_answer {
                     return last;
                 }
             }

@@ -36,6 +36,16 @@ struct Pending {
     error: Option<String>,
 }
 
+/// How a run stands in the database when its alert is made.
+enum Recorded {
+    /// Finished, with this status and output.
+    As(crate::RunStatus, Option<String>),
+    /// Another claim took the fire over (the row has another run id).
+    TakenOver,
+    /// Not finished yet, or unreadable: alerted as the event says.
+    NotYet,
+}
+
 /// The node's alerter.
 pub(crate) struct Alerter {
     config: AlertConfig,
@@ -240,17 +250,45 @@ impl Alerter {
         if p.event == AlertEvent::Recovered {
             // A recovery is a success after a failure; most successes are not.
             let Some(fire) = p.fire_time else { return };
-            match store::failed_before(self.db(), &p.task, fire.timestamp_millis()).await {
-                Ok(true) => {}
-                Ok(false) => return,
-                Err(e) => {
-                    tracing::debug!(target: "cronmesh::alerts", task = %p.task, "could not read the outcome before a success: {e}");
-                    return;
+            // The run before may still be on its way to the database: wait for it a little.
+            let mut known = None;
+            for _ in 0..20 {
+                match store::failed_before(self.db(), &p.task, fire.timestamp_millis()).await {
+                    Ok(Some(failed)) => {
+                        known = Some(failed);
+                        break;
+                    }
+                    Ok(None) => tokio::time::sleep(Duration::from_millis(100)).await,
+                    Err(e) => {
+                        tracing::debug!(target: "cronmesh::alerts", task = %p.task, "could not read the outcome before a success: {e}");
+                        return;
+                    }
                 }
             }
+            if known != Some(true) {
+                return;
+            }
+        }
+        if p.event == AlertEvent::Misfired && !self.recorded_here(&p).await {
+            // Every node plans the catch-up of missed fires; the one whose `misfired` row
+            // was written alerts.
+            return;
         }
         let output_tail = match (&p.run_id, p.event.is_bad()) {
-            (Some(run), true) => self.output_of(run).await,
+            (Some(run), true) => match self.recorded(run).await {
+                Recorded::As(status, output) => {
+                    // Only what the database holds is alerted: a node whose lock was lost
+                    // while it was paused has its late outcome refused by the fence (the peer
+                    // that settled the fire alerts on that).
+                    if p.status.as_deref() != Some(status.as_str()) {
+                        tracing::debug!(target: "cronmesh::alerts", task = %p.task, run = %run, "not alerted: the run is recorded as {}", status.as_str());
+                        return;
+                    }
+                    output
+                }
+                Recorded::TakenOver => return,
+                Recorded::NotYet => None,
+            },
             _ => None,
         };
         let alert = Alert {
@@ -272,17 +310,39 @@ impl Alerter {
         self.route(alert).await;
     }
 
-    /// A finished run's output. The outcome is written in the persistence actor's next batch,
-    /// a moment after the event: waits for it a little.
-    async fn output_of(&self, run_id: &str) -> Option<String> {
+    /// Whether this node wrote the `misfired` row of the fire (waits for it a little).
+    async fn recorded_here(&self, p: &Pending) -> bool {
+        let Some(fire) = p.fire_time else {
+            return false;
+        };
         for _ in 0..20 {
-            match store::get_run(self.db(), run_id).await {
-                Ok(run) if run.status != crate::RunStatus::Running => return run.output,
-                Ok(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-                Err(_) => return None,
+            match store::run_at(self.db(), &p.task, fire.timestamp_millis()).await {
+                Ok(Some(run)) => {
+                    return run.status == crate::RunStatus::Misfired
+                        && run.node_id == self.sender.node;
+                }
+                Ok(None) => tokio::time::sleep(Duration::from_millis(100)).await,
+                Err(_) => return false,
             }
         }
-        None
+        false
+    }
+
+    /// How a run is recorded. The outcome is written in the persistence actor's next batch, a
+    /// moment after the event: waits for it a little.
+    async fn recorded(&self, run_id: &str) -> Recorded {
+        for _ in 0..20 {
+            match store::get_run(self.db(), run_id).await {
+                Ok(run) if run.status != crate::RunStatus::Running => {
+                    return Recorded::As(run.status, run.output);
+                }
+                Ok(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                // A take-over gives the row a new run id: this claim's outcome is not the record.
+                Err(store::StoreError::NotFound { .. }) => return Recorded::TakenOver,
+                Err(_) => return Recorded::NotYet,
+            }
+        }
+        Recorded::NotYet
     }
 
     /// Completes an alert from its task (owner, zone, the routes it names) and queues it on
@@ -323,8 +383,9 @@ impl Alerter {
         waits
     }
 
-    /// The dead-man check: a `silent` alert for every task silent past its limit, once per
-    /// silence; waits until each is delivered (or given up), so the next check sees it.
+    /// The dead-man check: a `silent` alert for every task silent past its limit that has not
+    /// had one delivered since its silence began (a delivery that failed is tried again at the
+    /// next check). Queued on the routes, not waited for. Returns how many were queued.
     async fn check_silence(&self, now: DateTime<Utc>) -> Result<usize, String> {
         let silent = store::silent_tasks(self.db(), now)
             .await
@@ -360,13 +421,8 @@ impl Alerter {
                 suppressed: 0,
                 at: now,
             };
-            for wait in self.route(alert).await {
-                if let Ok(outcome) = wait.await
-                    && outcome.state != "suppressed"
-                {
-                    alerted += 1;
-                }
-            }
+            // Queued, not waited for: one slow route must not hold up the others' alerts.
+            alerted += self.route(alert).await.len();
         }
         Ok(alerted)
     }

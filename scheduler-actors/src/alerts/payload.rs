@@ -34,9 +34,29 @@ pub(crate) fn truncate(text: &str, max: usize) -> String {
     out
 }
 
+/// The end of `text` in at most `max` characters, the marker first (an output's last lines
+/// are the ones that say what went wrong).
+pub(crate) fn tail(text: &str, max: usize) -> String {
+    let count = text.chars().count();
+    if count <= max {
+        return text.to_owned();
+    }
+    let keep = max.saturating_sub(TAIL_CUT.chars().count());
+    let mut out = TAIL_CUT.to_owned();
+    out.extend(text.chars().skip(count - keep));
+    out
+}
+
+/// Where the start of an output was cut.
+const TAIL_CUT: &str = "(truncated) …";
+
 /// Escaped and then cut to `max`, without cutting an escape (`&amp;`) in two.
 fn slack_text(text: &str, max: usize) -> String {
-    let escaped = slack_escape(text);
+    safe_cut(slack_escape(text), max)
+}
+
+/// Escaped text cut to `max` without cutting an escape (`&amp;`) in two.
+fn safe_cut(escaped: String, max: usize) -> String {
     if escaped.chars().count() <= max {
         return escaped;
     }
@@ -121,7 +141,7 @@ pub(crate) fn slack_body(alert: &Alert, console_url: Option<&str>) -> Value {
     }
     let mut blocks = vec![
         json!({"type": "header", "text": {"type": "plain_text", "text": truncate(&headline(alert), HEADER_MAX), "emoji": true}}),
-        json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(&lines.join("\n"), SECTION_MAX)}}),
+        json!({"type": "section", "text": {"type": "mrkdwn", "text": safe_cut(lines.join("\n"), SECTION_MAX)}}),
     ];
     if let Some(error) = alert.error.as_deref().filter(|e| !e.is_empty()) {
         let text = format!("*Error:* {}", slack_text(error, SECTION_MAX - 10));
@@ -129,7 +149,11 @@ pub(crate) fn slack_body(alert: &Alert, console_url: Option<&str>) -> Value {
     }
     if let Some(output) = alert.output_tail.as_deref().filter(|o| !o.is_empty()) {
         // A code block cannot hold its own fence: break any ``` in the output.
-        let output = output.replace("```", "`\u{200b}``");
+        // Its end, which says what went wrong; a trailing backtick would close the fence early.
+        let mut output = tail(&output.replace("```", "`\u{200b}``"), SECTION_MAX - 600);
+        if output.ends_with('`') {
+            output.push('\u{200b}');
+        }
         let text = format!("```{}```", slack_text(&output, SECTION_MAX - 8));
         blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": text}}));
     }
@@ -146,7 +170,7 @@ pub(crate) fn slack_body(alert: &Alert, console_url: Option<&str>) -> Value {
         fallback.push_str(": ");
         fallback.push_str(&slack_escape(error));
     }
-    json!({"text": truncate(&fallback, FALLBACK_MAX), "blocks": blocks})
+    json!({"text": safe_cut(fallback, FALLBACK_MAX), "blocks": blocks})
 }
 
 /// The body of a `json` route: this shape, as the OpenAPI document's `AlertPayload` schema
@@ -207,7 +231,7 @@ impl JsonPayload {
             attempt: alert.attempt,
             duration_ms: alert.duration_ms,
             error: alert.error.clone(),
-            output_tail: alert.output_tail.as_deref().map(|o| truncate(o, 4096)),
+            output_tail: alert.output_tail.as_deref().map(|o| tail(o, 4096)),
             console_url: console_link(alert, console_url),
             suppressed: alert.suppressed,
             raised_at: scheduler_core::rfc3339(alert.at),
@@ -298,6 +322,19 @@ mod tests {
             "an entity cut in two"
         );
         assert!(body["text"].as_str().expect("text").chars().count() <= FALLBACK_MAX);
+    }
+
+    #[test]
+    fn an_output_keeps_its_end() {
+        let mut a = failed();
+        a.output_tail = Some(format!("{}THE LAST LINE", "x".repeat(10_000)));
+        let body = slack_body(&a, None).to_string();
+        assert!(
+            body.contains("THE LAST LINE") && body.contains("(truncated)"),
+            "{body}"
+        );
+        let json = JsonPayload::of(&a, None).output_tail.expect("output");
+        assert!(json.ends_with("THE LAST LINE") && json.chars().count() <= 4096);
     }
 
     #[test]

@@ -192,7 +192,7 @@ pub(super) struct Delivery {
     fire_time: Option<String>,
     /// The node that sent it.
     node: String,
-    /// `sent`, `failed` (every attempt failed) or `dropped` (the route's queue was full).
+    /// `sent`, or `failed` (every attempt failed, or the receiver refused it for good).
     state: String,
     attempts: i32,
     http_status: Option<i32>,

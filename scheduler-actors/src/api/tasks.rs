@@ -250,7 +250,7 @@ impl TaskPatch {
             decl.lock_ttl_ms = v;
         }
         if let Some(routes) = self.alert_routes {
-            decl.alert_routes = routes;
+            decl.alert_routes = routes.iter().map(|r| r.trim().to_owned()).collect();
         }
         if let Some(secs) = self.alert_if_no_success_for_secs {
             decl.alert_if_no_success_for_secs = (secs > 0).then_some(secs);
