@@ -387,7 +387,7 @@ fn dead_receiver_alerts() -> anyhow::Result<scheduler_actors::alerts::AlertConfi
             format: "json".to_owned(),
             on: Some(vec!["failed".to_owned()]),
             secret: Some("bench-secret-0123456789".to_owned()),
-            min_interval_secs: Some(0),
+            // The default throttle (5 minutes per task), as a route is usually configured.
             ..AlertRouteSpec::default()
         },
     )

@@ -3,8 +3,8 @@
 //! delivery. A route whose receiver is slow or dead only ever holds up its own queue.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -72,10 +72,43 @@ pub(super) struct Queued {
     pub(super) done: Option<oneshot::Sender<Outcome>>,
 }
 
+/// A route's throttle, per task: shared by the queue (so one task's failures do not fill the
+/// queue while an alert of it waits or the quiet interval runs) and the sender.
+#[derive(Default)]
+struct Throttle {
+    /// When an alert about the task was last delivered.
+    last_sent: HashMap<String, Instant>,
+    /// Alerts held back since, per task.
+    held_back: HashMap<String, u64>,
+    /// Failure alerts about the task in the queue or being sent.
+    pending: HashMap<String, usize>,
+}
+
 /// A route's queue.
 #[derive(Clone)]
 pub(super) struct RouteQueue {
     tx: mpsc::Sender<Queued>,
+    min_interval: Duration,
+    throttle: Arc<Mutex<Throttle>>,
+}
+
+/// Whether an event is ever held back: a recovery, a silence and a test never are.
+fn throttles(event: AlertEvent) -> bool {
+    !matches!(
+        event,
+        AlertEvent::Test | AlertEvent::Recovered | AlertEvent::Silent
+    )
+}
+
+fn reply(done: Option<oneshot::Sender<Outcome>>, state: &'static str, error: Option<String>) {
+    if let Some(done) = done {
+        let _ = done.send(Outcome {
+            state,
+            attempts: 0,
+            http_status: None,
+            error,
+        });
+    }
 }
 
 impl RouteQueue {
@@ -86,62 +119,106 @@ impl RouteQueue {
         sender: Arc<Sender>,
     ) -> RouteQueue {
         let (tx, rx) = mpsc::channel(QUEUE);
-        rt.spawn(run_route(route, sender, rx));
-        RouteQueue { tx }
+        let throttle = Arc::new(Mutex::new(Throttle::default()));
+        let min_interval = route.min_interval;
+        rt.spawn(run_route(route, sender, rx, throttle.clone()));
+        RouteQueue {
+            tx,
+            min_interval,
+            throttle,
+        }
     }
 
-    /// Queues an alert; never waits. A full queue drops it (counted, logged, recorded).
+    /// Queues an alert; never waits. One about a task with an alert already waiting, or sent
+    /// within the quiet interval, is held back (counted into the next); a full queue drops it
+    /// (counted and logged).
     pub(super) fn push(&self, route: &str, sender: &Sender, queued: Queued) {
+        let task = queued.alert.task.clone();
+        let held = throttles(queued.alert.event) && !self.min_interval.is_zero() && {
+            let mut t = self.throttle.lock().unwrap_or_else(PoisonError::into_inner);
+            let waiting = t.pending.get(&task).is_some_and(|n| *n > 0);
+            let quiet = t
+                .last_sent
+                .get(&task)
+                .is_some_and(|at| at.elapsed() < self.min_interval);
+            if waiting || quiet {
+                *t.held_back.entry(task.clone()).or_default() += 1;
+            } else {
+                *t.pending.entry(task.clone()).or_default() += 1;
+            }
+            waiting || quiet
+        };
+        if held {
+            sender.metrics.alert("suppressed");
+            reply(queued.done, "suppressed", None);
+            return;
+        }
         sender.outstanding.fetch_add(1, Ordering::SeqCst);
+        let counted = throttles(queued.alert.event) && !self.min_interval.is_zero();
         if let Err(e) = self.tx.try_send(queued) {
             sender.outstanding.fetch_sub(1, Ordering::SeqCst);
+            if counted {
+                release(&self.throttle, &task);
+            }
             sender.metrics.alert("dropped");
             let queued = match e {
                 mpsc::error::TrySendError::Full(q) | mpsc::error::TrySendError::Closed(q) => q,
             };
             tracing::warn!(target: "cronmesh::alerts", route, task = %queued.alert.task, event = queued.alert.event.as_str(), "alert dropped: the route's queue is full (its receiver is slow or down)");
-            if let Some(done) = queued.done {
-                let _ = done.send(Outcome {
-                    state: "dropped",
-                    attempts: 0,
-                    http_status: None,
-                    error: Some("the route's queue is full".to_owned()),
-                });
-            }
+            reply(
+                queued.done,
+                "dropped",
+                Some("the route's queue is full".to_owned()),
+            );
+        }
+    }
+}
+
+/// One failure alert about `task` left the queue.
+fn release(throttle: &Mutex<Throttle>, task: &str) {
+    let mut t = throttle.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(n) = t.pending.get_mut(task) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            t.pending.remove(task);
         }
     }
 }
 
 /// The route's sender: one alert at a time, in order.
-async fn run_route(route: AlertRoute, sender: Arc<Sender>, mut rx: mpsc::Receiver<Queued>) {
-    let mut last_sent: HashMap<String, Instant> = HashMap::new();
-    let mut held_back: HashMap<String, u64> = HashMap::new();
+async fn run_route(
+    route: AlertRoute,
+    sender: Arc<Sender>,
+    mut rx: mpsc::Receiver<Queued>,
+    throttle: Arc<Mutex<Throttle>>,
+) {
     while let Some(Queued { mut alert, done }) = rx.recv().await {
-        // A recovery, a silence and a test are never held back behind failure alerts.
-        let throttles = !matches!(
-            alert.event,
-            AlertEvent::Test | AlertEvent::Recovered | AlertEvent::Silent
-        );
-        if throttles && throttled(&route, &sender, &last_sent, &alert).await {
-            *held_back.entry(alert.task.clone()).or_default() += 1;
-            sender.metrics.alert("suppressed");
-            if let Some(done) = done {
-                let _ = done.send(Outcome {
-                    state: "suppressed",
-                    attempts: 0,
-                    http_status: None,
-                    error: None,
-                });
+        let counted = throttles(alert.event) && !route.min_interval.is_zero();
+        // Another node may have sent one within the quiet interval.
+        if counted && sent_elsewhere(&route, &sender, &alert).await {
+            {
+                let mut t = throttle.lock().unwrap_or_else(PoisonError::into_inner);
+                *t.held_back.entry(alert.task.clone()).or_default() += 1;
             }
+            release(&throttle, &alert.task);
+            sender.metrics.alert("suppressed");
+            reply(done, "suppressed", None);
             sender.outstanding.fetch_sub(1, Ordering::SeqCst);
             continue;
         }
-        alert.suppressed = held_back.remove(&alert.task).unwrap_or(0);
+        if counted {
+            let mut t = throttle.lock().unwrap_or_else(PoisonError::into_inner);
+            alert.suppressed = t.held_back.remove(&alert.task).unwrap_or(0);
+        }
         let outcome = deliver(&route, &sender, &alert).await;
-        // Only a delivered alert starts the quiet interval: a receiver that comes back is not
-        // muted for one that never reached it.
-        if throttles && outcome.state == "sent" {
-            last_sent.insert(alert.task.clone(), Instant::now());
+        if counted {
+            // Only a delivered alert starts the quiet interval: a receiver that comes back is
+            // not muted for one that never reached it.
+            if outcome.state == "sent" {
+                let mut t = throttle.lock().unwrap_or_else(PoisonError::into_inner);
+                t.last_sent.insert(alert.task.clone(), Instant::now());
+            }
+            release(&throttle, &alert.task);
         }
         if let Some(done) = done {
             let _ = done.send(outcome);
@@ -150,23 +227,9 @@ async fn run_route(route: AlertRoute, sender: Arc<Sender>, mut rx: mpsc::Receive
     }
 }
 
-/// Whether an alert of `route` about this task went out less than `min_interval` ago: from
-/// this node (its memory) or from any node (its record).
-async fn throttled(
-    route: &AlertRoute,
-    sender: &Sender,
-    last_sent: &HashMap<String, Instant>,
-    alert: &Alert,
-) -> bool {
-    if route.min_interval.is_zero() {
-        return false;
-    }
-    if last_sent
-        .get(&alert.task)
-        .is_some_and(|t| t.elapsed() < route.min_interval)
-    {
-        return true;
-    }
+/// Whether any node delivered an alert of `route` about this task less than `min_interval`
+/// ago (the delivery record).
+async fn sent_elsewhere(route: &AlertRoute, sender: &Sender, alert: &Alert) -> bool {
     let Some(db) = &sender.db else { return false };
     match store::last_sent_at(db, &route.name, &alert.task).await {
         Ok(Some(at)) => (Utc::now() - at)
