@@ -60,6 +60,22 @@ impl Cluster {
         assert!(out.status.success(), "cronmesh {args:?}: {}", stderr(&out));
     }
 
+    /// Gives every node and command of the cluster one `json` alert route, `ops`, to
+    /// `receiver` for the events `on` (no throttle).
+    fn alert_route(&self, receiver: &crate::support::receiver::Receiver, on: &[&str]) {
+        let on: Vec<String> = on.iter().map(|e| format!("{e:?}")).collect();
+        std::fs::write(
+            self.dir().join("cronmesh.toml"),
+            format!(
+                "[[alerts.routes]]\nname = \"ops\"\nurl = \"{}/ops\"\nformat = \"json\"\n\
+                 secret = \"0123456789abcdef0\"\non = [{}]\nmin_interval_secs = 0\n",
+                receiver.url,
+                on.join(", ")
+            ),
+        )
+        .unwrap();
+    }
+
     fn node(&self, id: &str, extra: &[(&str, &str)]) -> NodeProcess {
         let mut env: Vec<(&str, String)> = self.env();
         env.push(("CRONMESH__NODE__ID", id.to_owned()));
@@ -240,15 +256,7 @@ async fn killed_node_without_recover_leaves_an_abandoned_run() {
     let c = Cluster::new().await;
     // The survivor, which settles the run, is the one that alerts.
     let hooks = crate::support::receiver::Receiver::start();
-    std::fs::write(
-        c.dir().join("cronmesh.toml"),
-        format!(
-            "[[alerts.routes]]\nname = \"ops\"\nurl = \"{}/ops\"\nformat = \"json\"\n\
-             secret = \"0123456789abcdef0\"\non = [\"abandoned\"]\n",
-            hooks.url
-        ),
-    )
-    .unwrap();
+    c.alert_route(&hooks, &["abandoned"]);
     let json = [("CRONMESH__LOG__FORMAT", "json")];
     let (mut nodes, holder) =
         two_nodes_and_a_long_run(&c, "kill.norecover", false, "2", &json).await;
@@ -461,15 +469,7 @@ async fn a_paused_node_loses_its_lock_and_its_late_writes_change_nothing() {
     let c = Cluster::new().await;
     // Alerts follow the record: the peer's `abandoned`, not the refused `lock_lost`.
     let hooks = crate::support::receiver::Receiver::start();
-    std::fs::write(
-        c.dir().join("cronmesh.toml"),
-        format!(
-            "[[alerts.routes]]\nname = \"ops\"\nurl = \"{}/ops\"\nformat = \"json\"\n\
-             secret = \"0123456789abcdef0\"\non = [\"abandoned\", \"lock_lost\"]\n",
-            hooks.url
-        ),
-    )
-    .unwrap();
+    c.alert_route(&hooks, &["abandoned", "lock_lost"]);
     let (mut nodes, holder) = two_nodes_and_a_long_run(&c, "pause.me", false, "1", &[]).await;
     // Paused past the 1 s lock ttl and the 3 s node timeout: its peer settles the run.
     nodes[holder].signal(Signal::SIGSTOP);
@@ -676,15 +676,7 @@ fn faketime_library() -> String {
 async fn three_nodes_send_one_alert_per_failed_run() {
     let c = Cluster::new().await;
     let hooks = crate::support::receiver::Receiver::start();
-    std::fs::write(
-        c.dir().join("cronmesh.toml"),
-        format!(
-            "[[alerts.routes]]\nname = \"ops\"\nurl = \"{}/ops\"\nformat = \"json\"\n\
-             secret = \"0123456789abcdef0\"\non = [\"failed\"]\nmin_interval_secs = 0\n",
-            hooks.url
-        ),
-    )
-    .unwrap();
+    c.alert_route(&hooks, &["failed"]);
     for i in 0..3 {
         c.cli(&[
             "tasks",
