@@ -27,4 +27,5 @@ mod library;
 mod migrations;
 mod operations;
 mod secrets;
+mod settle;
 mod start_errors;

@@ -67,7 +67,9 @@ pub use error::{Result, StoreError};
 pub use nodes::{
     NodeInfo, heartbeat, list_nodes, mark_dead_nodes, node_json, register_node, set_node_state,
 };
-pub use recovery::{OrphanRun, abandon_run, orphan_runs, settle_previous_runs, take_over_run};
+pub use recovery::{
+    OrphanRun, SETTLE_PAGE, abandon_runs, orphan_runs, settle_previous_runs, take_over_run,
+};
 pub use rows::{not_run_row, running_row};
 pub use runs::{
     FinishedRun, RunFilter, count_succeeded, finish_runs, get_run, list_runs, prune_runs,

@@ -8,6 +8,7 @@ use entity::task_run::{Column as C, RunStatus};
 use sea_orm::sea_query::{Alias, Condition, Expr, Func, Query};
 use sea_orm::{
     ColumnTrait, DatabaseConnection, EntityTrait, ExprTrait, FromQueryResult, QueryFilter,
+    QueryOrder, QuerySelect,
 };
 
 use crate::error::Result;
@@ -34,9 +35,18 @@ pub struct OrphanRun {
     pub recover: bool,
 }
 
-/// Runs that need a decision: `running` on dead or stopped nodes (nobody is behind them), and
-/// first attempts `interrupted` by a shutdown whose task has `recover`.
-pub async fn orphan_runs(db: &DatabaseConnection) -> Result<Vec<OrphanRun>> {
+/// Rows per page when left-over runs are settled: one statement per page, bounded memory, so an
+/// overloaded node that left hundreds of thousands of runs `running` is settled in steps.
+pub const SETTLE_PAGE: u64 = 1000;
+
+/// Runs that need a decision, a page at a time in row order after `after_id`: `running` on dead
+/// or stopped nodes (nobody is behind them), and first attempts `interrupted` by a shutdown
+/// whose task has `recover`.
+pub async fn orphan_runs(
+    db: &DatabaseConnection,
+    after_id: i64,
+    limit: u64,
+) -> Result<Vec<OrphanRun>> {
     use entity::scheduled_task::Column as T;
     use entity::scheduler_node::{Column as N, NodeState};
     let recover = Expr::col((ScheduledTask, T::Recover));
@@ -77,6 +87,9 @@ pub async fn orphan_runs(db: &DatabaseConnection) -> Result<Vec<OrphanRun>> {
                         .add(recover.eq(true)),
                 ),
         )
+        .and_where(Expr::col((TaskRun, C::Id)).gt(after_id))
+        .order_by((TaskRun, C::Id), sea_orm::Order::Asc)
+        .limit(limit)
         .to_owned();
     let backend = db.get_database_backend();
     Ok(OrphanRun::find_by_statement(backend.build(&select))
@@ -93,22 +106,44 @@ fn still_as_seen(run: &OrphanRun, status: &str) -> sea_orm::UpdateMany<TaskRun> 
         .filter(C::Status.eq(status))
 }
 
-/// Records a dead node's run as `abandoned`, if it is still that attempt's and running.
-pub async fn abandon_run(
+/// Records dead nodes' runs as `abandoned`: one statement per node of the page, each row only
+/// while it is still `running` as that attempt (a peer that settled it first wins). Returns
+/// the rows this call abandoned.
+pub async fn abandon_runs(
     db: &DatabaseConnection,
-    run: &OrphanRun,
+    runs: &[OrphanRun],
     now: DateTime<Utc>,
-) -> Result<bool> {
-    let res = still_as_seen(run, RunStatus::Running.as_str())
-        .col_expr(C::Status, Expr::value(RunStatus::Abandoned.as_str()))
-        .col_expr(C::FinishedAt, Expr::value(now))
-        .col_expr(
-            C::Error,
-            Expr::value(format!("node {} died while this ran", run.node_id)),
-        )
-        .exec(db)
-        .await?;
-    Ok(res.rows_affected == 1)
+) -> Result<Vec<OrphanRun>> {
+    let mut by_node: std::collections::BTreeMap<&str, Vec<&OrphanRun>> = Default::default();
+    for run in runs {
+        by_node.entry(run.node_id.as_str()).or_default().push(run);
+    }
+    let mut done = Vec::new();
+    for (node, rows) in by_node {
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        let updated = TaskRun::update_many()
+            .col_expr(C::Status, Expr::value(RunStatus::Abandoned.as_str()))
+            .col_expr(C::FinishedAt, Expr::value(now))
+            .col_expr(
+                C::Error,
+                Expr::value(format!("node {node} died while this ran")),
+            )
+            .filter(C::Id.is_in(ids))
+            .filter(C::Status.eq(RunStatus::Running.as_str()))
+            .filter(C::NodeId.eq(node))
+            .exec_with_returning(db)
+            .await?;
+        // As seen: same attempt (a row re-run since as another attempt is not this one).
+        for row in updated {
+            if let Some(seen) = rows
+                .iter()
+                .find(|r| r.id == row.id && r.attempt == row.attempt)
+            {
+                done.push((*seen).clone());
+            }
+        }
+    }
+    Ok(done)
 }
 
 /// Takes an orphaned fire over as the next attempt on `node_id`: the row becomes `running`
@@ -161,25 +196,42 @@ pub async fn settle_previous_runs(
         (RunStatus::Interrupted, true),
         (RunStatus::Abandoned, false),
     ] {
-        let column = Expr::col(C::TaskName);
-        let which = if in_recoverable {
-            column.in_subquery(recoverable())
-        } else {
-            column.not_in_subquery(recoverable())
-        };
-        settled += TaskRun::update_many()
-            .col_expr(C::Status, Expr::value(status.as_str()))
-            .col_expr(C::FinishedAt, Expr::value(now))
-            .col_expr(
-                C::Error,
-                Expr::value(format!("node {node_id} restarted while this ran")),
-            )
-            .filter(C::NodeId.eq(node_id))
-            .filter(C::Status.eq(RunStatus::Running.as_str()))
-            .filter(which)
-            .exec(db)
-            .await?
-            .rows_affected;
+        // A page at a time (the ids of the next page, then one UPDATE of them), so hundreds of
+        // thousands of left-over runs are settled in bounded steps.
+        loop {
+            let column = Expr::col(C::TaskName);
+            let which = if in_recoverable {
+                column.in_subquery(recoverable())
+            } else {
+                column.not_in_subquery(recoverable())
+            };
+            let ids: Vec<i64> = TaskRun::find()
+                .select_only()
+                .column(C::Id)
+                .filter(C::NodeId.eq(node_id))
+                .filter(C::Status.eq(RunStatus::Running.as_str()))
+                .filter(which)
+                .order_by_asc(C::Id)
+                .limit(SETTLE_PAGE)
+                .into_tuple()
+                .all(db)
+                .await?;
+            if ids.is_empty() {
+                break;
+            }
+            settled += TaskRun::update_many()
+                .col_expr(C::Status, Expr::value(status.as_str()))
+                .col_expr(C::FinishedAt, Expr::value(now))
+                .col_expr(
+                    C::Error,
+                    Expr::value(format!("node {node_id} restarted while this ran")),
+                )
+                .filter(C::Id.is_in(ids))
+                .filter(C::Status.eq(RunStatus::Running.as_str()))
+                .exec(db)
+                .await?
+                .rows_affected;
+        }
     }
     Ok(settled)
 }

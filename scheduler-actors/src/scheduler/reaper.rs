@@ -12,6 +12,9 @@ use entity::task_run::RunStatus;
 use store::OrphanRun;
 
 use super::SchedulerActor;
+
+/// The most first attempts of `recover` tasks taken over in one round of the reaper.
+const MAX_RERUNS_PER_ROUND: usize = 1000;
 use crate::events::RunEvent;
 use crate::executor::{Fire, FireReason};
 use crate::fire_event::fire_event;
@@ -33,48 +36,26 @@ impl SchedulerActor {
         self.reaping = true;
         let db = self.db.clone();
         let me = self.deps.node_id.clone();
+        let events = self.deps.events.clone();
         let timeout = self.node_timeout;
+        // Page by page (one statement per page, bounded memory): runs to abandon are settled
+        // here at once; first attempts to re-run go back to the actor, which knows its tasks.
         let fut = async move {
             let dead = store::mark_dead_nodes(&db, timeout, &me).await?;
-            let orphans = store::orphan_runs(&db).await?;
-            Ok::<_, store::StoreError>((dead, orphans))
-        };
-        ctx.spawn(fut.into_actor(self).map(|res, act, ctx| match res {
-            Ok((dead, orphans)) => {
-                for node in &dead {
-                    tracing::warn!(target: "cron_task", dead_node = %node, node = %act.deps.node_id, "node declared dead: no heartbeat within the node timeout");
-                }
-                act.settle_orphans(orphans, ctx);
-            }
-            Err(e) => {
-                act.reaping = false;
-                tracing::warn!(target: "cron_task", error = %e, "could not look for dead nodes; retrying");
-            }
-        }));
-    }
-
-    fn settle_orphans(&mut self, orphans: Vec<OrphanRun>, ctx: &mut Context<Self>) {
-        let mut abandon = Vec::new();
-        let mut take = Vec::new();
-        for o in orphans {
-            let rerun = o.recover && o.attempt == 1;
-            if rerun && self.tasks.contains_key(o.task_name.as_str()) {
-                take.push(o);
-            } else if !rerun && o.status == RunStatus::Running.as_str() {
-                abandon.push(o);
-            }
-        }
-        if abandon.is_empty() && take.is_empty() {
-            self.reaping = false;
-            return;
-        }
-        let db = self.db.clone();
-        let me = self.deps.node_id.clone();
-        let events = self.deps.events.clone();
-        let fut = async move {
-            let now = Utc::now();
-            for o in &abandon {
-                if store::abandon_run(&db, o, now).await? {
+            let mut rerun = Vec::new();
+            let mut after = 0;
+            loop {
+                let page = store::orphan_runs(&db, after, store::SETTLE_PAGE).await?;
+                let Some(last) = page.last() else { break };
+                after = last.id;
+                let full = page.len() as u64 == store::SETTLE_PAGE;
+                let (take, abandon): (Vec<OrphanRun>, Vec<OrphanRun>) =
+                    page.into_iter().partition(|o| o.recover && o.attempt == 1);
+                let abandon: Vec<OrphanRun> = abandon
+                    .into_iter()
+                    .filter(|o| o.status == RunStatus::Running.as_str())
+                    .collect();
+                for o in store::abandon_runs(&db, &abandon, Utc::now()).await? {
                     events.send(|| RunEvent::RunFinished {
                         task: o.task_name.clone(),
                         run_id: o.run_id.clone(),
@@ -88,7 +69,45 @@ impl SchedulerActor {
                         node: o.node_id, attempt: o.attempt, status: RunStatus::Abandoned.as_str(),
                         settled_by = %me, "run abandoned: its node died");
                 }
+                // Re-runs are taken a bounded number per round; the rest wait for the next.
+                if rerun.len() < MAX_RERUNS_PER_ROUND {
+                    rerun.extend(take);
+                }
+                if !full {
+                    break;
+                }
             }
+            Ok::<_, store::StoreError>((dead, rerun))
+        };
+        ctx.spawn(fut.into_actor(self).map(|res, act, ctx| match res {
+            Ok((dead, rerun)) => {
+                for node in &dead {
+                    tracing::warn!(target: "cron_task", dead_node = %node, node = %act.deps.node_id, "node declared dead: no heartbeat within the node timeout");
+                }
+                act.rerun_orphans(rerun, ctx);
+            }
+            Err(e) => {
+                act.reaping = false;
+                tracing::warn!(target: "cron_task", error = %e, "could not settle runs of dead nodes; retrying");
+            }
+        }));
+    }
+
+    /// Takes over, as the next attempt here, the first attempts of `recover` tasks this node
+    /// has whose node died or shut down.
+    fn rerun_orphans(&mut self, orphans: Vec<OrphanRun>, ctx: &mut Context<Self>) {
+        let take: Vec<OrphanRun> = orphans
+            .into_iter()
+            .filter(|o| self.tasks.contains_key(o.task_name.as_str()))
+            .collect();
+        if take.is_empty() {
+            self.reaping = false;
+            return;
+        }
+        let db = self.db.clone();
+        let me = self.deps.node_id.clone();
+        let fut = async move {
+            let now = Utc::now();
             let mut won = Vec::new();
             for o in take {
                 let run_id = uuid::Uuid::new_v4().to_string();
