@@ -13,8 +13,10 @@ use store::OrphanRun;
 
 use super::SchedulerActor;
 
-/// The most first attempts of `recover` tasks taken over in one round of the reaper.
-const MAX_RERUNS_PER_ROUND: usize = 1000;
+/// The most re-run candidates (first attempts of `recover` tasks) one round of the reaper
+/// collects (about 100 bytes each): candidates of tasks this node does not have take room too,
+/// so the bound is wide; the rest wait for the next round.
+const MAX_RERUNS_PER_ROUND: usize = 100_000;
 use crate::events::RunEvent;
 use crate::executor::{Fire, FireReason};
 use crate::fire_event::fire_event;
