@@ -72,8 +72,9 @@ pub use recovery::{
 };
 pub use rows::{not_run_row, running_row};
 pub use runs::{
-    FinishedRun, RunFilter, count_succeeded, finish_runs, get_run, list_runs, prune_runs,
-    recent_statuses, record_fire_outcome, recorded_fires, remove_runs_with_prefix, running_runs,
+    FinishedRun, RunFilter, count_running, count_succeeded, finish_runs, get_run, list_runs,
+    prune_runs, recent_statuses, record_fire_outcome, recorded_fires, remove_runs_with_prefix,
+    running_runs,
 };
 pub use sessions::{create_session, end_session, find_session};
 pub use task_changes::{

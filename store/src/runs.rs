@@ -193,6 +193,17 @@ pub async fn count_succeeded(
         .await?)
 }
 
+/// How many runs of tasks whose names start with `prefix` are still `running` (after a node
+/// stopped: none should be).
+pub async fn count_running(db: &DatabaseConnection, prefix: &str) -> Result<u64> {
+    use sea_orm::PaginatorTrait;
+    Ok(TaskRun::find()
+        .filter(C::TaskName.starts_with(prefix))
+        .filter(C::Status.eq(RunStatus::Running.as_str()))
+        .count(db)
+        .await?)
+}
+
 /// Deletes finished runs that started before `before`. Running rows are kept whatever their
 /// age: they are the fencing record of a fire in progress.
 pub async fn prune_runs(db: &DatabaseConnection, before: DateTime<Utc>) -> Result<u64> {

@@ -248,12 +248,14 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         run_workers(args, &db_url)?
     };
     let window = runs[0].window;
-    let recorded = system.block_on(async move {
+    let (recorded, still_running) = system.block_on(async move {
         let recorded =
             store::count_succeeded(&db, BENCH_PREFIX, window.start_ms, window.end_ms).await?;
+        // Every node has stopped: a run still `running` is one whose outcome was lost.
+        let still_running = store::count_running(&db, BENCH_PREFIX).await?;
         // Closed inside the runtime: the pool cannot be dropped outside it.
         db.close().await?;
-        Ok::<_, anyhow::Error>(recorded)
+        Ok::<_, anyhow::Error>((recorded, still_running))
     })?;
     crate::commands::run::drop_system(system);
 
@@ -275,14 +277,26 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     let (ws, we) = (window.start_ms, window.end_ms);
     let mut per_fire: HashMap<(u32, i64), u32> = HashMap::new();
     let mut lateness: Vec<f64> = Vec::new();
+    // Lateness per 10-second slice of the window, to see whether it grows.
+    let mut slices: Vec<Vec<f64>> = vec![Vec::new(); duration.div_ceil(10) as usize];
     for (task, fire, late) in seen_all
         .into_iter()
         .filter(|(_, f, _)| (ws..we).contains(f))
     {
         *per_fire.entry((task, fire)).or_default() += 1;
         lateness.push(late);
+        if let Some(slice) = slices.get_mut(((fire - ws) / 10_000) as usize) {
+            slice.push(late);
+        }
     }
     lateness.sort_by(f64::total_cmp);
+    let p99_per_10s: Vec<f64> = slices
+        .iter_mut()
+        .map(|s| {
+            s.sort_by(f64::total_cmp);
+            percentile(s, 99.0)
+        })
+        .collect();
     let expected = u64::from(tasks) * u64::from(duration);
     let distinct = per_fire.len() as u64;
     let duplicates: u64 = per_fire.values().map(|n| u64::from(n - 1)).sum();
@@ -295,6 +309,7 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         "nodes": args.nodes,
         "fires_expected": expected,
         "runs_recorded": recorded,
+        "runs_still_running_after_stop": still_running,
         "duplicates": duplicates,
         "missing": expected.saturating_sub(distinct),
         "lateness_ms": {
@@ -303,6 +318,7 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
             "p99": percentile(&lateness, 99.0),
             "max": lateness.last().copied().unwrap_or(0.0),
         },
+        "p99_ms_per_10s": p99_per_10s,
         "fires_per_s": distinct as f64 / f64::from(duration),
         "peak_rss_mb": peak_rss as f64 / 1_048_576.0,
         "rss_per_task_bytes": rss_started / registered.max(1),
