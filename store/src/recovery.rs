@@ -87,7 +87,9 @@ pub async fn orphan_runs(
                         .add(recover.eq(true)),
                 ),
         )
-        .and_where(Expr::col((TaskRun, C::Id)).gt(after_id))
+        // The first page has no cursor: `id > 0` would make the planner read the whole
+        // primary key alongside the status index (seen on Postgres with 600,000 rows).
+        .and_where_option((after_id > 0).then(|| Expr::col((TaskRun, C::Id)).gt(after_id)))
         .order_by((TaskRun, C::Id), sea_orm::Order::Asc)
         .limit(limit)
         .to_owned();
