@@ -103,6 +103,21 @@ pub(crate) fn next_fire_or_warn(
     next
 }
 
+/// An instant given on the command line (RFC 3339), or what is wrong with it.
+pub(crate) fn instant(
+    flag: &str,
+    text: &str,
+) -> Result<chrono::DateTime<chrono::Utc>, crate::cli::InvalidInput> {
+    chrono::DateTime::parse_from_rfc3339(text.trim())
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| {
+            crate::cli::InvalidInput(format!(
+                "{flag} {}: not an RFC 3339 instant such as 2027-01-04T09:00:00Z or 2027-01-04T10:00:00+01:00 ({e})",
+                scheduler_core::quoted(text)
+            ))
+        })
+}
+
 /// Who a CLI change is recorded as in the audit trail: `cli:<os user>`.
 pub(crate) fn cli_actor() -> store::Who {
     let user = std::env::var("USER")

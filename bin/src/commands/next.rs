@@ -43,13 +43,7 @@ pub(crate) fn run(args: &NextArgs) -> anyhow::Result<ExitCode> {
     .map_err(|e| InvalidInput(e.to_string()))?;
     let after = match &args.after {
         None => Utc::now(),
-        Some(s) => DateTime::parse_from_rfc3339(s)
-            .map_err(|e| {
-                InvalidInput(format!(
-                    "--after {s:?} is not an RFC 3339 instant such as 2026-03-07T12:00:00Z ({e})"
-                ))
-            })?
-            .with_timezone(&Utc),
+        Some(s) => super::instant("--after", s)?,
     };
     let fires: Vec<DateTime<Utc>> = trigger
         .fires_between(after, DateTime::<Utc>::MAX_UTC)

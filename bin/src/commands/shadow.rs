@@ -3,7 +3,6 @@
 //! running its handler, so its schedule can be compared with the old scheduler's
 //! (`cronmesh shadow-diff`); a cut-over makes its fires from an instant on run for real.
 
-use chrono::{DateTime, Utc};
 use sea_orm::DatabaseConnection;
 
 use super::{cli_actor, store_error};
@@ -41,18 +40,6 @@ impl Selection {
     }
 }
 
-/// An instant given on the command line (RFC 3339), or what is wrong with it.
-pub(crate) fn instant(flag: &str, text: &str) -> Result<DateTime<Utc>, InvalidInput> {
-    DateTime::parse_from_rfc3339(text.trim())
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| {
-            InvalidInput(format!(
-                "{flag} {}: not an RFC 3339 instant such as 2027-01-04T09:00:00Z or 2027-01-04T10:00:00+01:00 ({e})",
-                scheduler_core::quoted(text)
-            ))
-        })
-}
-
 /// `tasks shadow`: puts the tasks in shadow mode, or (`off`) makes them run for real.
 pub(crate) async fn set_mode(
     db: &DatabaseConnection,
@@ -81,7 +68,7 @@ pub(crate) async fn cut_over(
     which: &Selection,
     at: &str,
 ) -> anyhow::Result<()> {
-    let at = instant("--at", at)?;
+    let at = super::instant("--at", at)?;
     let names = which.names(db).await?;
     store::cut_over(db, &names, at, &cli_actor())
         .await

@@ -11,8 +11,8 @@ use std::process::ExitCode;
 use chrono::DateTime;
 use entity::task_run::RunStatus;
 
+use super::instant;
 use super::open_db;
-use super::shadow::instant;
 use crate::cli::InvalidInput;
 use crate::settings::Settings;
 

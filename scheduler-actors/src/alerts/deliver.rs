@@ -66,6 +66,26 @@ pub(super) struct Sender {
     pub(super) outstanding: std::sync::atomic::AtomicUsize,
 }
 
+impl Sender {
+    /// What the routes of `config` send with, as `node`; deliveries are recorded in `db`.
+    pub(super) fn new(
+        config: &AlertConfig,
+        db: Option<DatabaseConnection>,
+        metrics: Arc<Metrics>,
+        node: &str,
+    ) -> Sender {
+        Sender {
+            db,
+            client: http_client(),
+            metrics,
+            console_url: config.console_url.clone(),
+            node: node.to_owned(),
+            retry: config.retry,
+            outstanding: Default::default(),
+        }
+    }
+}
+
 /// An alert on its way, and who waits for how it ends (the dead-man check does).
 pub(super) struct Queued {
     pub(super) alert: Alert,
@@ -382,21 +402,13 @@ pub async fn send_test(
             )
         });
     };
-    let sender = Sender {
-        db,
-        client: http_client(),
-        metrics: Metrics::new(),
-        console_url: config.console_url.clone(),
-        node: node.to_owned(),
-        retry: config.retry,
-        outstanding: Default::default(),
-    };
+    let sender = Sender::new(config, db, Metrics::new(), node);
     Ok(deliver(found, &sender, &Alert::sample(node)).await)
 }
 
 /// The client alerts are sent with: no redirects (a webhook that redirects is misconfigured,
 /// and a redirect must not carry the body elsewhere).
-pub(super) fn http_client() -> reqwest::Client {
+fn http_client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("cronmesh/", env!("CARGO_PKG_VERSION")))

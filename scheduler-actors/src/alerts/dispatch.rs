@@ -5,6 +5,7 @@
 //! that takes it. Also the dead-man check (`silent`), a built-in task.
 
 use std::collections::HashMap;
+use std::ops::ControlFlow;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
@@ -13,7 +14,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::DatabaseConnection;
 use tokio::sync::{mpsc, oneshot};
 
-use super::deliver::{Outcome, Queued, RouteQueue, Sender, http_client};
+use super::deliver::{Outcome, Queued, RouteQueue, Sender};
 use super::{Alert, AlertConfig, AlertEvent};
 use crate::events::{RunEvent, RunEvents};
 use crate::metrics::Metrics;
@@ -34,6 +35,22 @@ struct Pending {
     attempt: Option<u32>,
     duration_ms: Option<u64>,
     error: Option<String>,
+}
+
+/// Reads until `read` breaks with an answer, 100 ms apart, for at most 2 s; `None` when the
+/// time is up. What an event reports is written in the persistence actor's next batch, a
+/// moment after the event.
+async fn await_record<T, Fut>(mut read: impl FnMut() -> Fut) -> Option<T>
+where
+    Fut: std::future::Future<Output = ControlFlow<T>>,
+{
+    for _ in 0..20 {
+        match read().await {
+            ControlFlow::Break(answer) => return Some(answer),
+            ControlFlow::Continue(()) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    None
 }
 
 /// How a run stands in the database when its alert is made.
@@ -69,15 +86,7 @@ impl Alerter {
         if config.routes.is_empty() {
             return None;
         }
-        let sender = Arc::new(Sender {
-            db: Some(db),
-            client: http_client(),
-            metrics,
-            console_url: config.console_url.clone(),
-            node,
-            retry: config.retry,
-            outstanding: Default::default(),
-        });
+        let sender = Arc::new(Sender::new(&config, Some(db), metrics, &node));
         let queues = config
             .routes
             .iter()
@@ -250,22 +259,19 @@ impl Alerter {
         if p.event == AlertEvent::Recovered {
             // A recovery is a success after a failure; most successes are not.
             let Some(fire) = p.fire_time else { return };
-            // The run before may still be on its way to the database: wait for it a little.
-            let mut known = None;
-            for _ in 0..20 {
+            // The run before may still be on its way to the database.
+            let failed = await_record(|| async {
                 match store::failed_before(self.db(), &p.task, fire.timestamp_millis()).await {
-                    Ok(Some(failed)) => {
-                        known = Some(failed);
-                        break;
-                    }
-                    Ok(None) => tokio::time::sleep(Duration::from_millis(100)).await,
+                    Ok(Some(failed)) => ControlFlow::Break(failed),
+                    Ok(None) => ControlFlow::Continue(()),
                     Err(e) => {
                         tracing::debug!(target: "cronmesh::alerts", task = %p.task, "could not read the outcome before a success: {e}");
-                        return;
+                        ControlFlow::Break(false)
                     }
                 }
-            }
-            if known != Some(true) {
+            })
+            .await;
+            if failed != Some(true) {
                 return;
             }
         }
@@ -315,34 +321,34 @@ impl Alerter {
         let Some(fire) = p.fire_time else {
             return false;
         };
-        for _ in 0..20 {
+        await_record(|| async {
             match store::run_at(self.db(), &p.task, fire.timestamp_millis()).await {
-                Ok(Some(run)) => {
-                    return run.status == crate::RunStatus::Misfired
-                        && run.node_id == self.sender.node;
-                }
-                Ok(None) => tokio::time::sleep(Duration::from_millis(100)).await,
-                Err(_) => return false,
+                Ok(Some(run)) => ControlFlow::Break(
+                    run.status == crate::RunStatus::Misfired && run.node_id == self.sender.node,
+                ),
+                Ok(None) => ControlFlow::Continue(()),
+                Err(_) => ControlFlow::Break(false),
             }
-        }
-        false
+        })
+        .await
+        .unwrap_or(false)
     }
 
-    /// How a run is recorded. The outcome is written in the persistence actor's next batch, a
-    /// moment after the event: waits for it a little.
+    /// How a run is recorded (waits a little for its outcome).
     async fn recorded(&self, run_id: &str) -> Recorded {
-        for _ in 0..20 {
+        await_record(|| async {
             match store::get_run(self.db(), run_id).await {
                 Ok(run) if run.status != crate::RunStatus::Running => {
-                    return Recorded::As(run.status, run.output);
+                    ControlFlow::Break(Recorded::As(run.status, run.output))
                 }
-                Ok(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                Ok(_) => ControlFlow::Continue(()),
                 // A take-over gives the row a new run id: this claim's outcome is not the record.
-                Err(store::StoreError::NotFound { .. }) => return Recorded::TakenOver,
-                Err(_) => return Recorded::NotYet,
+                Err(store::StoreError::NotFound { .. }) => ControlFlow::Break(Recorded::TakenOver),
+                Err(_) => ControlFlow::Break(Recorded::NotYet),
             }
-        }
-        Recorded::NotYet
+        })
+        .await
+        .unwrap_or(Recorded::NotYet)
     }
 
     /// Completes an alert from its task (owner, zone, the routes it names) and queues it on

@@ -38,8 +38,13 @@ pub(crate) fn run_status(text: &str) -> Result<RunStatus, ApiError> {
 }
 
 fn instant(field: &str, text: &str) -> Result<i64, ApiError> {
-    DateTime::parse_from_rfc3339(text)
-        .map(|t| t.timestamp_millis())
+    instant_at(field, text).map(|t| t.timestamp_millis())
+}
+
+/// An RFC 3339 instant given in `field`, or the error naming the field and the value.
+pub(super) fn instant_at(field: &str, text: &str) -> Result<DateTime<Utc>, ApiError> {
+    DateTime::parse_from_rfc3339(text.trim())
+        .map(|t| t.with_timezone(&Utc))
         .map_err(|e| {
             ApiError::invalid(format!(
                 "{field} {} is not an RFC 3339 instant such as 2026-03-07T12:00:00Z ({e})",

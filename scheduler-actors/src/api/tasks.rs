@@ -535,15 +535,7 @@ pub(super) async fn cutover_task(
     body: web::Json<Cutover>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Role::Admin)?;
-    let at = chrono::DateTime::parse_from_rfc3339(body.at.trim())
-        .map_err(|e| {
-            ApiError::invalid(format!(
-                "{:?} is not an RFC 3339 instant such as \"2027-01-04T09:00:00Z\" ({e})",
-                body.at
-            ))
-            .on("at")
-        })?
-        .with_timezone(&Utc);
+    let at = super::reads::instant_at("at", &body.at)?;
     store::cut_over(&state.db, std::slice::from_ref(&name), at, &caller.who()).await?;
     Ok(task_response(&store::get_task(&state.db, &name).await?))
 }
