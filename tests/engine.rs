@@ -388,8 +388,9 @@ async fn sigterm_interrupts_what_outlives_the_grace() {
     assert_eq!(status.code(), Some(0), "{}", node.log());
     assert!(
         asked.elapsed() < Duration::from_secs(8),
-        "shutdown took {:?}",
-        asked.elapsed()
+        "shutdown took {:?}: {}",
+        asked.elapsed(),
+        node.log()
     );
     let runs = runs_of(&db, "slow.ten").await;
     assert_eq!(runs.len(), 1);

@@ -57,9 +57,14 @@ async fn settles_in_pages(db: &DatabaseConnection) {
     store::set_node_state(db, "dead-peer", entity::scheduler_node::NodeState::Dead)
         .await
         .unwrap();
+    assert_eq!(
+        store::gone_nodes_with_runs(db).await.unwrap(),
+        vec!["dead-peer".to_owned()]
+    );
+    let which = store::Orphans::RunningOn("dead-peer");
     let (mut after, mut pages, mut abandoned) = (0, 0, 0);
     loop {
-        let page = store::orphan_runs(db, after, store::SETTLE_PAGE)
+        let page = store::orphan_runs(db, which, after, store::SETTLE_PAGE)
             .await
             .unwrap();
         let Some(last) = page.last() else { break };
@@ -81,11 +86,12 @@ async fn settles_in_pages(db: &DatabaseConnection) {
     );
     // Abandoned once: a second pass finds nothing left.
     assert!(
-        store::orphan_runs(db, 0, store::SETTLE_PAGE)
+        store::orphan_runs(db, which, 0, store::SETTLE_PAGE)
             .await
             .unwrap()
             .is_empty()
     );
+    assert!(store::gone_nodes_with_runs(db).await.unwrap().is_empty());
 
     // An earlier process of this node: settled at start-up, every one of them.
     left_running(db, "me", "left.by_me").await;

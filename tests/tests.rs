@@ -26,6 +26,7 @@ mod import;
 mod library;
 mod migrations;
 mod operations;
+mod overload;
 mod secrets;
 mod settle;
 mod start_errors;

@@ -11,6 +11,7 @@ mod m20261203_000001_operations;
 mod m20261204_000001_console;
 mod m20261205_000001_shadow;
 mod m20261206_000001_alerts;
+mod m20261207_000001_write_path;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000001_console::Migration),
             Box::new(m20261205_000001_shadow::Migration),
             Box::new(m20261206_000001_alerts::Migration),
+            Box::new(m20261207_000001_write_path::Migration),
         ]
     }
 }

@@ -105,6 +105,7 @@ async fn claim_unless_running(db: &DatabaseConnection, run: &task_run::Model) ->
         .expr(Expr::val(1))
         .from(TaskRun)
         .and_where(Expr::col(C::TaskName).eq(run.task_name.as_str()))
+        .and_where(crate::recovery::unsettled())
         .and_where(Expr::col(C::Status).eq(RunStatus::Running.as_str()))
         .and_where(Expr::col(C::FireTsMs).ne(run.fire_ts_ms))
         // This node's own runs are ruled on by its executor, which knows when they end

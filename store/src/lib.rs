@@ -68,11 +68,12 @@ pub use nodes::{
     NodeInfo, heartbeat, list_nodes, mark_dead_nodes, node_json, register_node, set_node_state,
 };
 pub use recovery::{
-    OrphanRun, SETTLE_PAGE, abandon_runs, orphan_runs, settle_previous_runs, take_over_run,
+    OrphanRun, Orphans, SETTLE_PAGE, abandon_runs, gone_nodes_with_runs, orphan_runs,
+    settle_previous_runs, take_over_run,
 };
-pub use rows::{not_run_row, running_row};
+pub use rows::{new_run_id, not_run_row, running_row};
 pub use runs::{
-    FinishedRun, RunFilter, count_running, count_succeeded, finish_runs, get_run, list_runs,
+    FinishedRun, RunFilter, count_running, count_runs_by_status, finish_runs, get_run, list_runs,
     prune_runs, recent_statuses, record_fire_outcome, recorded_fires, remove_runs_with_prefix,
     running_runs,
 };

@@ -5,10 +5,10 @@ use chrono::{DateTime, Utc};
 use entity::prelude::*;
 use entity::scheduled_task;
 use entity::task_run::{Column as C, RunStatus};
-use sea_orm::sea_query::{Alias, Condition, Expr, Func, Query};
+use sea_orm::sea_query::{Alias, Expr, Func, Query};
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, EntityTrait, ExprTrait, FromQueryResult, QueryFilter,
-    QueryOrder, QuerySelect,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, ExprTrait, FromQueryResult,
+    IdenStatic, QueryFilter, QueryOrder, QuerySelect,
 };
 
 use crate::error::Result;
@@ -39,18 +39,61 @@ pub struct OrphanRun {
 /// overloaded node that left hundreds of thousands of runs `running` is settled in steps.
 pub const SETTLE_PAGE: u64 = 1000;
 
-/// Runs that need a decision, a page at a time in row order after `after_id`: `running` on dead
-/// or stopped nodes (nobody is behind them), and first attempts `interrupted` by a shutdown
-/// whose task has `recover`.
+/// The rows still to be settled, as the partial index `ix_task_run_unsettled` says it
+/// (migration `m20261207_000001_write_path`): every query for them repeats this term, which
+/// SQLite needs to use that index (and which keeps Postgres off the primary key).
+pub(crate) fn unsettled() -> Expr {
+    Expr::cust("task_run.status IN ('running', 'interrupted')")
+}
+
+/// Which left-over runs [`orphan_runs`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Orphans<'a> {
+    /// `running` on this node, which is dead or stopped (nobody is behind them): see
+    /// [`gone_nodes_with_runs`].
+    RunningOn(&'a str),
+    /// First attempts `interrupted` by a shutdown, of tasks that have `recover`.
+    Interrupted,
+}
+
+/// Dead or stopped nodes that still hold `running` rows: usually none, found with one probe of
+/// the unsettled index per such node.
+pub async fn gone_nodes_with_runs(db: &DatabaseConnection) -> Result<Vec<String>> {
+    use entity::scheduler_node::{Column as N, NodeState};
+    let holds_runs = Query::select()
+        .expr(Expr::val(1))
+        .from(TaskRun)
+        .and_where(unsettled())
+        .and_where(Expr::col((TaskRun, C::Status)).eq(RunStatus::Running.as_str()))
+        .and_where(Expr::col((TaskRun, C::NodeId)).equals((SchedulerNode, N::NodeId)))
+        .to_owned();
+    let select = Query::select()
+        .column((SchedulerNode, N::NodeId))
+        .from(SchedulerNode)
+        .and_where(
+            Expr::col((SchedulerNode, N::State))
+                .is_in([NodeState::Dead.as_str(), NodeState::Stopped.as_str()]),
+        )
+        .and_where(Expr::exists(holds_runs))
+        .to_owned();
+    let rows = db.query_all(&select).await?;
+    rows.iter()
+        .map(|row| Ok(row.try_get::<String>("", N::NodeId.as_str())?))
+        .collect()
+}
+
+/// Left-over runs of one kind, a page at a time in row order after `after_id`. Each kind is
+/// one range of the unsettled index, read in order: a page costs its own rows, however many
+/// finished rows the table holds.
 pub async fn orphan_runs(
     db: &DatabaseConnection,
+    which: Orphans<'_>,
     after_id: i64,
     limit: u64,
 ) -> Result<Vec<OrphanRun>> {
     use entity::scheduled_task::Column as T;
-    use entity::scheduler_node::{Column as N, NodeState};
     let recover = Expr::col((ScheduledTask, T::Recover));
-    let select = Query::select()
+    let mut select = Query::select()
         .columns([
             (TaskRun, C::Id),
             (TaskRun, C::TaskName),
@@ -66,33 +109,22 @@ pub async fn orphan_runs(
             ScheduledTask,
             Expr::col((ScheduledTask, T::Name)).equals((TaskRun, C::TaskName)),
         )
-        .left_join(
-            SchedulerNode,
-            Expr::col((SchedulerNode, N::NodeId)).equals((TaskRun, C::NodeId)),
-        )
-        .cond_where(
-            Condition::any()
-                .add(
-                    Condition::all()
-                        .add(Expr::col((TaskRun, C::Status)).eq(RunStatus::Running.as_str()))
-                        .add(
-                            Expr::col((SchedulerNode, N::State))
-                                .is_in([NodeState::Dead.as_str(), NodeState::Stopped.as_str()]),
-                        ),
-                )
-                .add(
-                    Condition::all()
-                        .add(Expr::col((TaskRun, C::Status)).eq(RunStatus::Interrupted.as_str()))
-                        .add(Expr::col((TaskRun, C::Attempt)).eq(1))
-                        .add(recover.eq(true)),
-                ),
-        )
+        .and_where(unsettled())
         // The first page has no cursor: `id > 0` would make the planner read the whole
-        // primary key alongside the status index (seen on Postgres with 600,000 rows).
+        // primary key alongside the unsettled rows (seen on Postgres with 600,000 rows).
         .and_where_option((after_id > 0).then(|| Expr::col((TaskRun, C::Id)).gt(after_id)))
         .order_by((TaskRun, C::Id), sea_orm::Order::Asc)
         .limit(limit)
         .to_owned();
+    match which {
+        Orphans::RunningOn(node) => select
+            .and_where(Expr::col((TaskRun, C::Status)).eq(RunStatus::Running.as_str()))
+            .and_where(Expr::col((TaskRun, C::NodeId)).eq(node)),
+        Orphans::Interrupted => select
+            .and_where(Expr::col((TaskRun, C::Status)).eq(RunStatus::Interrupted.as_str()))
+            .and_where(Expr::col((TaskRun, C::Attempt)).eq(1))
+            .and_where(recover.eq(true)),
+    };
     let backend = db.get_database_backend();
     Ok(OrphanRun::find_by_statement(backend.build(&select))
         .all(db)
@@ -211,6 +243,7 @@ pub async fn settle_previous_runs(
                 .select_only()
                 .column(C::Id)
                 .filter(C::NodeId.eq(node_id))
+                .filter(unsettled())
                 .filter(C::Status.eq(RunStatus::Running.as_str()))
                 .filter(which)
                 .order_by_asc(C::Id)

@@ -168,6 +168,7 @@ pub async fn recent_statuses(
 /// Runs with status `running`, newest first, at most `limit` (what runs where, now).
 pub async fn running_runs(db: &DatabaseConnection, limit: u64) -> Result<Vec<task_run::Model>> {
     Ok(TaskRun::find()
+        .filter(crate::recovery::unsettled())
         .filter(C::Status.eq(RunStatus::Running.as_str()))
         .order_by_desc(C::FireTsMs)
         .limit(limit)
@@ -175,22 +176,29 @@ pub async fn running_runs(db: &DatabaseConnection, limit: u64) -> Result<Vec<tas
         .await?)
 }
 
-/// How many `succeeded` runs of tasks whose name starts with `prefix` have a fire time in
-/// `[from_ms, to_ms)` (what a benchmark checks against what it expected).
-pub async fn count_succeeded(
+/// Runs of tasks whose names start with `prefix` with a fire time in `[from_ms, to_ms)`, counted
+/// by status (what a benchmark checks against what it expected).
+pub async fn count_runs_by_status(
     db: &DatabaseConnection,
     prefix: &str,
     from_ms: i64,
     to_ms: i64,
-) -> Result<u64> {
-    use sea_orm::PaginatorTrait;
-    Ok(TaskRun::find()
+) -> Result<std::collections::BTreeMap<String, u64>> {
+    let rows: Vec<(String, i64)> = TaskRun::find()
+        .select_only()
+        .column(C::Status)
+        .column_as(C::Id.count(), "n")
         .filter(C::TaskName.starts_with(prefix))
         .filter(C::FireTsMs.gte(from_ms))
         .filter(C::FireTsMs.lt(to_ms))
-        .filter(C::Status.eq(RunStatus::Succeeded.as_str()))
-        .count(db)
-        .await?)
+        .group_by(C::Status)
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(status, n)| (status, n.max(0) as u64))
+        .collect())
 }
 
 /// How many runs of tasks whose names start with `prefix` are still `running` (after a node
@@ -198,8 +206,9 @@ pub async fn count_succeeded(
 pub async fn count_running(db: &DatabaseConnection, prefix: &str) -> Result<u64> {
     use sea_orm::PaginatorTrait;
     Ok(TaskRun::find()
-        .filter(C::TaskName.starts_with(prefix))
+        .filter(crate::recovery::unsettled())
         .filter(C::Status.eq(RunStatus::Running.as_str()))
+        .filter(C::TaskName.starts_with(prefix))
         .count(db)
         .await?)
 }

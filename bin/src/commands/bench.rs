@@ -29,11 +29,15 @@ pub(crate) struct BenchArgs {
     #[arg(long, default_value_t = 10)]
     duration: u32,
     /// Offsets spread evenly over the second (the default).
-    #[arg(long, conflicts_with = "burst")]
+    #[arg(long, conflicts_with_all = ["burst", "minutely"])]
     spread: bool,
     /// All tasks on the same second boundary.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "minutely")]
     burst: bool,
+    /// All tasks on the top of every minute (`0 * * * * *`): the crowded instant of real cron
+    /// load. A 60-second window holds one such instant.
+    #[arg(long)]
+    minutely: bool,
     /// Extra registered tasks that fire daily (idle), for memory and start-up at scale.
     #[arg(long, default_value_t = 0)]
     idle: u32,
@@ -195,7 +199,13 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     });
     let tasks = args.tasks;
     let idle = args.idle;
-    let burst = args.burst;
+    let shape = if args.minutely {
+        Shape::Minutely
+    } else if args.burst {
+        Shape::Burst
+    } else {
+        Shape::Spread
+    };
     let duration = args.duration;
 
     if let Some(node_id) = &args.worker {
@@ -226,7 +236,7 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         let mut start = 0;
         while start < total {
             let end = total.min(start + 1000);
-            store::insert_runtime_tasks(&db, &bench_tasks(start..end, tasks, burst)?).await?;
+            store::insert_runtime_tasks(&db, &bench_tasks(start..end, tasks, shape)?).await?;
             start = end;
         }
         Ok::<_, anyhow::Error>(db)
@@ -248,15 +258,17 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         run_workers(args, &db_url)?
     };
     let window = runs[0].window;
-    let (recorded, still_running) = system.block_on(async move {
-        let recorded =
-            store::count_succeeded(&db, BENCH_PREFIX, window.start_ms, window.end_ms).await?;
+    let (by_status, still_running) = system.block_on(async move {
+        let by_status =
+            store::count_runs_by_status(&db, BENCH_PREFIX, window.start_ms, window.end_ms).await?;
         // Every node has stopped: a run still `running` is one whose outcome was lost.
         let still_running = store::count_running(&db, BENCH_PREFIX).await?;
         // Closed inside the runtime: the pool cannot be dropped outside it.
         db.close().await?;
-        Ok::<_, anyhow::Error>((recorded, still_running))
+        Ok::<_, anyhow::Error>((by_status, still_running))
     })?;
+    let recorded = by_status.get("succeeded").copied().unwrap_or(0);
+    let rows: u64 = by_status.values().sum();
     crate::commands::run::drop_system(system);
 
     // Fires seen by every node, in-process ones through the shared notes.
@@ -297,7 +309,7 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
             percentile(s, 99.0)
         })
         .collect();
-    let expected = u64::from(tasks) * u64::from(duration);
+    let expected = u64::from(tasks) * shape.instants_in(window);
     let distinct = per_fire.len() as u64;
     let duplicates: u64 = per_fire.values().map(|n| u64::from(n - 1)).sum();
     let registered = u64::from(tasks) + u64::from(idle);
@@ -305,10 +317,12 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         "tasks": tasks,
         "idle_tasks": idle,
         "duration_s": duration,
-        "mode": if burst { "burst" } else { "spread" },
+        "mode": shape.name(),
         "nodes": args.nodes,
         "fires_expected": expected,
         "runs_recorded": recorded,
+        "runs_by_status": by_status,
+        "fires_without_a_row": expected.saturating_sub(rows),
         "runs_still_running_after_stop": still_running,
         "duplicates": duplicates,
         "missing": expected.saturating_sub(distinct),
@@ -333,6 +347,40 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&out)?);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// When the bench tasks fire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// Every second, offsets spread evenly over the second.
+    Spread,
+    /// Every second, all on the second boundary.
+    Burst,
+    /// All on the top of every minute.
+    Minutely,
+}
+
+impl Shape {
+    fn name(self) -> &'static str {
+        match self {
+            Shape::Spread => "spread",
+            Shape::Burst => "burst",
+            Shape::Minutely => "minutely",
+        }
+    }
+
+    /// Instants each task fires at within the window.
+    fn instants_in(self, window: Window) -> u64 {
+        let (start, end) = (window.start_ms, window.end_ms);
+        let every = match self {
+            Shape::Spread | Shape::Burst => 1_000,
+            Shape::Minutely => 60_000,
+        };
+        // Instants k * every in [start, end) (window edges are whole seconds).
+        let first = start.div_euclid(every) + i64::from(start.rem_euclid(every) != 0);
+        let last = (end - 1).div_euclid(every);
+        (last - first + 1).max(0) as u64
+    }
 }
 
 /// The measured seconds: whole seconds, starting after a warm-up second.
@@ -547,17 +595,21 @@ fn run_workers(args: &BenchArgs, db_url: &str) -> anyhow::Result<Vec<NodeRun>> {
     Ok(runs)
 }
 
-/// Bench tasks `range`: those below `tasks` fire every second (interval triggers anchored at
-/// offsets spread over the second, or all on the second with `burst`), the rest daily.
+/// Bench tasks `range`: those below `tasks` fire as `shape` says (interval triggers anchored at
+/// offsets spread over the second or all on the second, or a cron trigger on the minute), the
+/// rest daily.
 fn bench_tasks(
     range: std::ops::Range<u32>,
     tasks: u32,
-    burst: bool,
+    shape: Shape,
 ) -> anyhow::Result<Vec<TaskDecl>> {
     let daily = Trigger::cron("0 0 3 * * *", "UTC")?.to_json();
+    let minutely = Trigger::cron("0 * * * * *", "UTC")?.to_json();
     let decl = |i: u32| {
-        let trigger = if i < tasks {
-            let offset_ms = if burst {
+        let trigger = if i < tasks && shape == Shape::Minutely {
+            minutely.clone()
+        } else if i < tasks {
+            let offset_ms = if shape == Shape::Burst {
                 0
             } else {
                 i64::from(i) * 1000 / i64::from(tasks)
@@ -580,4 +632,19 @@ fn bench_tasks(
             .lock_ttl_ms(30_000)
     };
     Ok(range.map(decl).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instants_in_a_window_count_the_ones_inside_it() {
+        let w = |start_ms, end_ms| Window { start_ms, end_ms };
+        assert_eq!(Shape::Spread.instants_in(w(1_000, 3_000)), 2);
+        assert_eq!(Shape::Minutely.instants_in(w(0, 60_000)), 1);
+        assert_eq!(Shape::Minutely.instants_in(w(1_000, 61_000)), 1);
+        assert_eq!(Shape::Minutely.instants_in(w(1_000, 60_000)), 0);
+        assert_eq!(Shape::Minutely.instants_in(w(59_000, 181_000)), 3);
+    }
 }

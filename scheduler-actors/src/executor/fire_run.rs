@@ -72,6 +72,16 @@ pub(crate) enum FireEnd {
         /// Why, stored with the row.
         why: String,
     },
+    /// Came up later than the task's misfire grace (the node is behind its schedule): not run,
+    /// recorded `misfired` with how late it was; the claimed row if there is one
+    /// (`run_id`), else a row of its own. Logged quietly: the node's lag report
+    /// (`metrics/lag.rs`) says it once for all of them.
+    Shed {
+        /// Our claim's run id, if the fire was claimed before it was given up.
+        run_id: Option<String>,
+        /// Why, stored with the row.
+        why: String,
+    },
     /// The claimed row ends with `status`.
     Finished {
         /// The claim (`task_run.run_id`).
@@ -142,7 +152,7 @@ pub(crate) fn settle(
         FireEnd::Finished { status, .. } => {
             !matches!(status, RunStatus::Interrupted | RunStatus::LockLost)
         }
-        FireEnd::NotRun { .. } | FireEnd::ClaimFailed { .. } => false,
+        FireEnd::NotRun { .. } | FireEnd::ClaimFailed { .. } | FireEnd::Shed { .. } => false,
     };
     let status = match end {
         FireEnd::Passed { why, loudness, .. } => {
@@ -189,6 +199,35 @@ pub(crate) fn settle(
                 last: Some((fire_at, status)),
                 next: None,
             });
+            Some(status)
+        }
+        FireEnd::Shed { run_id, why } => {
+            let status = RunStatus::Misfired;
+            deps.events.send(|| RunEvent::Skipped {
+                task: task.clone(),
+                fire_time: fire_at,
+                status,
+                reason: why.clone(),
+            });
+            match run_id {
+                Some(run_id) => {
+                    fire_event!(DEBUG, task: task, run_id: run_id, fire_ts_ms: fire_ts_ms, node: node,
+                        attempt: attempt, status: status.as_str(), "{why}");
+                    deps.persistence.do_send(finished(
+                        &run_id,
+                        status,
+                        Some(why),
+                        None,
+                        Duration::ZERO,
+                    ));
+                }
+                None => {
+                    let row = not_run(status, why);
+                    fire_event!(DEBUG, task: task, run_id: row.run_id, fire_ts_ms: fire_ts_ms, node: node,
+                        attempt: attempt, status: status.as_str(), "{}", row.error.as_deref().unwrap_or(""));
+                    record_not_run(row);
+                }
+            }
             Some(status)
         }
         FireEnd::ClaimFailed { run_id, why } => {
@@ -300,10 +339,19 @@ impl FireRun {
             Ok(lease) => lease,
             Err(end) => return (None, end),
         };
+        // Lateness is bounded: a fire that comes up later than its grace is given up (and
+        // recorded) instead of queueing behind the others; checked before the claim, which
+        // it would only slow down further, and again after it.
+        if let Some(end) = self.shed_if_late(None) {
+            return (Some(lease), end);
+        }
         let run_id = match self.claim().await {
             Ok(run_id) => run_id,
             Err(end) => return (Some(lease), end),
         };
+        if let Some(end) = self.shed_if_late(Some(&run_id)) {
+            return (Some(lease), end);
+        }
         let fire_at = fire_time(self.fire.fire_ts_ms);
         // Lock and claim were taken ahead of the fire time: start on the dot.
         if let Ok(wait) = (fire_at - Utc::now()).to_std() {
@@ -336,6 +384,34 @@ impl FireRun {
             duration: clock.elapsed(),
         };
         (Some(lease), end)
+    }
+
+    /// A scheduled fire that comes up later than its task's misfire grace (at least a second,
+    /// as for the scheduler's own stalls) is not run: how it ends instead. Catch-up, recovery
+    /// and manual fires are late by nature and always go on.
+    fn shed_if_late(&self, run_id: Option<&str>) -> Option<FireEnd> {
+        if self.fire.reason != FireReason::Scheduled {
+            return None;
+        }
+        let now = Utc::now();
+        let late = (now - fire_time(self.fire.fire_ts_ms)).to_std().ok()?;
+        let limit = crate::scheduler::late_limit(&self.spec);
+        if late <= limit {
+            return None;
+        }
+        self.deps
+            .metrics
+            .lag()
+            .observe(late, true, &self.deps.node_id, now);
+        let why = format!(
+            "not run: the node was {} ms behind its schedule when this fire came up (misfire grace {} ms)",
+            late.as_millis(),
+            limit.as_millis()
+        );
+        Some(FireEnd::Shed {
+            run_id: run_id.map(str::to_owned),
+            why,
+        })
     }
 
     /// The fire's lock, or how the fire ends without it.
@@ -388,7 +464,7 @@ impl FireRun {
             return Ok(run_id.clone());
         }
         let (spec, deps) = (&self.spec, &self.deps);
-        let run_id = uuid::Uuid::new_v4().to_string();
+        let run_id = store::new_run_id();
         let fire_at = fire_time(self.fire.fire_ts_ms);
         let claim = ClaimRun {
             run: store::running_row(
@@ -441,9 +517,11 @@ impl FireRun {
             cancel: cancel.clone(),
             data: deps.app_data.clone(),
         };
-        let late = (Utc::now() - fire_at).to_std().unwrap_or_default();
+        let now = Utc::now();
+        let late = (now - fire_at).to_std().unwrap_or_default();
         if self.fire.reason == FireReason::Scheduled {
             deps.metrics.lateness(late);
+            deps.metrics.lag().observe(late, false, &deps.node_id, now);
         }
         fire_event!(INFO, task: spec.name, run_id: run_id, fire_ts_ms: self.fire.fire_ts_ms,
             node: deps.node_id, attempt: self.fire.attempt, status: "running",

@@ -6,6 +6,7 @@
 
 mod actor;
 mod histogram;
+mod lag;
 mod prometheus;
 
 use std::collections::BTreeMap;
@@ -20,6 +21,7 @@ pub(crate) use self::actor::type_label;
 pub use self::actor::{ActorSnapshot, MessageSnapshot, Metered};
 pub use self::histogram::Histogram;
 use self::histogram::LATENESS_BUCKETS;
+pub(crate) use self::lag::Lag;
 
 /// Every actor answers it with the node's metrics (its own mailbox among them).
 #[derive(Debug, actix::Message)]
@@ -59,6 +61,7 @@ pub struct Metrics {
     dropped_writes: AtomicU64,
     degraded: AtomicI64,
     alerts: Mutex<BTreeMap<&'static str, u64>>,
+    lag: Lag,
 }
 
 impl Default for Metrics {
@@ -73,6 +76,7 @@ impl Default for Metrics {
             dropped_writes: AtomicU64::new(0),
             degraded: AtomicI64::new(0),
             alerts: Mutex::new(BTreeMap::new()),
+            lag: Lag::default(),
         }
     }
 }
@@ -117,6 +121,12 @@ impl Metrics {
             .observe(late.as_secs_f64());
     }
 
+    /// How far behind its schedule the node is (reported by executors, ended by the
+    /// scheduler's tick).
+    pub(crate) fn lag(&self) -> &Lag {
+        &self.lag
+    }
+
     /// Sets the persistence buffer level and bound.
     pub fn buffer(&self, buffered: usize, bound: usize) {
         self.buffered.store(buffered as i64, Ordering::Relaxed);
@@ -158,8 +168,12 @@ impl Metrics {
             .values()
             .map(|a| a.snapshot())
             .collect();
+        let lag = self.lag.snapshot();
         MetricsSnapshot {
             actors,
+            schedule_behind_ms: lag.behind_ms,
+            schedule_behind_since: lag.behind_since,
+            fires_shed_total: lag.shed_total,
             fires_total: self.fires.load(Ordering::Relaxed),
             runs_total: self
                 .runs
@@ -222,6 +236,17 @@ pub struct MetricsSnapshot {
     /// behind the run events).
     #[serde(default)]
     pub alerts_total: BTreeMap<String, u64>,
+    /// How late the latest late scheduled fire was, in milliseconds, while the node is behind
+    /// its schedule (0 while it keeps up).
+    #[serde(default)]
+    pub schedule_behind_ms: u64,
+    /// When the node fell behind its schedule (`None` while it keeps up).
+    #[serde(default)]
+    pub schedule_behind_since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Scheduled fires not run because they came up later than their task's misfire grace
+    /// (each recorded `misfired`, with how late it was).
+    #[serde(default)]
+    pub fires_shed_total: u64,
 }
 
 #[cfg(test)]

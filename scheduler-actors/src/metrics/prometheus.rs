@@ -40,7 +40,7 @@ const PER_ACTOR: [PerActor; 3] = [
 
 /// One value for the node: (name, help, value).
 type PerNode = (&'static str, &'static str, fn(&MetricsSnapshot) -> i64);
-const PERSISTENCE_AND_HEALTH: [PerNode; 4] = [
+const PERSISTENCE_AND_HEALTH: [PerNode; 7] = [
     (
         "cronmesh_persistence_buffered",
         "Writes waiting for the database.",
@@ -59,6 +59,21 @@ const PERSISTENCE_AND_HEALTH: [PerNode; 4] = [
     ("cronmesh_degraded", "1 while a backend is down.", |m| {
         i64::from(m.degraded)
     }),
+    (
+        "cronmesh_schedule_behind_milliseconds",
+        "How late the latest late scheduled fire started while the node is behind its schedule (0 while it keeps up).",
+        |m| m.schedule_behind_ms as i64,
+    ),
+    (
+        "cronmesh_schedule_behind_since_timestamp_seconds",
+        "When the node fell behind its schedule, as a Unix time (0 while it keeps up).",
+        |m| m.schedule_behind_since.map_or(0, |t| t.timestamp()),
+    ),
+    (
+        "cronmesh_fires_shed_total",
+        "Scheduled fires not run because they came up later than their misfire grace (recorded misfired).",
+        |m| m.fires_shed_total as i64,
+    ),
 ];
 
 impl MetricsSnapshot {

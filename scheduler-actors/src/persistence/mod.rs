@@ -97,6 +97,10 @@ type ClaimReply = tokio::sync::oneshot::Sender<Result<ClaimOutcome, Error>>;
 /// writing them on every fire would cost a row update per fire. A restart that reads a
 /// last run a little stale re-claims a fire or two, and the claim turns those away.
 const STATE_EVERY: Duration = Duration::from_secs(2);
+/// A task's status fields are written again after this long even when its status did not
+/// change (a per-second task's next and last run are then at most this stale in the table);
+/// a change of status is written at the next `STATE_EVERY`.
+const STATE_REFRESH: Duration = Duration::from_secs(10);
 
 /// Writes queued per flush at most.
 const BATCH: usize = 1000;
@@ -314,9 +318,16 @@ impl PersistenceActor {
         let n = self.queue.len().min(BATCH);
         let batch: Arc<Vec<Write>> = Arc::new(self.queue.drain(..n).collect());
         let states: Arc<Vec<TaskState>> = if states_due {
-            self.states_written = Instant::now();
-            self.states_in_flight = true;
-            Arc::new(self.states.take())
+            let now = Instant::now();
+            self.states_written = now;
+            let taken = if self.draining {
+                self.states.take(now)
+            } else {
+                self.states.take_due(now, STATE_REFRESH)
+            };
+            // Cleared when a batch carrying states ends; an empty take carries none.
+            self.states_in_flight = !taken.is_empty();
+            Arc::new(taken)
         } else {
             Arc::default()
         };

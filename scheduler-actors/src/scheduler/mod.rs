@@ -91,6 +91,13 @@ const EXECUTOR_IDLE: Duration = Duration::from_secs(30);
 pub(super) const RUN_NOW_WINDOW: chrono::Duration = chrono::Duration::minutes(10);
 /// The least lateness treated as a stall (and put through the misfire policy).
 const MIN_STALL: Duration = Duration::from_secs(1);
+
+/// How late a scheduled fire may come up and still run: the task's misfire grace, at least
+/// [`MIN_STALL`] (timer jitter is not a stall). Later, the scheduler puts it through the
+/// misfire policy, and an executor that gets it that late records it `misfired`.
+pub(crate) fn late_limit(spec: &TaskSpec) -> Duration {
+    spec.misfire_grace.max(MIN_STALL)
+}
 /// Scheduled fires go to their executor this long before they are due: the lock and the
 /// claim are taken ahead, and the handler starts on the dot instead of a lock round trip and
 /// a claim statement late.
@@ -315,14 +322,18 @@ impl SchedulerActor {
                 continue; // stale: the task changed since this entry was pushed
             }
             // Timer jitter is not a stall: lateness counts only past the grace and a second.
-            let stall = entry.spec.misfire_grace.max(MIN_STALL);
-            let late = now_ms - at > stall.as_millis() as i64;
+            let late = now_ms - at > late_limit(&entry.spec).as_millis() as i64;
             let next = if late {
                 // A stall (or a suspended process): what is owed goes through the misfire
                 // policy, like after downtime, instead of every missed fire at once.
+                let behind = Duration::from_millis((now_ms - at) as u64);
+                let now = DateTime::from_timestamp_millis(now_ms).unwrap_or_else(Utc::now);
+                self.deps
+                    .metrics
+                    .lag()
+                    .observe(behind, false, &self.deps.node_id, now);
                 let spec = entry.spec.clone();
                 let last = DateTime::from_timestamp_millis(at - 1);
-                let now = DateTime::from_timestamp_millis(now_ms).unwrap_or_else(Utc::now);
                 self.catch_up(&spec, last, now)
             } else {
                 DateTime::from_timestamp_millis(at)
@@ -420,6 +431,7 @@ impl Actor for SchedulerActor {
         ctx.run_interval(RECONCILE_EVERY, |act, ctx| {
             act.reconcile(false, ctx);
             act.reap(ctx);
+            act.deps.metrics.lag().tick(&act.deps.node_id, Utc::now());
         });
         ctx.run_interval(EXECUTOR_IDLE / 3, |act, _ctx| act.stop_idle_executors());
     }

@@ -44,39 +44,46 @@ impl SchedulerActor {
         // here at once; first attempts to re-run go back to the actor, which knows its tasks.
         let fut = async move {
             let dead = store::mark_dead_nodes(&db, timeout, &me).await?;
+            let gone = store::gone_nodes_with_runs(&db).await?;
+            let kinds = gone
+                .iter()
+                .map(|node| store::Orphans::RunningOn(node))
+                .chain([store::Orphans::Interrupted]);
             let mut rerun = Vec::new();
-            let mut after = 0;
-            loop {
-                let page = store::orphan_runs(&db, after, store::SETTLE_PAGE).await?;
-                let Some(last) = page.last() else { break };
-                after = last.id;
-                let full = page.len() as u64 == store::SETTLE_PAGE;
-                let (take, abandon): (Vec<OrphanRun>, Vec<OrphanRun>) =
-                    page.into_iter().partition(|o| o.recover && o.attempt == 1);
-                let abandon: Vec<OrphanRun> = abandon
-                    .into_iter()
-                    .filter(|o| o.status == RunStatus::Running.as_str())
-                    .collect();
-                for o in store::abandon_runs(&db, &abandon, Utc::now()).await? {
-                    events.send(|| RunEvent::RunFinished {
-                        task: o.task_name.clone(),
-                        run_id: o.run_id.clone(),
-                        fire_time: crate::executor::fire_time(o.fire_ts_ms),
-                        attempt: crate::events::attempt(o.attempt),
-                        status: RunStatus::Abandoned,
-                        duration: Duration::ZERO,
-                        error: Some(format!("node {} died while this ran", o.node_id)),
-                    });
-                    fire_event!(WARN, task: o.task_name, run_id: o.run_id, fire_ts_ms: o.fire_ts_ms,
+            for which in kinds {
+                let mut after = 0;
+                loop {
+                    let page = store::orphan_runs(&db, which, after, store::SETTLE_PAGE).await?;
+                    let Some(last) = page.last() else { break };
+                    after = last.id;
+                    let full = page.len() as u64 == store::SETTLE_PAGE;
+                    let (take, abandon): (Vec<OrphanRun>, Vec<OrphanRun>) =
+                        page.into_iter().partition(|o| o.recover && o.attempt == 1);
+                    let abandon: Vec<OrphanRun> = abandon
+                        .into_iter()
+                        .filter(|o| o.status == RunStatus::Running.as_str())
+                        .collect();
+                    for o in store::abandon_runs(&db, &abandon, Utc::now()).await? {
+                        events.send(|| RunEvent::RunFinished {
+                            task: o.task_name.clone(),
+                            run_id: o.run_id.clone(),
+                            fire_time: crate::executor::fire_time(o.fire_ts_ms),
+                            attempt: crate::events::attempt(o.attempt),
+                            status: RunStatus::Abandoned,
+                            duration: Duration::ZERO,
+                            error: Some(format!("node {} died while this ran", o.node_id)),
+                        });
+                        fire_event!(WARN, task: o.task_name, run_id: o.run_id, fire_ts_ms: o.fire_ts_ms,
                         node: o.node_id, attempt: o.attempt, status: RunStatus::Abandoned.as_str(),
                         settled_by = %me, "run abandoned: its node died");
-                }
-                // Re-runs are taken a bounded number per round; the rest wait for the next.
-                if rerun.len() < MAX_RERUNS_PER_ROUND {
-                    rerun.extend(take);
-                }
-                if !full {
-                    break;
+                    }
+                    // Re-runs are taken a bounded number per round; the rest wait for the next.
+                    if rerun.len() < MAX_RERUNS_PER_ROUND {
+                        rerun.extend(take);
+                    }
+                    if !full {
+                        break;
+                    }
                 }
             }
             Ok::<_, store::StoreError>((dead, rerun))
@@ -112,7 +119,7 @@ impl SchedulerActor {
             let now = Utc::now();
             let mut won = Vec::new();
             for o in take {
-                let run_id = uuid::Uuid::new_v4().to_string();
+                let run_id = store::new_run_id();
                 if store::take_over_run(&db, &o, &me, &run_id, now).await? {
                     won.push((o, run_id));
                 }
