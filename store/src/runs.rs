@@ -101,6 +101,10 @@ pub async fn list_runs(
         q = q.filter(C::TaskName.eq(t));
     }
     if let Some(s) = filter.status {
+        if matches!(s, RunStatus::Running | RunStatus::Interrupted) {
+            // A range of the unsettled index; other statuses are found along the fire order.
+            q = q.filter(crate::recovery::unsettled());
+        }
         q = q.filter(C::Status.eq(s.as_str()));
     }
     if filter.failed_only {

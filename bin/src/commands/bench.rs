@@ -302,6 +302,8 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         }
     }
     lateness.sort_by(f64::total_cmp);
+    // Runs started per slice: a slice short of its fires shows where a node fell behind.
+    let runs_per_10s: Vec<usize> = slices.iter().map(Vec::len).collect();
     let p99_per_10s: Vec<f64> = slices
         .iter_mut()
         .map(|s| {
@@ -333,6 +335,7 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
             "max": lateness.last().copied().unwrap_or(0.0),
         },
         "p99_ms_per_10s": p99_per_10s,
+        "runs_per_10s": runs_per_10s,
         "fires_per_s": distinct as f64 / f64::from(duration),
         "peak_rss_mb": peak_rss as f64 / 1_048_576.0,
         "rss_per_task_bytes": rss_started / registered.max(1),

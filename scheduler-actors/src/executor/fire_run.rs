@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use entity::task_run::RunStatus;
-use scheduler_core::{OverlapPolicy, TaskSpec};
+use scheduler_core::{MisfirePolicy, OverlapPolicy, TaskSpec};
 use store::{ClaimOutcome, FinishedRun};
 use tokio_util::sync::CancellationToken;
 
@@ -152,7 +152,10 @@ pub(crate) fn settle(
         FireEnd::Finished { status, .. } => {
             !matches!(status, RunStatus::Interrupted | RunStatus::LockLost)
         }
-        FireEnd::NotRun { .. } | FireEnd::ClaimFailed { .. } | FireEnd::Shed { .. } => false,
+        // A shed fire's lock is kept like a finished one's: its `misfired` row may still be on
+        // its way, and a peer must not run the fire meanwhile.
+        FireEnd::Shed { .. } => true,
+        FireEnd::NotRun { .. } | FireEnd::ClaimFailed { .. } => false,
     };
     let status = match end {
         FireEnd::Passed { why, loudness, .. } => {
@@ -202,13 +205,9 @@ pub(crate) fn settle(
             Some(status)
         }
         FireEnd::Shed { run_id, why } => {
+            // No run event per shed fire: under overload they come by the thousand, and the
+            // lag report (log lines, metrics) speaks for all of them.
             let status = RunStatus::Misfired;
-            deps.events.send(|| RunEvent::Skipped {
-                task: task.clone(),
-                fire_time: fire_at,
-                status,
-                reason: why.clone(),
-            });
             match run_id {
                 Some(run_id) => {
                     fire_event!(DEBUG, task: task, run_id: run_id, fire_ts_ms: fire_ts_ms, node: node,
@@ -387,16 +386,33 @@ impl FireRun {
     }
 
     /// A scheduled fire that comes up later than its task's misfire grace (at least a second,
-    /// as for the scheduler's own stalls) is not run: how it ends instead. Catch-up, recovery
-    /// and manual fires are late by nature and always go on.
+    /// as for the scheduler's own stalls) is not run when its misfire policy would not run it
+    /// either: always under `skip`; under `fire_once` when a newer fire of the task is already
+    /// due (that one is the run the policy owes); never under `fire_all`. How it ends instead.
+    /// Catch-up, recovery and manual fires are late by nature and always go on.
     fn shed_if_late(&self, run_id: Option<&str>) -> Option<FireEnd> {
         if self.fire.reason != FireReason::Scheduled {
             return None;
         }
         let now = Utc::now();
-        let late = (now - fire_time(self.fire.fire_ts_ms)).to_std().ok()?;
+        let fire_at = fire_time(self.fire.fire_ts_ms);
+        let late = (now - fire_at).to_std().ok()?;
         let limit = crate::scheduler::late_limit(&self.spec);
         if late <= limit {
+            return None;
+        }
+        let superseded = || {
+            self.spec
+                .trigger
+                .next_fire_after(fire_at)
+                .is_some_and(|next| next <= now)
+        };
+        let shed = match self.spec.misfire {
+            MisfirePolicy::Skip => true,
+            MisfirePolicy::FireOnce => superseded(),
+            MisfirePolicy::FireAll { .. } => false,
+        };
+        if !shed {
             return None;
         }
         self.deps

@@ -75,14 +75,19 @@ impl PendingStates {
                 states.push(state);
             }
         }
+        // An entry older than the refresh period decides nothing an absent one would not.
+        self.written
+            .retain(|_, (at, _)| now.saturating_duration_since(*at) < refresh);
         states
     }
 
+    /// Notes a task's fields as written. A task with no status yet is not noted (a first start
+    /// computes a next fire for every task, a million of them; nothing would be held back).
     fn mark_written(&mut self, state: &TaskState, now: Instant) {
         let status = match (state.last_status, self.written.get(&state.task_name)) {
             (Some(s), _) => Some(s),
             (None, Some((_, previous))) => *previous,
-            (None, None) => None,
+            (None, None) => return,
         };
         self.written.insert(state.task_name.clone(), (now, status));
     }
@@ -219,6 +224,11 @@ mod tests {
         // A next fire alone (no status) is held like an unchanged status.
         p.note(TaskName::Borrowed("a.b"), None, Some(Some(at(9))));
         assert!(p.take_due(t0 + refresh, refresh).is_empty());
+        // A task that never ran is not noted as written: its next fires go as they come.
+        for _ in 0..2 {
+            p.note(TaskName::Borrowed("e.f"), None, Some(Some(at(9))));
+            assert_eq!(p.take_due(t0 + refresh, refresh).len(), 1);
+        }
         // At shutdown everything goes.
         assert_eq!(p.take(t0 + refresh).len(), 1);
         assert!(p.is_empty());
