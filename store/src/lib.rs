@@ -55,7 +55,7 @@ pub use alerts::{
     list_deliveries, record_delivery, run_at, silent_tasks, tasks_naming_alert_routes,
 };
 pub use audit::{AuditFilter, Who, audit_json, list_audit};
-pub use claims::{ClaimOutcome, claim_fire, claim_run, claim_runs};
+pub use claims::{ClaimOutcome, claim_fire, claim_run, claim_runs, insert_finished_runs};
 pub use cluster::{ClusterPause, cluster_pause, set_cluster_pause};
 pub use code_tasks::{TaskChange, code_task_names, sync_code_tasks};
 pub use database::{
@@ -74,8 +74,7 @@ pub use recovery::{
 pub use rows::{new_run_id, not_run_row, running_row};
 pub use runs::{
     FinishedRun, RunFilter, count_running, count_runs_by_status, finish_runs, get_run, list_runs,
-    prune_runs, recent_statuses, record_fire_outcome, recorded_fires, remove_runs_with_prefix,
-    running_runs,
+    prune_runs, recent_statuses, recorded_fires, remove_runs_with_prefix, running_runs,
 };
 pub use sessions::{create_session, end_session, find_session};
 pub use task_changes::{

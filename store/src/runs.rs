@@ -4,12 +4,10 @@ use chrono::{DateTime, Utc};
 use entity::prelude::*;
 use entity::task_run::{self, Column as C, RunStatus};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, IdenStatic, QueryFilter,
-    QueryOrder, QuerySelect,
+    ColumnTrait, DatabaseConnection, EntityTrait, IdenStatic, QueryFilter, QueryOrder, QuerySelect,
 };
 
 use crate::batch::{Field, update_from_values};
-use crate::claims::claim_run;
 use crate::error::Result;
 
 /// The end of a run, written only if the row is still this claim's and still running.
@@ -63,12 +61,6 @@ pub async fn finish_runs(db: &DatabaseConnection, runs: &[FinishedRun]) -> Resul
         running = RunStatus::Running.as_str(),
     );
     update_from_values(db, runs, &fields, &update).await
-}
-
-/// A fire that did not run (`skipped_overlap`, `misfired`): one finished row, unless the
-/// fire already has one.
-pub async fn record_fire_outcome(db: &impl ConnectionTrait, run: &task_run::Model) -> Result<bool> {
-    claim_run(db, run).await
 }
 
 /// Which runs to list.

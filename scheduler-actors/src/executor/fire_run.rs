@@ -334,13 +334,19 @@ impl FireRun {
             let why = "database writes are failing on this node; leaving the fire to peers";
             return (None, passed(why, Loudness::Warn, false));
         }
+        // Lateness is bounded: a fire that comes up later than its grace is given up (and
+        // recorded) instead of queueing behind the others. Alone, a node checks before the
+        // lock, whose round trip would only put it further behind; in a cluster after it (a
+        // peer may have the fire), and everywhere before the claim and again after it.
+        if !deps.has_peers
+            && let Some(end) = self.shed_if_late(None)
+        {
+            return (None, end);
+        }
         let lease = match self.take_lock().await {
             Ok(lease) => lease,
             Err(end) => return (None, end),
         };
-        // Lateness is bounded: a fire that comes up later than its grace is given up (and
-        // recorded) instead of queueing behind the others; checked before the claim, which
-        // it would only slow down further, and again after it.
         if let Some(end) = self.shed_if_late(None) {
             return (Some(lease), end);
         }

@@ -66,11 +66,13 @@ pub struct RecordNextFires(pub Vec<(Arc<str>, Option<DateTime<Utc>>)>);
 #[rtype(result = "()")]
 pub struct Heartbeat;
 
-/// Write everything queued now, retrying until `deadline`; returns how many writes remain.
+/// Write everything queued now; returns how many writes remain.
 #[derive(Debug, Message)]
 #[rtype(result = "usize")]
 pub struct Flush {
-    /// Give up after this long.
+    /// Give up after this long without progress: a backlog that is being written (a node
+    /// stopping after an overload) is written to the end, a database that is gone is not
+    /// waited for longer than this.
     pub within: Duration,
 }
 
@@ -390,10 +392,15 @@ async fn write_batch(
             Write::Skipped(_) => None,
         })
         .collect();
-    for w in batch {
-        if let Write::Skipped(row) = w {
-            store::record_fire_outcome(db, row).await?;
-        }
+    let skipped: Vec<task_run::Model> = batch
+        .iter()
+        .filter_map(|w| match w {
+            Write::Skipped(row) => Some(row.clone()),
+            Write::Finish(_) => None,
+        })
+        .collect();
+    if !skipped.is_empty() {
+        store::insert_finished_runs(db, &skipped).await?;
     }
     if !finishes.is_empty() {
         let changed = store::finish_runs(db, &finishes).await?;
@@ -561,24 +568,35 @@ impl Handler<Flush> for PersistenceActor {
     fn handle(&mut self, msg: Flush, ctx: &mut Self::Context) -> Self::Result {
         let _timing = self.actor_metrics.handling::<Flush>();
         self.draining = true;
-        flush_until(self, ctx, Instant::now() + msg.within)
+        let left = self.buffered();
+        flush_until(self, ctx, msg.within, left, Instant::now())
     }
 }
 
+/// Flushes until nothing is left, or until `patience` has passed since the number left last
+/// went down (at `progressed`, from `left`).
 fn flush_until(
     act: &mut PersistenceActor,
     ctx: &mut Context<PersistenceActor>,
-    deadline: Instant,
+    patience: Duration,
+    left: usize,
+    progressed: Instant,
 ) -> ResponseActFuture<PersistenceActor, usize> {
-    if (act.buffered() == 0 && act.flushing == 0) || Instant::now() >= deadline {
-        return Box::pin(actix::fut::ready(act.buffered()));
+    let now_left = act.buffered();
+    let (left, progressed) = if now_left < left {
+        (now_left, Instant::now())
+    } else {
+        (left, progressed)
+    };
+    if (now_left == 0 && act.flushing == 0) || progressed.elapsed() >= patience {
+        return Box::pin(actix::fut::ready(now_left));
     }
     act.retry_at = None;
     act.flush(ctx);
     Box::pin(
         tokio::time::sleep(Duration::from_millis(10))
             .into_actor(act)
-            .then(move |(), act, ctx| flush_until(act, ctx, deadline)),
+            .then(move |(), act, ctx| flush_until(act, ctx, patience, left, progressed)),
     )
 }
 
