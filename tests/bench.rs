@@ -72,6 +72,14 @@ async fn bench_with_two_node_processes_runs_each_fire_on_one_node() {
     assert_eq!(r["duplicates"], 0, "{r}");
     assert_eq!(r["missing"], 0, "{r}");
     assert_eq!(r["runs_recorded"], 80, "{r}");
+    assert_eq!(r["fires_without_a_row"], 0, "{r}");
+    // The cluster's work per fire: the lock keeps most fires to one claim (claims are sent
+    // ahead of the fire, so the window's edges move the ratio a little), and each fire costs
+    // Redis at least its lock.
+    let claims = r["claim_attempts_per_fire"].as_f64().unwrap();
+    assert!((0.8..=2.2).contains(&claims), "{r}");
+    let redis = r["redis_commands_per_fire"].as_f64().unwrap();
+    assert!(redis >= 1.0, "{r}");
 }
 
 #[test]

@@ -243,20 +243,23 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     })?;
     let created = started.elapsed();
 
-    let runs: Vec<NodeRun> = if args.nodes == 1 {
+    let counted_redis = redis_url.clone();
+    let (runs, redis_calls): (Vec<NodeRun>, RedisCalls) = if args.nodes == 1 {
         let mut config = node_config(&db_url, redis_url, "bench");
         if args.alert_dead_receiver {
             config.alerts = dead_receiver_alerts()?;
         }
-        let run = system.block_on(async move {
+        let (run, calls) = system.block_on(async move {
             let node = start_node(config, handler).await?;
             let window = Window::after(Utc::now(), duration);
-            node.measure(window).await
+            let calls = redis_calls_in(counted_redis, window);
+            Ok::<_, anyhow::Error>((node.measure(window).await?, calls))
         })?;
-        vec![run]
+        (vec![run], calls)
     } else {
         run_workers(args, &db_url)?
     };
+    let redis_calls = redis_calls.join().ok().flatten();
     let window = runs[0].window;
     let (by_status, still_running) = system.block_on(async move {
         let by_status =
@@ -274,7 +277,7 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     // Fires seen by every node, in-process ones through the shared notes.
     let mut seen_all = std::mem::take(&mut *seen.lock().unwrap_or_else(PoisonError::into_inner));
     let mut startup = Duration::ZERO;
-    let (mut rss_started, mut peak_rss, mut cpu) = (0, 0, 0.0);
+    let (mut rss_started, mut peak_rss, mut cpu, mut claims) = (0, 0, 0.0, 0);
     let mut alerts: std::collections::BTreeMap<String, u64> = Default::default();
     for run in runs {
         for (outcome, n) in &run.alerts {
@@ -285,6 +288,7 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         rss_started += run.rss_started.saturating_sub(run.rss_baseline);
         peak_rss += run.peak_rss;
         cpu += run.cpu;
+        claims += run.claims;
     }
     let (ws, we) = (window.start_ms, window.end_ms);
     let mut per_fire: HashMap<(u32, i64), u32> = HashMap::new();
@@ -342,6 +346,9 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         "startup_ms": startup.as_secs_f64() * 1000.0,
         "tasks_created_ms": created.as_secs_f64() * 1000.0,
         "cpu_s_per_1k_fires": if distinct == 0 { 0.0 } else { cpu / (distinct as f64 / 1000.0) },
+        // Per fire of the window, over every node: what the cluster's work per fire is.
+        "claim_attempts_per_fire": claims as f64 / expected.max(1) as f64,
+        "redis_commands_per_fire": redis_calls.map(|n| n as f64 / expected.max(1) as f64),
         "alerts": alerts,
     });
     if args.json {
@@ -421,6 +428,9 @@ struct NodeRun {
     /// Alerts by outcome.
     #[serde(default)]
     alerts: std::collections::BTreeMap<String, u64>,
+    /// Claims sent to the database during the window.
+    #[serde(default)]
+    claims: u64,
 }
 
 fn node_config(db_url: &str, redis_url: Option<String>, node_id: &str) -> NodeConfig {
@@ -495,8 +505,10 @@ impl StartedNode {
     async fn measure(self, window: Window) -> anyhow::Result<NodeRun> {
         tokio::time::sleep(Window::until(window.start_ms)).await;
         let cpu_start = cpu_seconds();
+        let claims_start = self.node.metrics().claims_attempted_total;
         tokio::time::sleep(Window::until(window.end_ms)).await;
         let cpu = cpu_seconds() - cpu_start;
+        let claims = self.node.metrics().claims_attempted_total - claims_start;
         let peak_rss = rss().1;
         // Let the window's last fires finish before the shutdown stops new ones.
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -504,6 +516,7 @@ impl StartedNode {
         self.node.shutdown().await?;
         Ok(NodeRun {
             alerts,
+            claims,
             window,
             startup: self.startup,
             rss_baseline: self.rss_baseline,
@@ -549,7 +562,7 @@ fn worker(
 
 /// Starts `--nodes` worker processes, gives them one window once all have started, and
 /// collects what each saw.
-fn run_workers(args: &BenchArgs, db_url: &str) -> anyhow::Result<Vec<NodeRun>> {
+fn run_workers(args: &BenchArgs, db_url: &str) -> anyhow::Result<(Vec<NodeRun>, RedisCalls)> {
     use std::io::{BufRead, BufReader, Write};
     use std::process::{Command, Stdio};
     let exe = std::env::current_exe().context("path of this executable")?;
@@ -581,6 +594,7 @@ fn run_workers(args: &BenchArgs, db_url: &str) -> anyhow::Result<Vec<NodeRun>> {
         }
     }
     let window = Window::after(Utc::now(), args.duration);
+    let calls = redis_calls_in(Some(args.redis_url.clone()), window);
     for (child, _) in &mut children {
         let stdin = child.stdin.as_mut().context("worker stdin")?;
         writeln!(stdin, "{}", serde_json::to_string(&window)?)?;
@@ -595,7 +609,36 @@ fn run_workers(args: &BenchArgs, db_url: &str) -> anyhow::Result<Vec<NodeRun>> {
             serde_json::from_str(&line).with_context(|| format!("report of bench node {i}"))?,
         );
     }
-    Ok(runs)
+    Ok((runs, calls))
+}
+
+/// Commands the Redis server ran during the window, once it is over (`None` without Redis, or
+/// when it could not be asked).
+type RedisCalls = std::thread::JoinHandle<Option<u64>>;
+
+/// Counts the commands the Redis at `url` runs during `window` (`INFO commandstats` at its
+/// start and end, every client's commands: the nodes' locks, renewals, releases, notices).
+fn redis_calls_in(url: Option<String>, window: Window) -> RedisCalls {
+    std::thread::spawn(move || {
+        let client = redis::Client::open(url?.as_str()).ok()?;
+        let mut conn = client.get_connection().ok()?;
+        let mut calls = || -> Option<u64> {
+            let info: String = redis::cmd("INFO")
+                .arg("commandstats")
+                .query(&mut conn)
+                .ok()?;
+            Some(
+                info.lines()
+                    .filter_map(|l| l.split("calls=").nth(1))
+                    .filter_map(|rest| rest.split(',').next()?.parse::<u64>().ok())
+                    .sum(),
+            )
+        };
+        std::thread::sleep(Window::until(window.start_ms));
+        let start = calls()?;
+        std::thread::sleep(Window::until(window.end_ms));
+        Some(calls()?.saturating_sub(start))
+    })
 }
 
 /// Bench tasks `range`: those below `tasks` fire as `shape` says (interval triggers anchored at

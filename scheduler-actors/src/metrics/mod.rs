@@ -54,6 +54,7 @@ pub(crate) use answer_get_metrics;
 pub struct Metrics {
     actors: Mutex<BTreeMap<&'static str, Arc<ActorMetrics>>>,
     fires: AtomicU64,
+    claims_attempted: AtomicU64,
     runs: Mutex<BTreeMap<&'static str, u64>>,
     lateness: Mutex<Histogram>,
     buffered: AtomicI64,
@@ -69,6 +70,7 @@ impl Default for Metrics {
         Metrics {
             actors: Mutex::new(BTreeMap::new()),
             fires: AtomicU64::new(0),
+            claims_attempted: AtomicU64::new(0),
             runs: Mutex::new(BTreeMap::new()),
             lateness: Mutex::new(Histogram::new(&LATENESS_BUCKETS)),
             buffered: AtomicI64::new(0),
@@ -101,6 +103,12 @@ impl Metrics {
     /// Counts a fire sent to an executor.
     pub fn fired(&self) {
         self.fires.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a claim this node sent to the database (won or not): with several nodes, what
+    /// each fire costs the database beyond the one claim that wins.
+    pub fn claim_attempted(&self) {
+        self.claims_attempted.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a run outcome.
@@ -175,6 +183,7 @@ impl Metrics {
             schedule_behind_since: lag.behind_since,
             fires_shed_total: lag.shed_total,
             fires_total: self.fires.load(Ordering::Relaxed),
+            claims_attempted_total: self.claims_attempted.load(Ordering::Relaxed),
             runs_total: self
                 .runs
                 .lock()
@@ -218,6 +227,9 @@ pub struct MetricsSnapshot {
     pub actors: Vec<ActorSnapshot>,
     /// Fires sent to executors.
     pub fires_total: u64,
+    /// Claims this node sent to the database, won or not.
+    #[serde(default)]
+    pub claims_attempted_total: u64,
     /// Run outcomes by status.
     pub runs_total: BTreeMap<String, u64>,
     /// Handler start minus scheduled fire time.

@@ -40,7 +40,12 @@ const PER_ACTOR: [PerActor; 3] = [
 
 /// One value for the node: (name, help, value).
 type PerNode = (&'static str, &'static str, fn(&MetricsSnapshot) -> i64);
-const PERSISTENCE_AND_HEALTH: [PerNode; 7] = [
+const PERSISTENCE_AND_HEALTH: [PerNode; 8] = [
+    (
+        "cronmesh_claims_attempted_total",
+        "Claims this node sent to the database, won or not.",
+        |m| m.claims_attempted_total as i64,
+    ),
     (
         "cronmesh_persistence_buffered",
         "Writes waiting for the database.",

@@ -480,6 +480,7 @@ impl Handler<ClaimRun> for PersistenceActor {
     /// arrive together (fires due in the same instant) share one insert.
     fn handle(&mut self, msg: ClaimRun, ctx: &mut Self::Context) -> Self::Result {
         let _timing = self.actor_metrics.handling::<ClaimRun>();
+        self.metrics.claim_attempted();
         if msg.forbid_overlap {
             // Checked against the running rows in its own statement.
             let db = self.db.clone();
