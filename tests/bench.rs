@@ -35,6 +35,7 @@ fn bench_on_the_embedded_default_reports_every_fire_once() {
     }
     // Every run settled after the stop; one p99 per 10-second slice (a 2 s window is one).
     assert_eq!(r["runs_still_running_after_stop"], 0, "{r}");
+    assert_eq!(r["writes_dropped"], 0, "{r}");
     let slices = r["p99_ms_per_10s"].as_array().unwrap();
     assert_eq!(slices.len(), 1, "{r}");
     assert!(slices[0].as_f64().unwrap() <= max, "{r}");

@@ -277,7 +277,7 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     // Fires seen by every node, in-process ones through the shared notes.
     let mut seen_all = std::mem::take(&mut *seen.lock().unwrap_or_else(PoisonError::into_inner));
     let mut startup = Duration::ZERO;
-    let (mut rss_started, mut peak_rss, mut cpu, mut claims) = (0, 0, 0.0, 0);
+    let (mut rss_started, mut peak_rss, mut cpu, mut claims, mut dropped) = (0, 0, 0.0, 0, 0);
     let mut alerts: std::collections::BTreeMap<String, u64> = Default::default();
     for run in runs {
         for (outcome, n) in &run.alerts {
@@ -289,6 +289,7 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         peak_rss += run.peak_rss;
         cpu += run.cpu;
         claims += run.claims;
+        dropped += run.writes_dropped;
     }
     let (ws, we) = (window.start_ms, window.end_ms);
     let mut per_fire: HashMap<(u32, i64), u32> = HashMap::new();
@@ -330,6 +331,7 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         "runs_by_status": by_status,
         "fires_without_a_row": expected.saturating_sub(rows),
         "runs_still_running_after_stop": still_running,
+        "writes_dropped": dropped,
         "duplicates": duplicates,
         "missing": expected.saturating_sub(distinct),
         "lateness_ms": {
@@ -431,6 +433,9 @@ struct NodeRun {
     /// Claims sent to the database during the window.
     #[serde(default)]
     claims: u64,
+    /// Run records the node gave up because its write buffer was full.
+    #[serde(default)]
+    writes_dropped: u64,
 }
 
 fn node_config(db_url: &str, redis_url: Option<String>, node_id: &str) -> NodeConfig {
@@ -513,10 +518,14 @@ impl StartedNode {
         // Let the window's last fires finish before the shutdown stops new ones.
         tokio::time::sleep(Duration::from_secs(1)).await;
         let alerts = self.node.metrics().alerts_total;
+        let handle = self.node.handle();
         self.node.shutdown().await?;
+        // Counted to the end of the shutdown's flush.
+        let writes_dropped = handle.metrics().persistence_dropped_writes;
         Ok(NodeRun {
             alerts,
             claims,
+            writes_dropped,
             window,
             startup: self.startup,
             rss_baseline: self.rss_baseline,
