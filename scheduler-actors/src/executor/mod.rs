@@ -7,6 +7,7 @@
 //! records the outcome and releases the lock. Nothing a handler does reaches another task.
 
 mod fire_run;
+mod settle;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -19,8 +20,9 @@ use entity::task_run::RunStatus;
 use scheduler_core::{OverlapPolicy, TaskSpec};
 use tokio_util::sync::CancellationToken;
 
-pub(crate) use self::fire_run::fire_time;
-use self::fire_run::{FireEnd, FireRun, Loudness, settle};
+use self::fire_run::FireRun;
+pub(crate) use self::settle::fire_time;
+use self::settle::{FireEnd, Loudness, settle};
 use crate::health::Health;
 use crate::lock::LockActor;
 use crate::metrics::{ActorMetrics, Metered, Metrics};

@@ -7,6 +7,7 @@
 //! dropped silently: writes that do not fit in the bound are counted and logged.
 
 mod task_states;
+mod write;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use sea_orm::DatabaseConnection;
 use store::{ClaimOutcome, FinishedRun, TaskState};
 
 use self::task_states::{PendingStates, TaskName};
+use self::write::write_batch;
 use crate::error::Error;
 use crate::health::Health;
 use crate::metrics::{ActorMetrics, Metrics};
@@ -376,46 +378,6 @@ impl PersistenceActor {
         }));
         true
     }
-}
-
-async fn write_batch(
-    db: &DatabaseConnection,
-    node_id: &str,
-    batch: &[Write],
-    states: &[TaskState],
-    heartbeat: bool,
-) -> store::Result<()> {
-    let finishes: Vec<FinishedRun> = batch
-        .iter()
-        .filter_map(|w| match w {
-            Write::Finish(f) => Some(f.clone()),
-            Write::Skipped(_) => None,
-        })
-        .collect();
-    let skipped: Vec<task_run::Model> = batch
-        .iter()
-        .filter_map(|w| match w {
-            Write::Skipped(row) => Some(row.clone()),
-            Write::Finish(_) => None,
-        })
-        .collect();
-    if !skipped.is_empty() {
-        store::insert_finished_runs(db, &skipped).await?;
-    }
-    if !finishes.is_empty() {
-        let changed = store::finish_runs(db, &finishes).await?;
-        if changed < finishes.len() as u64 {
-            let refused = finishes.len() as u64 - changed;
-            tracing::warn!(target: "cron_task", refused, tasks = ?finishes.iter().map(|f| f.task_name.as_str()).collect::<std::collections::BTreeSet<_>>(), "outcome not written for {refused} run(s): their rows belong to another claim now (taken over, or settled by a peer)");
-        }
-    }
-    if !states.is_empty() {
-        store::update_task_states(db, states).await?;
-    }
-    if heartbeat {
-        store::heartbeat(db, node_id, Utc::now()).await?;
-    }
-    Ok(())
 }
 
 impl Actor for PersistenceActor {

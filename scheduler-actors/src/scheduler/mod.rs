@@ -7,9 +7,11 @@
 //!
 //! Rooms: this file holds the messages, the actor and its handlers, and the way from the
 //! queue to the executors; `task_rows` reads and validates rows, `reconcile` applies them,
-//! `reaper` settles what dead nodes left, `due_queue` is the pure queue.
+//! `reaper` settles what dead nodes left, `pause` stops and resumes firing, `due_queue` is the
+//! pure queue.
 
 mod due_queue;
+mod pause;
 mod reaper;
 mod reconcile;
 mod task_rows;
@@ -471,70 +473,6 @@ impl Handler<Resume> for SchedulerActor {
         let _timing = self.metrics.handling::<Resume>();
         self.local_pause = false;
         self.update_pause(ctx);
-    }
-}
-
-impl SchedulerActor {
-    /// Starts paused if the cluster is paused.
-    pub(crate) fn with_cluster_pause(mut self, paused: bool) -> Self {
-        self.cluster_pause = paused;
-        if paused {
-            self.paused_at = Some(Utc::now());
-        }
-        self
-    }
-
-    /// Pauses or resumes firing after a change of either pause: firing stops while this node
-    /// or the cluster is paused.
-    pub(super) fn update_pause(&mut self, ctx: &mut Context<Self>) {
-        let paused = self.local_pause || self.cluster_pause;
-        match (paused, self.paused_at.is_some()) {
-            (true, false) => {
-                self.paused_at = Some(Utc::now());
-                tracing::info!(target: "cron_task", node = %self.deps.node_id, cluster = self.cluster_pause, "scheduler paused");
-                self.arm(ctx);
-            }
-            (false, true) => self.resume_firing(ctx),
-            _ => {}
-        }
-    }
-
-    /// Ends a pause: fires missed meanwhile go through each task's misfire policy.
-    fn resume_firing(&mut self, ctx: &mut Context<Self>) {
-        if self.paused_at.take().is_none() {
-            return;
-        }
-        let now = Utc::now();
-        let now_ms = now.timestamp_millis();
-        let overdue: Vec<Arc<str>> = self
-            .tasks
-            .iter()
-            .filter(|(_, e)| e.next.is_some_and(|n| n <= now_ms))
-            .map(|(n, _)| n.clone())
-            .collect();
-        for name in overdue {
-            let Some(entry) = self.tasks.get(&name) else {
-                continue;
-            };
-            let spec = entry.spec.clone();
-            // Everything from the first overdue fire on is owed.
-            let last = entry
-                .next
-                .and_then(|n| DateTime::from_timestamp_millis(n - 1));
-            let next = self.catch_up(&spec, last, now);
-            let generation = self.next_generation;
-            self.next_generation += 1;
-            if let Some(entry) = self.tasks.get_mut(&name) {
-                entry.generation = generation;
-                entry.next = next;
-            }
-            if let Some(n) = next {
-                Self::push(&mut self.due, &spec, n, generation, &name);
-            }
-            self.record_next(&name);
-        }
-        tracing::info!(target: "cron_task", "scheduler resumed");
-        self.arm(ctx);
     }
 }
 
