@@ -28,8 +28,8 @@ pub enum ClaimOutcome {
 
 /// The columns a `running` claim writes, with the claim's values: the one list both claim
 /// statements built here use (`claim_runs`, `claim_unless_running`), so a new column cannot be
-/// added to one and forgotten in the other. (`claim_run` inserts a whole row through the
-/// entity, every column checked by the compiler.)
+/// added to one and forgotten in the other. (`claim_run` and `insert_finished_runs` insert
+/// whole rows through the entity, `whole_row`, every column checked by the compiler.)
 fn claim_columns(run: &task_run::Model) -> [(C, Value); 7] {
     [
         (C::RunId, run.run_id.as_str().into()),
@@ -163,52 +163,19 @@ pub async fn insert_finished_runs(
     db: &DatabaseConnection,
     runs: &[task_run::Model],
 ) -> Result<u64> {
-    let columns = [
-        C::RunId,
-        C::TaskName,
-        C::FireTsMs,
-        C::Attempt,
-        C::NodeId,
-        C::Status,
-        C::StartedAt,
-        C::FinishedAt,
-        C::DurationMs,
-        C::Error,
-        C::Output,
-    ];
     let mut inserted = 0;
     for chunk in runs.chunks(FINISHED_CHUNK) {
-        let mut insert = Query::insert();
-        insert.into_table(TaskRun).columns(columns);
-        for run in chunk {
-            let values: [Value; 11] = [
-                run.run_id.as_str().into(),
-                run.task_name.as_str().into(),
-                run.fire_ts_ms.into(),
-                run.attempt.into(),
-                run.node_id.as_str().into(),
-                run.status.as_str().into(),
-                run.started_at.into(),
-                run.finished_at.into(),
-                run.duration_ms.into(),
-                run.error.clone().into(),
-                run.output.clone().into(),
-            ];
-            insert
-                .values(values.into_iter().map(Expr::val))
-                .map_err(building)?;
-        }
-        insert.on_conflict(on_fire_conflict_do_nothing());
-        inserted += db.execute(&insert).await?.rows_affected();
+        inserted += TaskRun::insert_many(chunk.iter().map(whole_row))
+            .on_conflict(on_fire_conflict_do_nothing())
+            .exec_without_returning(db)
+            .await?;
     }
     Ok(inserted)
 }
 
-/// Inserts a fire's row, whole, unless the fire has one. `true` = inserted: for a `running`
-/// row, this caller owns the fire; for a finished row (a fire that did not run), the record
-/// is written. `false` = the fire already has a row.
-pub async fn claim_run(db: &impl ConnectionTrait, run: &task_run::Model) -> Result<bool> {
-    let inserted = TaskRun::insert(task_run::ActiveModel {
+/// Every column of a fire's row but its id, as an insert sets them.
+fn whole_row(run: &task_run::Model) -> task_run::ActiveModel {
+    task_run::ActiveModel {
         run_id: Set(run.run_id.clone()),
         task_name: Set(run.task_name.clone()),
         fire_ts_ms: Set(run.fire_ts_ms),
@@ -221,9 +188,16 @@ pub async fn claim_run(db: &impl ConnectionTrait, run: &task_run::Model) -> Resu
         error: Set(run.error.clone()),
         output: Set(run.output.clone()),
         ..Default::default()
-    })
-    .on_conflict(on_fire_conflict_do_nothing())
-    .exec_without_returning(db)
-    .await?;
+    }
+}
+
+/// Inserts a fire's row, whole, unless the fire has one. `true` = inserted: for a `running`
+/// row, this caller owns the fire; for a finished row (a fire that did not run), the record
+/// is written. `false` = the fire already has a row.
+pub async fn claim_run(db: &impl ConnectionTrait, run: &task_run::Model) -> Result<bool> {
+    let inserted = TaskRun::insert(whole_row(run))
+        .on_conflict(on_fire_conflict_do_nothing())
+        .exec_without_returning(db)
+        .await?;
     Ok(inserted == 1)
 }
