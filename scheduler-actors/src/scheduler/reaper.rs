@@ -57,26 +57,7 @@ impl SchedulerActor {
                     let Some(last) = page.last() else { break };
                     after = last.id;
                     let full = page.len() as u64 == store::SETTLE_PAGE;
-                    let (take, abandon): (Vec<OrphanRun>, Vec<OrphanRun>) =
-                        page.into_iter().partition(|o| o.recover && o.attempt == 1);
-                    let abandon: Vec<OrphanRun> = abandon
-                        .into_iter()
-                        .filter(|o| o.status == RunStatus::Running.as_str())
-                        .collect();
-                    for o in store::abandon_runs(&db, &abandon, Utc::now()).await? {
-                        events.send(|| RunEvent::RunFinished {
-                            task: o.task_name.clone(),
-                            run_id: o.run_id.clone(),
-                            fire_time: crate::executor::fire_time(o.fire_ts_ms),
-                            attempt: crate::events::attempt(o.attempt),
-                            status: RunStatus::Abandoned,
-                            duration: Duration::ZERO,
-                            error: Some(format!("node {} died while this ran", o.node_id)),
-                        });
-                        fire_event!(WARN, task: o.task_name, run_id: o.run_id, fire_ts_ms: o.fire_ts_ms,
-                        node: o.node_id, attempt: o.attempt, status: RunStatus::Abandoned.as_str(),
-                        settled_by = %me, "run abandoned: its node died");
-                    }
+                    let take = abandon_dead_nodes_runs(&db, &events, &me, page).await?;
                     // Re-runs are taken a bounded number per round; the rest wait for the next.
                     if rerun.len() < MAX_RERUNS_PER_ROUND {
                         rerun.extend(take);
@@ -147,4 +128,32 @@ impl SchedulerActor {
             }
         }));
     }
+}
+
+/// Abandons a page's runs of dead nodes (one statement per node), each reported once, and
+/// hands back the first attempts of `recover` tasks, to be re-run. (A page of interrupted
+/// runs holds only those.)
+async fn abandon_dead_nodes_runs(
+    db: &sea_orm::DatabaseConnection,
+    events: &crate::events::RunEventsSender,
+    me: &str,
+    page: Vec<OrphanRun>,
+) -> Result<Vec<OrphanRun>, store::StoreError> {
+    let (take, abandon): (Vec<OrphanRun>, Vec<OrphanRun>) =
+        page.into_iter().partition(|o| o.recover && o.attempt == 1);
+    for o in store::abandon_runs(db, &abandon, Utc::now()).await? {
+        events.send(|| RunEvent::RunFinished {
+            task: o.task_name.clone(),
+            run_id: o.run_id.clone(),
+            fire_time: crate::executor::fire_time(o.fire_ts_ms),
+            attempt: crate::events::attempt(o.attempt),
+            status: RunStatus::Abandoned,
+            duration: Duration::ZERO,
+            error: Some(format!("node {} died while this ran", o.node_id)),
+        });
+        fire_event!(WARN, task: o.task_name, run_id: o.run_id, fire_ts_ms: o.fire_ts_ms,
+            node: o.node_id, attempt: o.attempt, status: RunStatus::Abandoned.as_str(),
+            settled_by = %me, "run abandoned: its node died");
+    }
+    Ok(take)
 }
