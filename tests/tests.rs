@@ -22,6 +22,7 @@ mod engine;
 mod first_start;
 mod guide;
 mod handover;
+mod idle_tasks;
 mod import;
 mod library;
 mod migrations;

@@ -24,7 +24,7 @@ pub const DEFAULT_LOCK_TTL: Duration = Duration::from_secs(30);
 pub const DEFAULT_MISFIRE_GRACE: Duration = Duration::from_secs(1);
 
 /// What to do with fires found in the past (after downtime, a stall or a resume).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum MisfirePolicy {
     /// Run none of them.
     Skip,
@@ -74,7 +74,7 @@ impl fmt::Display for MisfirePolicy {
 }
 
 /// What to do with a fire while the previous run of the same task is still running.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum OverlapPolicy {
     /// Record the fire as `skipped_overlap`.
     #[default]

@@ -43,6 +43,7 @@ mod nodes;
 mod recovery;
 mod rows;
 mod runs;
+mod schedule_rows;
 mod sessions;
 mod task_changes;
 mod task_json;
@@ -76,6 +77,7 @@ pub use runs::{
     FinishedRun, RunFilter, count_running, count_runs_by_status, finish_runs, get_run, list_runs,
     prune_runs, recent_statuses, recorded_fires, remove_runs_with_prefix, running_runs,
 };
+pub use schedule_rows::{ScheduleRow, load_schedule_page};
 pub use sessions::{create_session, end_session, find_session};
 pub use task_changes::{
     CUTOVER_LEAD, cut_over, insert_runtime_task, remove_task, remove_task_if, request_run_now,
@@ -84,7 +86,7 @@ pub use task_changes::{
 pub use task_status::{TaskState, update_task_states};
 pub use tasks::{
     ChangeMark, StoredTask, TaskQuery, TaskSort, change_mark, conf_names, get_task,
-    insert_runtime_tasks, is_built_in, load_task_page, load_tasks, query_tasks,
+    insert_runtime_tasks, is_built_in, load_task_page, load_tasks, load_tasks_by_ids, query_tasks,
     remove_tasks_with_prefix, task_names_in_module,
 };
 pub use triggers::{

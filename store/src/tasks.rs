@@ -147,6 +147,24 @@ pub async fn load_task_page(
     Ok(stored(rows, confs))
 }
 
+/// The task rows with these ids (those that still exist), for a node that keeps only the
+/// scheduling part of idle tasks and loads the rest when one is about to fire.
+pub async fn load_tasks_by_ids(
+    db: &DatabaseConnection,
+    confs: &BTreeMap<i64, String>,
+    ids: &[i64],
+) -> Result<Vec<StoredTask>> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(1000) {
+        let rows = ScheduledTask::find()
+            .filter(scheduled_task::Column::Id.is_in(chunk.iter().copied()))
+            .all(db)
+            .await?;
+        out.extend(stored(rows, confs));
+    }
+    Ok(out)
+}
+
 /// One task row.
 pub async fn get_task(db: &impl ConnectionTrait, name: &str) -> Result<StoredTask> {
     let row = ScheduledTask::find()

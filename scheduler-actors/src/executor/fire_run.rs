@@ -123,7 +123,7 @@ impl FireRun {
         let now = Utc::now();
         let fire_at = fire_time(self.fire.fire_ts_ms);
         let late = (now - fire_at).to_std().ok()?;
-        let limit = crate::scheduler::late_limit(&self.spec);
+        let limit = crate::scheduler::late_limit(self.spec.misfire_grace);
         if late <= limit {
             return None;
         }

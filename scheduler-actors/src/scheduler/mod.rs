@@ -14,7 +14,9 @@ mod due_queue;
 mod pause;
 mod reaper;
 mod reconcile;
+mod specs;
 mod task_rows;
+mod task_table;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,6 +26,10 @@ use std::time::Duration;
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
 use scheduler_core::{OverlapPolicy, TaskSpec};
+
+use self::specs::{LOAD_AHEAD, SpecLoads};
+use self::task_rows::Timing;
+use self::task_table::TaskTable;
 use sea_orm::DatabaseConnection;
 use store::ChangeMark;
 
@@ -97,8 +103,8 @@ const MIN_STALL: Duration = Duration::from_secs(1);
 /// How late a scheduled fire may come up and still run: the task's misfire grace, at least
 /// [`MIN_STALL`] (timer jitter is not a stall). Later, the scheduler puts it through the
 /// misfire policy, and an executor that gets it that late records it `misfired`.
-pub(crate) fn late_limit(spec: &TaskSpec) -> Duration {
-    spec.misfire_grace.max(MIN_STALL)
+pub(crate) fn late_limit(misfire_grace: Duration) -> Duration {
+    misfire_grace.max(MIN_STALL)
 }
 /// Scheduled fires go to their executor this long before they are due: the lock and the
 /// claim are taken ahead, and the handler starts on the dot instead of a lock round trip and
@@ -110,7 +116,10 @@ const RECONCILE_EVERY: Duration = Duration::from_secs(1);
 /// A scheduled task. Kept small: a node may hold a million, most of which fire daily and
 /// never need more than this.
 struct Entry {
-    spec: Arc<TaskSpec>,
+    /// What scheduling needs, shared by the tasks that schedule alike.
+    timing: Arc<Timing>,
+    /// The whole spec: only for a task about to fire, firing or running (see `specs`).
+    spec: Option<Arc<TaskSpec>>,
     version: i64,
     row_id: i64,
     generation: u64,
@@ -147,7 +156,7 @@ pub struct SchedulerActor {
     db: DatabaseConnection,
     handlers: Arc<HashMap<String, Arc<dyn TaskHandler>>>,
     deps: Arc<ExecutorDeps>,
-    tasks: HashMap<Arc<str>, Entry>,
+    tasks: TaskTable<Entry>,
     due: DueQueue,
     timer: Option<(SpawnHandle, i64)>,
     next_generation: u64,
@@ -170,6 +179,8 @@ pub struct SchedulerActor {
     pending: Vec<(Arc<str>, i64, FireReason)>,
     /// Next fires computed since the last `arm`, for the task status fields.
     next_fires: Vec<(Arc<str>, Option<DateTime<Utc>>)>,
+    /// Specs of idle tasks to load, and fires waiting for theirs.
+    loads: SpecLoads,
     metrics: Arc<ActorMetrics>,
 }
 
@@ -187,7 +198,7 @@ impl SchedulerActor {
             db,
             handlers,
             deps,
-            tasks: HashMap::new(),
+            tasks: TaskTable::default(),
             due: DueQueue::default(),
             timer: None,
             next_generation: 1,
@@ -204,6 +215,7 @@ impl SchedulerActor {
             initial: Some(initial),
             pending: Vec::new(),
             next_fires: Vec::new(),
+            loads: SpecLoads::default(),
             metrics,
         }
     }
@@ -236,8 +248,8 @@ impl SchedulerActor {
 
     fn executor(&mut self, name: &Arc<str>) -> Option<Metered<ExecutorActor>> {
         let entry = self.tasks.get_mut(name)?;
-        let handler = self.handlers.get(&entry.spec.handler)?.clone();
-        let spec = entry.spec.clone();
+        let spec = entry.spec.clone()?;
+        let handler = self.handlers.get(&spec.handler)?.clone();
         let live = entry.live();
         // Marked active now: the idle sweep must not take the executor for idle before it
         // has handled the fire on its way.
@@ -268,6 +280,15 @@ impl SchedulerActor {
     }
 
     pub(super) fn send_fire(&mut self, name: &Arc<str>, fire: Fire) {
+        match self.tasks.get(name) {
+            None => return,
+            Some(entry) if entry.spec.is_none() => {
+                // An idle task: the fire goes once its spec is loaded.
+                self.loads.wait(name.clone(), fire);
+                return;
+            }
+            Some(_) => {}
+        }
         if let Some(executor) = self.executor(name) {
             self.deps.metrics.fired();
             self.deps.events.send(|| RunEvent::FirePrepared {
@@ -279,21 +300,31 @@ impl SchedulerActor {
         }
     }
 
-    /// Queues a task's next fire, to be dispatched [`PREPARE_AHEAD`] of its time
-    /// when its overlap is allowed, at its time when forbidden (a run ending within the lead
-    /// must not turn the next fire into an overlap).
-    fn push(due: &mut DueQueue, spec: &TaskSpec, at: i64, generation: u64, name: &Arc<str>) {
-        let lead = if spec.overlap == OverlapPolicy::Allow {
+    /// How long before its time a fire is sent: [`PREPARE_AHEAD`] when the task's overlap
+    /// is allowed, none when forbidden (a run ending within the lead must not turn the next
+    /// fire into an overlap).
+    fn lead(timing: &Timing) -> i64 {
+        if timing.overlap == OverlapPolicy::Allow {
             PREPARE_AHEAD.as_millis() as i64
         } else {
             0
+        }
+    }
+
+    /// Queues a task's next fire, to be dispatched its [`lead`](Self::lead) ahead of its
+    /// time, or [`LOAD_AHEAD`] ahead when the task's spec is to be loaded first.
+    fn push(due: &mut DueQueue, entry: &Entry, at: i64, name: &Arc<str>) {
+        let ahead = if entry.spec.is_some() {
+            Self::lead(&entry.timing)
+        } else {
+            LOAD_AHEAD.as_millis() as i64
         };
         let fire = DueFire {
             task: name.clone(),
             at,
-            generation,
+            generation: entry.generation,
         };
-        due.push(fire, at - lead);
+        due.push(fire, at - ahead);
     }
 
     /// Notes the task's next fire for its status fields; sent with the others in `arm`.
@@ -323,8 +354,22 @@ impl SchedulerActor {
             if entry.generation != generation || entry.next != Some(at) {
                 continue; // stale: the task changed since this entry was pushed
             }
+            let lead = Self::lead(&entry.timing);
+            if now_ms < at - lead {
+                // Handed out early for an idle task: its spec is loaded meanwhile.
+                if entry.spec.is_none() {
+                    self.loads.want(name.clone());
+                }
+                let fire = DueFire {
+                    task: name,
+                    at,
+                    generation,
+                };
+                self.due.push(fire, at - lead);
+                continue;
+            }
             // Timer jitter is not a stall: lateness counts only past the grace and a second.
-            let late = now_ms - at > late_limit(&entry.spec).as_millis() as i64;
+            let late = now_ms - at > late_limit(entry.timing.misfire_grace).as_millis() as i64;
             let next = if late {
                 // A stall (or a suspended process): what is owed goes through the misfire
                 // policy, like after downtime, instead of every missed fire at once.
@@ -334,18 +379,18 @@ impl SchedulerActor {
                     .metrics
                     .lag()
                     .observe(behind, false, &self.deps.node_id, now);
-                let spec = entry.spec.clone();
+                let timing = entry.timing.clone();
                 let last = DateTime::from_timestamp_millis(at - 1);
-                self.catch_up(&spec, last, now)
+                self.catch_up(&name, &timing, last, now)
             } else {
                 DateTime::from_timestamp_millis(at)
-                    .and_then(|t| entry.spec.trigger.next_fire_after(t))
+                    .and_then(|t| entry.timing.trigger.next_fire_after(t))
                     .map(|t| t.timestamp_millis())
             };
             if let Some(entry) = self.tasks.get_mut(&name) {
                 entry.next = next;
                 if let Some(n) = next {
-                    Self::push(&mut self.due, &entry.spec, n, generation, &name);
+                    Self::push(&mut self.due, entry, n, &name);
                 }
             }
             if !late {
@@ -363,6 +408,7 @@ impl SchedulerActor {
                 self.fire(&name, fire_ts_ms, reason);
             }
         }
+        self.load_specs(ctx);
         if !self.next_fires.is_empty() {
             let next_fires = std::mem::take(&mut self.next_fires);
             self.deps.persistence.do_send(RecordNextFires(next_fires));
@@ -435,7 +481,10 @@ impl Actor for SchedulerActor {
             act.reap(ctx);
             act.deps.metrics.lag().tick(&act.deps.node_id, Utc::now());
         });
-        ctx.run_interval(EXECUTOR_IDLE / 3, |act, _ctx| act.stop_idle_executors());
+        ctx.run_interval(EXECUTOR_IDLE / 3, |act, _ctx| {
+            act.stop_idle_executors();
+            act.forget_idle_specs();
+        });
     }
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
@@ -480,7 +529,7 @@ impl Handler<TriggerNow> for SchedulerActor {
     type Result = Result<(), Error>;
 
     /// Fires the task once at the current instant.
-    fn handle(&mut self, msg: TriggerNow, _ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: TriggerNow, ctx: &mut Self::Context) -> Self::Result {
         let _timing = self.metrics.handling::<TriggerNow>();
         if self.stopped {
             return Err(Error::ShuttingDown);
@@ -495,6 +544,7 @@ impl Handler<TriggerNow> for SchedulerActor {
             self.pending.push((name, now_ms, FireReason::Manual));
         } else {
             self.fire(&name, now_ms, FireReason::Manual);
+            self.load_specs(ctx);
         }
         Ok(())
     }

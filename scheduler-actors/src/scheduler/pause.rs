@@ -50,20 +50,20 @@ impl SchedulerActor {
             let Some(entry) = self.tasks.get(&name) else {
                 continue;
             };
-            let spec = entry.spec.clone();
+            let timing = entry.timing.clone();
             // Everything from the first overdue fire on is owed.
             let last = entry
                 .next
                 .and_then(|n| DateTime::from_timestamp_millis(n - 1));
-            let next = self.catch_up(&spec, last, now);
+            let next = self.catch_up(&name, &timing, last, now);
             let generation = self.next_generation;
             self.next_generation += 1;
             if let Some(entry) = self.tasks.get_mut(&name) {
                 entry.generation = generation;
                 entry.next = next;
-            }
-            if let Some(n) = next {
-                Self::push(&mut self.due, &spec, n, generation, &name);
+                if let Some(n) = next {
+                    Self::push(&mut self.due, entry, n, &name);
+                }
             }
             self.record_next(&name);
         }

@@ -107,7 +107,7 @@ impl SchedulerActor {
             }
             Ok::<_, store::StoreError>(won)
         };
-        ctx.spawn(fut.into_actor(self).map(|res, act, _ctx| {
+        ctx.spawn(fut.into_actor(self).map(|res, act, ctx| {
             act.reaping = false;
             match res {
                 Ok(won) => {
@@ -123,6 +123,7 @@ impl SchedulerActor {
                             preclaimed_run_id: Some(run_id),
                         });
                     }
+                    act.load_specs(ctx);
                 }
                 Err(e) => tracing::warn!(target: "cron_task", error = %e, "could not settle runs of dead nodes; retrying"),
             }

@@ -9,10 +9,10 @@ use std::sync::Arc;
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
 use entity::task_run::RunStatus;
-use scheduler_core::{TaskSpec, plan_catch_up, rfc3339};
+use scheduler_core::{plan_catch_up, rfc3339};
 use store::ChangeMark;
 
-use super::task_rows::{TaskRows, read_task_rows};
+use super::task_rows::{ReadTask, Skipped, TaskRows, Timing, read_task_rows};
 use super::{Entry, FireReason, LiveTask, RUN_NOW_WINDOW, SchedulerActor};
 use crate::events::RunEvent;
 use crate::fire_event::fire_event;
@@ -35,15 +35,31 @@ impl SchedulerActor {
         let now = Utc::now();
         let total = runnable.len();
         let TaskRows { pages, skipped } = runnable;
-        for (name, why) in &skipped {
+        for Skipped { name, why, .. } in &skipped {
             if self.tasks.remove(name.as_str()).is_some() || catch_up {
                 tracing::warn!(target: "cron_task", task = %name, "task not scheduled on this node: {why}");
             }
         }
-        let mut seen: HashSet<Arc<str>> = HashSet::with_capacity(total);
-        for (row, spec) in pages.into_iter().flatten() {
-            let name: Arc<str> = Arc::from(spec.name.as_str());
-            seen.insert(name.clone());
+        // At start-up every entry comes from this read; later, entries not in it are gone.
+        let mut seen: HashSet<Arc<str>> = HashSet::new();
+        if catch_up {
+            self.tasks.reserve(total);
+        } else {
+            seen.reserve(total);
+        }
+        for read in pages.into_iter().flatten() {
+            let ReadTask {
+                meta: row,
+                name,
+                timing,
+                spec,
+            } = read;
+            if self.loads.unloadable(&name, row.version) {
+                continue; // its whole row did not validate; reported when it was loaded
+            }
+            if !catch_up {
+                seen.insert(name.clone());
+            }
             let run_now_at = row.run_now_at;
             // Row id too: a task removed and added again may get its old version back.
             let unchanged = self
@@ -53,21 +69,18 @@ impl SchedulerActor {
             if !unchanged {
                 let generation = self.next_generation;
                 self.next_generation += 1;
-                if !self.handlers.contains_key(&spec.handler) {
-                    continue;
-                }
                 let previous = self.tasks.remove(&name);
                 // A change that leaves the schedule alone (owner, description, run-now) keeps
                 // the pending fire, so one due this very moment is not lost.
                 let kept_next = previous.as_ref().and_then(|p| {
-                    (p.spec.trigger == spec.trigger
-                        && p.spec.enabled == spec.enabled
-                        && spec.enabled)
+                    (p.timing.trigger == timing.trigger
+                        && p.timing.enabled == timing.enabled
+                        && timing.enabled)
                         .then_some(p.next)
                 });
                 let live = match previous {
                     // Keep a running executor only if its spec did not change in substance.
-                    Some(p) if *p.spec == *spec => p.live,
+                    Some(p) if p.spec.is_some() && p.spec == spec => p.live,
                     Some(p) => p.live.map(|mut l| {
                         l.executor = None;
                         l
@@ -83,34 +96,33 @@ impl SchedulerActor {
                             })
                         }),
                 };
-                let next = if !spec.enabled {
+                let next = if !timing.enabled {
                     None
                 } else if let Some(next) = kept_next {
                     next
                 } else if catch_up {
                     let last = row.last_run_at;
-                    self.catch_up(&spec, last, now)
+                    self.catch_up(&name, &timing, last, now)
                 } else {
                     // Added or rescheduled while running: fires since the change (a date
                     // trigger due a moment after it was added) are owed like any others.
                     let since = row.updated_at - chrono::Duration::milliseconds(1);
                     let last = row.last_run_at.map_or(since, |l| l.max(since));
-                    self.catch_up(&spec, Some(last), now)
+                    self.catch_up(&name, &timing, Some(last), now)
+                };
+                let entry = Entry {
+                    timing,
+                    spec,
+                    version: row.version,
+                    row_id: row.id,
+                    generation,
+                    next,
+                    live,
                 };
                 if let Some(n) = next {
-                    Self::push(&mut self.due, &spec, n, generation, &name);
+                    Self::push(&mut self.due, &entry, n, &name);
                 }
-                self.tasks.insert(
-                    name.clone(),
-                    Entry {
-                        spec,
-                        version: row.version,
-                        row_id: row.id,
-                        generation,
-                        next,
-                        live,
-                    },
-                );
+                self.tasks.insert(name.clone(), entry);
                 // At start-up most stored next fires are already right (a restart); writing
                 // a million unchanged ones would only delay the first claims.
                 let stored = row.next_run_at.map(|t| t.timestamp_millis());
@@ -133,7 +145,9 @@ impl SchedulerActor {
                 }
             }
         }
-        self.tasks.retain(|name, _| seen.contains(name));
+        if !catch_up {
+            self.tasks.retain(|name, _| seen.contains(name));
+        }
         self.mark = mark;
         self.arm(ctx);
     }
@@ -142,11 +156,18 @@ impl SchedulerActor {
     /// what it drops, and return the next fire.
     pub(super) fn catch_up(
         &mut self,
-        spec: &Arc<TaskSpec>,
+        name: &Arc<str>,
+        timing: &Timing,
         last: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Option<i64> {
-        let plan = plan_catch_up(&spec.trigger, last, now, spec.misfire, spec.misfire_grace);
+        let plan = plan_catch_up(
+            &timing.trigger,
+            last,
+            now,
+            timing.misfire,
+            timing.misfire_grace,
+        );
         if plan.skipped.count > 0 {
             let latest = plan.skipped.latest.unwrap_or(now);
             let why = format!(
@@ -157,31 +178,30 @@ impl SchedulerActor {
                     ""
                 },
                 plan.skipped.count,
-                spec.misfire,
+                timing.misfire,
                 rfc3339(latest),
             );
             let row = store::not_run_row(
-                &spec.name,
+                name,
                 latest.timestamp_millis(),
                 &self.deps.node_id,
                 RunStatus::Misfired,
                 why,
                 Utc::now(),
             );
-            fire_event!(INFO, task: spec.name, run_id: row.run_id, fire_ts_ms: row.fire_ts_ms,
+            fire_event!(INFO, task: name, run_id: row.run_id, fire_ts_ms: row.fire_ts_ms,
                 node: row.node_id, attempt: row.attempt, status: row.status.as_str(),
                 "{}", row.error.as_deref().unwrap_or(""));
             self.deps.events.send(|| RunEvent::Misfired {
-                task: spec.name.clone(),
+                task: name.to_string(),
                 count: plan.skipped.count,
                 latest,
             });
             self.deps.persistence.do_send(RecordSkipped(row));
         }
         for fire in &plan.run {
-            let name: Arc<str> = Arc::from(spec.name.as_str());
             self.pending
-                .push((name, fire.timestamp_millis(), FireReason::CatchUp));
+                .push((name.clone(), fire.timestamp_millis(), FireReason::CatchUp));
         }
         plan.next.map(|t| t.timestamp_millis())
     }
