@@ -27,7 +27,7 @@ use actix::prelude::*;
 use chrono::{DateTime, Utc};
 use scheduler_core::{OverlapPolicy, TaskSpec};
 
-use self::specs::{LOAD_AHEAD, SpecLoads};
+use self::specs::{KEEP_AHEAD, LOAD_AHEAD, SpecLoads};
 use self::task_rows::Timing;
 use self::task_table::TaskTable;
 use sea_orm::DatabaseConnection;
@@ -132,6 +132,10 @@ struct Entry {
 pub(super) struct LiveTask {
     run_now_seen: Option<DateTime<Utc>>,
     executor: Option<Metered<ExecutorActor>>,
+    /// The spec the executor runs with: after a change, the executor is kept only if the
+    /// spec loaded anew is the same (a run-now or a new description changes the version,
+    /// not the spec).
+    executor_spec: Option<Arc<TaskSpec>>,
     state: Arc<ExecutorState>,
 }
 
@@ -261,6 +265,7 @@ impl SchedulerActor {
         {
             return Some(e.clone());
         }
+        live.executor_spec = Some(spec.clone());
         let addr = ExecutorActor::new(spec, handler, self.deps.clone(), live.state.clone()).start();
         let metered = Metered::new(addr, self.deps.actor_metrics.clone());
         live.executor = Some(metered.clone());
@@ -312,9 +317,12 @@ impl SchedulerActor {
     }
 
     /// Queues a task's next fire, to be dispatched its [`lead`](Self::lead) ahead of its
-    /// time, or [`LOAD_AHEAD`] ahead when the task's spec is to be loaded first.
+    /// time, or [`LOAD_AHEAD`] ahead when the task's spec is to be loaded first: it has none,
+    /// or the fire is far enough away for the spec to be forgotten meanwhile.
     fn push(due: &mut DueQueue, entry: &Entry, at: i64, name: &Arc<str>) {
-        let ahead = if entry.spec.is_some() {
+        let keeps_spec = entry.spec.is_some()
+            && at - Utc::now().timestamp_millis() <= KEEP_AHEAD.num_milliseconds();
+        let ahead = if keeps_spec {
             Self::lead(&entry.timing)
         } else {
             LOAD_AHEAD.as_millis() as i64

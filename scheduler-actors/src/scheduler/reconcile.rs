@@ -79,12 +79,14 @@ impl SchedulerActor {
                         .then_some(p.next)
                 });
                 let live = match previous {
-                    // Keep a running executor only if its spec did not change in substance.
-                    Some(p) if p.spec.is_some() && p.spec == spec => p.live,
-                    Some(p) => p.live.map(|mut l| {
-                        l.executor = None;
-                        l
-                    }),
+                    // The executor stays until the new spec is loaded; it is kept if that is
+                    // the same (see `specs`).
+                    Some(p) => {
+                        if p.spec.is_some() {
+                            self.loads.want(name.clone());
+                        }
+                        p.live
+                    }
                     // At start-up a request younger than the run-now window is honoured: it may
                     // have come while no node ran. Its claim keeps it to one run.
                     None => run_now_at

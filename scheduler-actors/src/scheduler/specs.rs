@@ -14,9 +14,14 @@ use std::time::Duration;
 use actix::prelude::*;
 use chrono::Utc;
 
+use entity::task_run::RunStatus;
+use store::FinishedRun;
+
 use super::SchedulerActor;
 use super::task_rows::{Skipped, TaskRows, read_tasks_by_id};
 use crate::executor::Fire;
+use crate::fire_event::fire_event;
+use crate::persistence::RecordFinish;
 
 /// A task whose next fire is at most this far ahead keeps its whole spec.
 pub(super) const KEEP_AHEAD: chrono::Duration = chrono::Duration::minutes(2);
@@ -89,8 +94,12 @@ impl SchedulerActor {
             act.loads.loading = false;
             match res {
                 Ok(rows) => {
-                    act.take_specs(rows, ctx);
-                    act.send_waiting(&wanted, ctx);
+                    let mut loaded = wanted;
+                    for name in act.take_specs(rows, ctx) {
+                        loaded.remove(&name);
+                        act.loads.want(name);
+                    }
+                    act.send_waiting(&loaded, ctx);
                 }
                 Err(e) => {
                     tracing::warn!(target: "cron_task", error = %e, tasks = wanted.len(), "could not load the definitions of tasks about to fire; retrying");
@@ -103,20 +112,32 @@ impl SchedulerActor {
         }));
     }
 
-    /// Gives the loaded specs to their tasks. A row that changed meanwhile is applied by a
-    /// reconcile at once; one whose whole row does not validate is reported and left out
-    /// until it changes.
-    fn take_specs(&mut self, rows: TaskRows, ctx: &mut Context<Self>) {
+    /// Gives the loaded specs to their tasks, and hands back the tasks to load again: a row
+    /// whose version is not the scheduler's (a change read by one and not the other yet; a
+    /// reconcile settles it first). A whole row that does not validate is reported and left
+    /// out until it changes.
+    fn take_specs(&mut self, rows: TaskRows, ctx: &mut Context<Self>) -> Vec<Arc<str>> {
         let TaskRows { pages, skipped } = rows;
-        let mut changed = false;
+        let mut again = Vec::new();
         for read in pages.into_iter().flatten() {
-            if let Some(entry) = self.tasks.get_mut(&read.name)
-                && entry.row_id == read.meta.id
-                && entry.spec.is_none()
-            {
-                entry.spec = read.spec;
-                changed |= entry.version != read.meta.version;
+            let Some(entry) = self.tasks.get_mut(&read.name) else {
+                continue;
+            };
+            if entry.row_id != read.meta.id || entry.spec.is_some() {
+                continue;
             }
+            if entry.version != read.meta.version {
+                again.push(read.name);
+                continue;
+            }
+            // An executor kept through a change runs on only if its spec is the same.
+            if let Some(live) = entry.live.as_mut()
+                && live.executor_spec != read.spec
+            {
+                live.executor = None;
+                live.executor_spec = None;
+            }
+            entry.spec = read.spec;
         }
         for Skipped { name, version, why } in skipped {
             tracing::warn!(target: "cron_task", task = %name, "task not scheduled on this node: {why}");
@@ -124,31 +145,56 @@ impl SchedulerActor {
             self.tasks.remove(&name);
             self.loads.unloadable.insert(name, version);
         }
-        if changed {
+        if !again.is_empty() {
             self.reconcile(true, ctx);
         }
+        again
     }
 
     /// Sends the fires whose spec is here. Those of tasks loaded just now (`loaded`) that
-    /// still have none are dropped: the task was removed or is no longer runnable here, and
-    /// the reconcile under way takes it off. The rest wait for the next load.
+    /// still have none go no further: the task was removed or is no longer runnable here
+    /// (see [`Self::give_up`]). The rest wait for the next load.
     fn send_waiting(&mut self, loaded: &HashSet<Arc<str>>, ctx: &mut Context<Self>) {
-        if self.stopped {
-            // Passed by: recorded by whoever runs them, or by the misfire policy at the next
-            // start.
-            self.loads.waiting.clear();
-            return;
-        }
         for (name, fire) in std::mem::take(&mut self.loads.waiting) {
+            if self.stopped {
+                self.give_up(&name, &fire, "not started: the node is shutting down");
+                continue;
+            }
             match self.tasks.get(&name) {
                 Some(e) if e.spec.is_some() => self.send_fire(&name, fire),
                 Some(_) if !loaded.contains(&name) => self.loads.wait(name, fire),
-                _ => {
-                    tracing::debug!(target: "cron_task", task = %name, fire_ts_ms = fire.fire_ts_ms, "fire dropped: the task is gone or not runnable here");
-                }
+                _ => self.give_up(
+                    &name,
+                    &fire,
+                    "not started: the task was removed or is not runnable on this node",
+                ),
             }
         }
         self.load_specs(ctx);
+    }
+
+    /// A waiting fire that will not be sent. A recovered fire's row (taken over for this
+    /// attempt) is recorded `interrupted`, as an executor records one it does not start; any
+    /// other fire has no row yet and is left to whoever runs it, or to the misfire policy.
+    fn give_up(&self, name: &Arc<str>, fire: &Fire, why: &str) {
+        let Some(run_id) = &fire.preclaimed_run_id else {
+            tracing::info!(target: "cron_task", task = %name, fire_ts_ms = fire.fire_ts_ms, "fire passed by: {why}");
+            return;
+        };
+        fire_event!(WARN, task: name, run_id: run_id, fire_ts_ms: fire.fire_ts_ms,
+            node: self.deps.node_id, attempt: fire.attempt, status: RunStatus::Interrupted.as_str(),
+            "{why}");
+        self.deps.persistence.do_send(RecordFinish(FinishedRun {
+            task_name: name.to_string(),
+            fire_ts_ms: fire.fire_ts_ms,
+            attempt: fire.attempt,
+            run_id: run_id.clone(),
+            status: RunStatus::Interrupted,
+            finished_at: Utc::now(),
+            duration_ms: 0,
+            error: Some(why.to_owned()),
+            output: None,
+        }));
     }
 
     /// Lets idle tasks go back to their small form: no executor, nothing running, and the
