@@ -28,7 +28,7 @@ impl InitialTasks {
     /// Reads every task row (page by page) and the change mark they were read at.
     pub(crate) async fn read(
         db: &DatabaseConnection,
-        handlers: &Arc<HashMap<String, Arc<dyn TaskHandler>>>,
+        handlers: &HashMap<String, Arc<dyn TaskHandler>>,
     ) -> store::Result<Self> {
         // The mark first: a change made while the pages are read moves the mark past it, and
         // the next reconcile reads again.
@@ -108,12 +108,11 @@ const TASK_PAGE: u64 = 5000;
 const TRIGGER_CACHE_MAX: usize = 10_000;
 
 /// Every task row's scheduling columns, validated page by page: one page of rows is in
-/// memory at a time, and each distinct trigger is parsed once (a million tasks tend to share
-/// a few hundred). A page is validated on a blocking thread while this task reads the next,
-/// so the database's work, the decoding of its rows and the validation overlap.
+/// memory at a time (the next is read while this one is validated), and each distinct
+/// trigger is parsed once (a million tasks tend to share a few hundred).
 pub(super) async fn read_task_rows(
     db: &DatabaseConnection,
-    handlers: &Arc<HashMap<String, Arc<dyn TaskHandler>>>,
+    handlers: &HashMap<String, Arc<dyn TaskHandler>>,
 ) -> store::Result<TaskRows> {
     let conf_names = store::conf_names(db).await?;
     let confs = store::trigger_confs(db).await?;
@@ -121,35 +120,29 @@ pub(super) async fn read_task_rows(
     let mut out = TaskRows::default();
     let mut page = store::load_schedule_page(db, &conf_names, 0, TASK_PAGE).await?;
     loop {
-        let next_after = match page.last() {
-            Some(last) if page.len() as u64 == TASK_PAGE => Some(last.id),
+        let full = page.len() as u64 == TASK_PAGE;
+        let next = match page.last() {
+            Some(last) if full => Some(store::load_schedule_page(
+                db,
+                &conf_names,
+                last.id,
+                TASK_PAGE,
+            )),
             _ => None,
         };
-        let handlers = handlers.clone();
-        let validate = tokio::task::spawn_blocking(move || {
-            let (mut tasks, mut skipped) = (Vec::with_capacity(page.len()), Vec::new());
-            validate_rows(page, &mut triggers, &handlers, &mut tasks, &mut skipped);
-            (triggers, tasks, skipped)
-        });
-        let read_next = async {
-            match next_after {
-                Some(after) => {
-                    Some(store::load_schedule_page(db, &conf_names, after, TASK_PAGE).await)
-                }
-                None => None,
-            }
+        let mut tasks = Vec::with_capacity(page.len());
+        let validate = async {
+            validate_rows(page, &mut triggers, handlers, &mut tasks, &mut out.skipped);
         };
-        let (validated, next) = futures_util::future::join(validate, read_next).await;
-        let (cache, tasks, skipped) = validated.map_err(|e| {
-            store::StoreError::Db(sea_orm::DbErr::Custom(format!("validating task rows: {e}")))
-        })?;
-        triggers = cache;
+        let Some(next) = next else {
+            validate.await;
+            out.pages.push(tasks);
+            break;
+        };
+        // The database works on the next page while this one is validated.
+        let (next, ()) = futures_util::future::join(next, validate).await;
         out.pages.push(tasks);
-        out.skipped.extend(skipped);
-        match next {
-            Some(next) => page = next?,
-            None => break,
-        }
+        page = next?;
     }
     Ok(out)
 }
