@@ -1,7 +1,7 @@
 //! The scheduler's tasks by name, packed for a million of them: each task is one slot of a
-//! vector, found through a hash table that holds only 4-byte slot numbers. A `HashMap` of the
-//! same tasks keeps its load below 7/8 by doubling, so at a million tasks it holds two
-//! million slots of name and entry, most of them empty; here the empty ones are 4 bytes.
+//! vector, found through a hash table that holds only slot numbers. A `HashMap` of the same
+//! tasks keeps its load below 7/8 by doubling, so at a million tasks it holds two million
+//! buckets of name and entry (80 bytes), most of them empty; here a bucket is 8 bytes.
 //!
 //! Pure data: no actor, no clock.
 
@@ -14,7 +14,7 @@ use hashbrown::{DefaultHashBuilder, HashTable};
 pub(super) struct TaskTable<V> {
     hasher: DefaultHashBuilder,
     /// Slot numbers, by the hash of the slot's name.
-    index: HashTable<u32>,
+    index: HashTable<usize>,
     slots: Vec<(Arc<str>, V)>,
 }
 
@@ -32,9 +32,7 @@ impl<V> TaskTable<V> {
     fn slot_of(&self, name: &str) -> Option<usize> {
         let hash = self.hasher.hash_one(name);
         let slots = &self.slots;
-        self.index
-            .find(hash, |&i| &*slots[i as usize].0 == name)
-            .map(|&i| i as usize)
+        self.index.find(hash, |&i| &*slots[i].0 == name).copied()
     }
 
     #[cfg(test)]
@@ -62,7 +60,7 @@ impl<V> TaskTable<V> {
             slots,
         } = self;
         slots.reserve_exact(more);
-        index.reserve(more, |&i| hasher.hash_one(&*slots[i as usize].0));
+        index.reserve(more, |&i| hasher.hash_one(&*slots[i].0));
     }
 
     /// Sets the task's value, handing back the one it replaces.
@@ -76,9 +74,9 @@ impl<V> TaskTable<V> {
             slots,
         } = self;
         let hash = hasher.hash_one(&*name);
-        let at = u32::try_from(slots.len()).expect("fewer than 2^32 tasks");
+        let at = slots.len();
         slots.push((name, value));
-        index.insert_unique(hash, at, |&i| hasher.hash_one(&*slots[i as usize].0));
+        index.insert_unique(hash, at, |&i| hasher.hash_one(&*slots[i].0));
         None
     }
 
@@ -88,16 +86,15 @@ impl<V> TaskTable<V> {
         let slots = &self.slots;
         let found = self
             .index
-            .find_entry(hash, |&i| &*slots[i as usize].0 == name)
+            .find_entry(hash, |&i| &*slots[i].0 == name)
             .ok()?;
         let (at, _) = found.remove();
-        let at = at as usize;
         let last = self.slots.len() - 1;
         let (_, value) = self.slots.swap_remove(at);
         if at != last {
             let moved = self.hasher.hash_one(&*self.slots[at].0);
-            if let Some(i) = self.index.find_mut(moved, |&i| i as usize == last) {
-                *i = at as u32;
+            if let Some(i) = self.index.find_mut(moved, |&i| i == last) {
+                *i = at;
             }
         }
         Some(value)
@@ -119,7 +116,7 @@ impl<V> TaskTable<V> {
         index.clear();
         for (at, (name, _)) in slots.iter().enumerate() {
             let hash = hasher.hash_one(&**name);
-            index.insert_unique(hash, at as u32, |&i| hasher.hash_one(&*slots[i as usize].0));
+            index.insert_unique(hash, at, |&i| hasher.hash_one(&*slots[i].0));
         }
     }
 
