@@ -12,6 +12,7 @@ mod m20261204_000001_console;
 mod m20261205_000001_shadow;
 mod m20261206_000001_alerts;
 mod m20261207_000001_write_path;
+mod m20261208_000001_code_rows;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000001_shadow::Migration),
             Box::new(m20261206_000001_alerts::Migration),
             Box::new(m20261207_000001_write_path::Migration),
+            Box::new(m20261208_000001_code_rows::Migration),
         ]
     }
 }
