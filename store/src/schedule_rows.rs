@@ -102,19 +102,53 @@ impl ScheduleRow {
     /// The row as a declaration of what it schedules by, to validate like any other (the
     /// columns not read stay at their defaults; the whole row is validated when it is loaded).
     pub fn decl(&self) -> TaskDecl {
-        let mut decl = match (&self.conf_name, &self.trigger_json) {
-            (Some(conf), _) => TaskDecl::trigger_conf(&self.name, conf),
-            (None, Some(json)) => TaskDecl::trigger_json(&self.name, json),
-            // Reported by validation as an unparsable trigger.
-            (None, None) => TaskDecl::trigger_json(&self.name, ""),
+        Scheduling {
+            name: &self.name,
+            conf_name: self.conf_name.as_deref(),
+            trigger_json: self.trigger_json.as_deref(),
+            handler: &self.handler,
+            enabled: self.enabled,
+            misfire: &self.misfire,
+            misfire_grace_ms: self.misfire_grace_ms,
+            overlap: &self.overlap,
+            timeout_ms: self.timeout_ms,
+            lock_ttl_ms: self.lock_ttl_ms,
         }
-        .handler(&self.handler)
+        .decl()
+    }
+}
+
+/// The scheduling columns of a row, borrowed: the one way from them to a declaration, for
+/// a row of those columns and for a whole row ([`crate::StoredTask::decl`]).
+pub(crate) struct Scheduling<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) conf_name: Option<&'a str>,
+    pub(crate) trigger_json: Option<&'a str>,
+    pub(crate) handler: &'a str,
+    pub(crate) enabled: bool,
+    pub(crate) misfire: &'a str,
+    pub(crate) misfire_grace_ms: i64,
+    pub(crate) overlap: &'a str,
+    pub(crate) timeout_ms: Option<i64>,
+    pub(crate) lock_ttl_ms: i64,
+}
+
+impl Scheduling<'_> {
+    pub(crate) fn decl(&self) -> TaskDecl {
+        let mut decl = match (self.conf_name, self.trigger_json) {
+            (Some(conf), _) => TaskDecl::trigger_conf(self.name, conf),
+            (None, Some(json)) => TaskDecl::trigger_json(self.name, json),
+            // Reported by validation as an unparsable trigger.
+            (None, None) => TaskDecl::trigger_json(self.name, ""),
+        }
+        .handler(self.handler)
         .misfire_grace_secs((self.misfire_grace_ms.max(0) / 1000) as u64)
         .lock_ttl_ms(self.lock_ttl_ms.max(0) as u64)
         .origin("database");
         decl.enabled = self.enabled;
         decl.timeout_secs = self.timeout_ms.map(|ms| (ms.max(0) as u64).div_ceil(1000));
-        // As in `StoredTask::decl`: a policy edited by hand falls back to the default.
+        // Policies were validated on the way in; a row edited by hand falls back to defaults
+        // rather than stopping every other task.
         decl.misfire = self.misfire.parse().unwrap_or_default();
         decl.overlap = self.overlap.parse().unwrap_or_default();
         decl

@@ -28,21 +28,23 @@ impl StoredTask {
     /// The row as a declaration, to validate like any other.
     pub fn decl(&self) -> TaskDecl {
         let r = &self.row;
-        let mut decl = match (&self.conf_name, &r.trigger_json) {
-            (Some(conf), _) => TaskDecl::trigger_conf(&r.name, conf),
-            (None, Some(json)) => TaskDecl::trigger_json(&r.name, json),
-            // Reported by validation as an unparsable trigger.
-            (None, None) => TaskDecl::trigger_json(&r.name, ""),
+        let mut decl = crate::schedule_rows::Scheduling {
+            name: &r.name,
+            conf_name: self.conf_name.as_deref(),
+            trigger_json: r.trigger_json.as_deref(),
+            handler: &r.handler,
+            enabled: r.enabled,
+            misfire: &r.misfire,
+            misfire_grace_ms: r.misfire_grace_ms,
+            overlap: &r.overlap,
+            timeout_ms: r.timeout_ms,
+            lock_ttl_ms: r.lock_ttl_ms,
         }
-        .handler(&r.handler)
+        .decl()
         .owner(&r.owner)
         .description(&r.description)
-        .misfire_grace_secs((r.misfire_grace_ms.max(0) / 1000) as u64)
-        .recover(r.recover)
-        .lock_ttl_ms(r.lock_ttl_ms.max(0) as u64)
-        .origin("database");
+        .recover(r.recover);
         decl.handler_args = r.handler_args.clone();
-        decl.enabled = r.enabled;
         decl.shadow = scheduler_core::Shadow::from_columns(r.shadow, r.cutover_at);
         decl.alert_routes = r
             .alert_routes
@@ -52,11 +54,6 @@ impl StoredTask {
         decl.alert_if_no_success_for_secs = r
             .alert_if_no_success_for_ms
             .map(|ms| (ms.max(0) as u64) / 1000);
-        decl.timeout_secs = r.timeout_ms.map(|ms| (ms.max(0) as u64).div_ceil(1000));
-        // Policies were validated on the way in; a row edited by hand falls back to defaults
-        // rather than stopping every other task.
-        decl.misfire = r.misfire.parse().unwrap_or_default();
-        decl.overlap = r.overlap.parse().unwrap_or_default();
         decl
     }
 }

@@ -21,8 +21,8 @@ use scheduler_core::{OverlapPolicy, TaskSpec};
 use tokio_util::sync::CancellationToken;
 
 use self::fire_run::FireRun;
-pub(crate) use self::settle::fire_time;
 use self::settle::{FireEnd, Loudness, settle};
+pub(crate) use self::settle::{finished_run, fire_time};
 use crate::health::Health;
 use crate::lock::LockActor;
 use crate::metrics::{ActorMetrics, Metered, Metrics};

@@ -86,6 +86,30 @@ pub(crate) enum FireEnd {
     },
 }
 
+/// The end of a claimed fire's run, to be written over its row (only while the row is still
+/// this attempt's).
+pub(crate) fn finished_run(
+    task: &str,
+    fire: &Fire,
+    run_id: &str,
+    status: RunStatus,
+    error: Option<String>,
+    output: Option<String>,
+    duration: Duration,
+) -> RecordFinish {
+    RecordFinish(FinishedRun {
+        task_name: task.to_owned(),
+        fire_ts_ms: fire.fire_ts_ms,
+        attempt: fire.attempt,
+        run_id: run_id.to_owned(),
+        status,
+        finished_at: Utc::now(),
+        duration_ms: duration.as_millis() as i64,
+        error,
+        output,
+    })
+}
+
 /// Records how a fire ended, counts it, logs it and gives its lock back: the one place
 /// where a fire's end is settled.
 pub(crate) fn settle(
@@ -100,17 +124,7 @@ pub(crate) fn settle(
     let (task, node, attempt) = (&spec.name, &deps.node_id, fire.attempt);
     // Formatted inside the log macros only: they skip their fields when the event is off.
     let finished = |run_id: &str, status, error: Option<String>, output, duration: Duration| {
-        RecordFinish(FinishedRun {
-            task_name: spec.name.clone(),
-            fire_ts_ms,
-            attempt,
-            run_id: run_id.to_owned(),
-            status,
-            finished_at: Utc::now(),
-            duration_ms: duration.as_millis() as i64,
-            error,
-            output,
-        })
+        finished_run(&spec.name, fire, run_id, status, error, output, duration)
     };
     // A fire that did not run gets a row saying why (logged by the caller with its run id).
     let not_run = |status: RunStatus, why: String| {

@@ -94,7 +94,7 @@ pub struct ScheduledTaskView {
 struct ChangeNotice;
 
 /// Executors idle this long are stopped.
-const EXECUTOR_IDLE: Duration = Duration::from_secs(30);
+pub(super) const EXECUTOR_IDLE: Duration = Duration::from_secs(30);
 /// A run-now request older than this when a node starts is history, not a request.
 pub(super) const RUN_NOW_WINDOW: chrono::Duration = chrono::Duration::minutes(10);
 /// The least lateness treated as a stall (and put through the misfire policy).
@@ -449,30 +449,6 @@ impl SchedulerActor {
         let handle = ctx.run_later(delay, |act, ctx| act.fire_due(ctx));
         self.timer = Some((handle, due));
     }
-
-    /// Drops executors that have nothing running and have been idle for a while.
-    fn stop_idle_executors(&mut self) {
-        let cutoff = Utc::now().timestamp_millis() - EXECUTOR_IDLE.as_millis() as i64;
-        for entry in self.tasks.values_mut() {
-            let Some(live) = &mut entry.live else {
-                continue;
-            };
-            if live.state.running.load(Ordering::Acquire) == 0
-                && live.state.last_active_ms.load(Ordering::Relaxed) < cutoff
-            {
-                // Dropping the only address stops the actor once its mailbox is empty.
-                live.executor = None;
-            }
-            // Nothing else holds the state (no executor, no run): the task goes back to its
-            // small idle form.
-            if live.executor.is_none()
-                && live.run_now_seen.is_none()
-                && Arc::strong_count(&live.state) == 1
-            {
-                entry.live = None;
-            }
-        }
-    }
 }
 
 impl Actor for SchedulerActor {
@@ -489,10 +465,7 @@ impl Actor for SchedulerActor {
             act.reap(ctx);
             act.deps.metrics.lag().tick(&act.deps.node_id, Utc::now());
         });
-        ctx.run_interval(EXECUTOR_IDLE / 3, |act, _ctx| {
-            act.stop_idle_executors();
-            act.forget_idle_specs();
-        });
+        ctx.run_interval(EXECUTOR_IDLE / 3, |act, _ctx| act.sweep_idle());
     }
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {

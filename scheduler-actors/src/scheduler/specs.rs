@@ -6,22 +6,21 @@
 //! scheduler's queue hands such a fire out that early, the spec is loaded with the others due
 //! then (one statement per thousand), and the fire goes on at its usual time. A fire that
 //! finds no spec (a run-now request, a catch-up fire, a recovered run) waits for the load.
+//! The idle sweep (executors, live state, specs) is here too.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use actix::prelude::*;
 use chrono::Utc;
 
-use entity::task_run::RunStatus;
-use store::FinishedRun;
-
-use super::SchedulerActor;
 use super::task_rows::{Skipped, TaskRows, read_tasks_by_id};
-use crate::executor::Fire;
+use super::{EXECUTOR_IDLE, SchedulerActor};
+use crate::executor::{Fire, finished_run};
 use crate::fire_event::fire_event;
-use crate::persistence::RecordFinish;
+use entity::task_run::RunStatus;
 
 /// A task whose next fire is at most this far ahead keeps its whole spec.
 pub(super) const KEEP_AHEAD: chrono::Duration = chrono::Duration::minutes(2);
@@ -184,24 +183,40 @@ impl SchedulerActor {
         fire_event!(WARN, task: name, run_id: run_id, fire_ts_ms: fire.fire_ts_ms,
             node: self.deps.node_id, attempt: fire.attempt, status: RunStatus::Interrupted.as_str(),
             "{why}");
-        self.deps.persistence.do_send(RecordFinish(FinishedRun {
-            task_name: name.to_string(),
-            fire_ts_ms: fire.fire_ts_ms,
-            attempt: fire.attempt,
-            run_id: run_id.clone(),
-            status: RunStatus::Interrupted,
-            finished_at: Utc::now(),
-            duration_ms: 0,
-            error: Some(why.to_owned()),
-            output: None,
-        }));
+        self.deps.persistence.do_send(finished_run(
+            name,
+            fire,
+            run_id,
+            RunStatus::Interrupted,
+            Some(why.to_owned()),
+            None,
+            Duration::ZERO,
+        ));
     }
 
-    /// Lets idle tasks go back to their small form: no executor, nothing running, and the
-    /// next fire more than [`KEEP_AHEAD`] away.
-    pub(super) fn forget_idle_specs(&mut self) {
-        let keep_until = (Utc::now() + KEEP_AHEAD).timestamp_millis();
+    /// Lets idle tasks go back to their small form, in one pass over them all: an executor
+    /// with nothing running and idle for [`EXECUTOR_IDLE`] is dropped; the live state goes
+    /// once nothing holds it (no executor, no run, no run-now); and then the spec, unless the
+    /// next fire is within [`KEEP_AHEAD`].
+    pub(super) fn sweep_idle(&mut self) {
+        let now = Utc::now();
+        let cutoff = now.timestamp_millis() - EXECUTOR_IDLE.as_millis() as i64;
+        let keep_until = (now + KEEP_AHEAD).timestamp_millis();
         for entry in self.tasks.values_mut() {
+            if let Some(live) = &mut entry.live {
+                if live.state.running.load(Ordering::Acquire) == 0
+                    && live.state.last_active_ms.load(Ordering::Relaxed) < cutoff
+                {
+                    // Dropping the only address stops the actor once its mailbox is empty.
+                    live.executor = None;
+                }
+                if live.executor.is_none()
+                    && live.run_now_seen.is_none()
+                    && Arc::strong_count(&live.state) == 1
+                {
+                    entry.live = None;
+                }
+            }
             if entry.live.is_none()
                 && entry.spec.is_some()
                 && entry.next.is_none_or(|n| n > keep_until)

@@ -167,8 +167,6 @@ pub(super) async fn read_tasks_by_id(
 
 /// A task row as read: its scheduling columns, or the whole row.
 trait TaskRow {
-    /// Whether the row holds everything a spec is made of.
-    const WHOLE: bool;
     fn name(&self) -> &str;
     fn orphaned(&self) -> bool;
     fn handler(&self) -> &str;
@@ -176,7 +174,8 @@ trait TaskRow {
     fn trigger_json(&self) -> Option<&str>;
     fn decl(&self) -> TaskDecl;
     fn meta(&self) -> RowMeta;
-    /// The row, when it is one of scheduling columns.
+    /// The row, when it is one of scheduling columns (`None`: the whole row, which makes a
+    /// spec).
     fn as_schedule_row(&self) -> Option<&ScheduleRow> {
         None
     }
@@ -213,7 +212,6 @@ fn shape_of(row: &ScheduleRow) -> Shape<'_> {
 }
 
 impl TaskRow for ScheduleRow {
-    const WHOLE: bool = false;
     fn name(&self) -> &str {
         &self.name
     }
@@ -248,7 +246,6 @@ impl TaskRow for ScheduleRow {
 }
 
 impl TaskRow for StoredTask {
-    const WHOLE: bool = true;
     fn name(&self) -> &str {
         &self.row.name
     }
@@ -440,7 +437,7 @@ fn validate_rows<R: TaskRow>(
                     meta: row.meta(),
                     name: Arc::from(spec.name.as_str()),
                     timing,
-                    spec: R::WHOLE.then(|| Arc::new(spec)),
+                    spec: row.as_schedule_row().is_none().then(|| Arc::new(spec)),
                 })
             }
             Err(errors) => skipped.push(skip(
