@@ -14,7 +14,7 @@ use store::RunFilter;
 use crate::support::history::{assert_exactly_once, executions, logging_shell_args};
 use crate::support::node::{NodeProcess, wait_for};
 use crate::support::postgres::TempDatabase;
-use crate::support::redis::RedisServer;
+use crate::support::redis::{RedisCluster, RedisServer, SentinelSet};
 use crate::support::{cronmesh, fire_events, stderr};
 
 /// One Postgres database and one Redis for the nodes of a test.
@@ -22,6 +22,8 @@ struct Cluster {
     dir: tempfile::TempDir,
     pg: TempDatabase,
     redis: RedisServer,
+    /// The URL nodes and commands get: the private Redis's unless a test set another shape.
+    redis_url: String,
     db: DatabaseConnection,
 }
 
@@ -30,11 +32,21 @@ impl Cluster {
         let pg = TempDatabase::create().await;
         let db = store::connect(pg.url()).await.unwrap();
         store::migrate(&db).await.unwrap();
+        let redis = RedisServer::start();
         Cluster {
             dir: tempfile::tempdir().unwrap(),
-            redis: RedisServer::start(),
+            redis_url: redis.url(),
+            redis,
             db,
             pg,
+        }
+    }
+
+    /// The same, with nodes and commands on the Redis at `url` (a cluster, sentinels).
+    async fn with_redis_url(url: String) -> Cluster {
+        Cluster {
+            redis_url: url,
+            ..Cluster::new().await
         }
     }
 
@@ -49,7 +61,7 @@ impl Cluster {
     fn env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("CRONMESH__DATABASE__URL", self.pg.url().to_owned()),
-            ("CRONMESH__REDIS__URL", self.redis.url()),
+            ("CRONMESH__REDIS__URL", self.redis_url.clone()),
         ]
     }
 
@@ -731,4 +743,141 @@ async fn three_nodes_send_one_alert_per_failed_run() {
         senders.len() >= 2,
         "alerts come from the node that ran the fire: {senders:?}"
     );
+}
+
+/// Scrapes a node's metrics until `cronmesh_degraded 0`, for up to `within`.
+async fn wait_not_degraded(node: &NodeProcess, within: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    while tokio::time::Instant::now() < deadline {
+        if let Ok(r) = reqwest::get(format!("{}/metrics", node.url)).await
+            && r.text()
+                .await
+                .is_ok_and(|m| m.contains("cronmesh_degraded 0"))
+        {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_nodes_on_a_redis_cluster_run_every_fire_exactly_once() {
+    let redis = RedisCluster::start();
+    let c = Cluster::with_redis_url(redis.url()).await;
+    let names = c.add_every_second_tasks("spread.t", 12);
+    let nodes: Vec<NodeProcess> = ["n1", "n2", "n3"]
+        .iter()
+        .map(|id| c.node(id, &[]))
+        .collect();
+    let from = Utc::now() + chrono::Duration::seconds(2);
+    // A task added while they run: the command publishes the change through the cluster
+    // (it says so when it could not notify the nodes).
+    let late = vec!["spread.late".to_owned()];
+    let env = c.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let args = logging_shell_args(&c.exec_log(), 0);
+    let out = cronmesh(
+        c.dir(),
+        &[
+            "tasks",
+            "add",
+            &late[0],
+            "--cron",
+            "* * * * * *",
+            "--handler",
+            "shell",
+            "--args",
+            &args,
+        ],
+        &env,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        !stderr(&out).contains("could not notify"),
+        "{}",
+        stderr(&out)
+    );
+    let added = Utc::now() + chrono::Duration::seconds(2);
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let until = Utc::now() - chrono::Duration::seconds(2);
+    for n in &nodes {
+        assert!(
+            wait_not_degraded(n, Duration::from_secs(1)).await,
+            "{}",
+            n.log()
+        );
+    }
+    // Every node listens for change notices on one of the masters.
+    let listening: u64 = redis
+        .masters
+        .iter()
+        .map(|m| {
+            let counts: Vec<redis::Value> = m.query("PUBSUB", &["NUMSUB", "cronmesh:changes"]);
+            redis::from_redis_value::<u64>(counts[1].clone()).unwrap()
+        })
+        .sum();
+    assert_eq!(listening, 3, "subscribers of the change channel");
+    for n in nodes {
+        assert!(n.stop().success());
+    }
+
+    let mut expected = every_second_fires(&names, from, until);
+    expected.extend(every_second_fires(&late, added, until));
+    assert_exactly_once(&c.exec_log(), &c.runs().await, &expected);
+    // The fire locks were spread over the masters by their task's slot.
+    let used = redis
+        .masters
+        .iter()
+        .filter(|m| m.calls_of("set") > 0)
+        .count();
+    assert!(used >= 2, "fire locks went to {used} of 3 masters");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sentinel_failover_mid_run_executes_no_fire_twice() {
+    let mut redis = SentinelSet::start();
+    let c = Cluster::with_redis_url(redis.url()).await;
+    let names = c.add_every_second_tasks("ha.t", 5);
+    let nodes = [c.node("n1", &[]), c.node("n2", &[])];
+    let from = Utc::now() + chrono::Duration::seconds(2);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    for n in &nodes {
+        assert!(
+            wait_not_degraded(n, Duration::from_secs(2)).await,
+            "{}",
+            n.log()
+        );
+    }
+
+    // The master dies; the sentinel promotes the replica.
+    redis.master.kill();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while redis.master_port() != Some(redis.replica.port()) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the sentinel never promoted the replica"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let locks_at_failover = redis.replica.calls_of("set");
+    // The nodes find the new master by themselves.
+    for n in &nodes {
+        assert!(
+            wait_not_degraded(n, Duration::from_secs(15)).await,
+            "{}",
+            n.log()
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let until = Utc::now() - chrono::Duration::seconds(2);
+    assert!(
+        redis.replica.calls_of("set") > locks_at_failover,
+        "fire locks are taken on the promoted replica"
+    );
+    for n in nodes {
+        assert!(n.stop().success());
+    }
+    let expected = every_second_fires(&names, from, until);
+    assert_exactly_once(&c.exec_log(), &c.runs().await, &expected);
 }

@@ -33,6 +33,9 @@ fn a_redis_url_that_does_not_parse_is_bad_input_without_its_password() {
     for url in [
         "redis://127.0.0.1:99999",
         "redis://:hunter2@127.0.0.1:notaport",
+        "redis+cluster://:hunter2@127.0.0.1:7001,127.0.0.1:notaport",
+        "redis+sentinel://:hunter2@127.0.0.1:26379",
+        "rediz://:hunter2@127.0.0.1:6379",
     ] {
         let (code, err) = run_fails(dir.path(), &[("CRONMESH__REDIS__URL", url)]);
         assert_eq!(code, Some(2), "{url}: {err}");

@@ -32,7 +32,8 @@
 //!
 //! Rooms: `node/` wires the actors together; `scheduler/`, `executor/`, `lock/` and
 //! `persistence/` hold one actor each; `tasks/` what tasks run; `metrics/` what is measured;
-//! `health` what a node knows of itself; `change_notices` the Redis pub/sub both ways;
+//! `health` what a node knows of itself; `redis_topology` where Redis is (one server, a
+//! cluster, sentinels); `change_notices` the Redis pub/sub both ways;
 //! `admin_http` the admin server.
 
 mod admin_http;
@@ -49,6 +50,7 @@ mod lock;
 mod metrics;
 mod node;
 mod persistence;
+pub mod redis_topology;
 mod scheduler;
 pub mod tasks;
 

@@ -353,17 +353,9 @@ impl TryFrom<RawSettings> for Settings {
         }
         let redis_url = raw.redis.url.filter(|u| !u.is_empty());
         if let Some(u) = &redis_url
-            && !(u.starts_with("redis://") || u.starts_with("rediss://"))
-        {
-            return Err(bad(
-                "redis.url",
-                format!("{} is not a redis:// URL", shown_url(u)),
-            ));
-        }
-        if let Some(u) = &redis_url
             && let Err(why) = scheduler_actors::RedisLockBackend::check_url(u)
         {
-            return Err(bad("redis.url", format!("{}: {why}", shown_url(u))));
+            return Err(bad("redis.url", format!("{} {why}", shown_url(u))));
         }
         let http_bind = match (raw.http.enabled.unwrap_or(true), raw.http.bind) {
             (false, _) => None,

@@ -6,17 +6,19 @@
 //! locks go out as one pipeline per tick. Scripts are sent by hash; after a Redis restart
 //! (`NOSCRIPT`) they are loaded again and the call is retried once.
 //!
-//! The connection is a `ConnectionManager` with explicit connect and response timeouts that
-//! reconnects by itself, so a Redis restart needs nothing from the operator.
+//! The connection (`redis_topology::RedisConn`: one server, a cluster or the sentinels'
+//! master) has explicit connect and response timeouts and reconnects by itself, so a Redis
+//! restart or failover needs nothing from the operator. On a cluster the renewals of a tick
+//! go out as separate commands at once, since one pipeline cannot span slots.
 
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{ErrorKind, RedisError, Script, ServerErrorKind};
 
 use super::backend::{LockBackend, RenewItem};
 use crate::error::Error;
+use crate::redis_topology::{RedisConn, RedisTarget};
 
 /// Extends the key's life if it still holds our value. `ARGV[2]` is a positive ttl in ms.
 const RENEW_LUA: &str = r"
@@ -37,7 +39,7 @@ return 0
 /// Locks in Redis.
 #[derive(Clone)]
 pub struct RedisLockBackend {
-    conn: ConnectionManager,
+    conn: RedisConn,
     renew: Script,
     release: Script,
 }
@@ -59,10 +61,7 @@ impl RedisLockBackend {
     /// Whether `url` is a Redis URL this backend can use; the error says what is wrong
     /// without repeating the URL (it may hold a password).
     pub fn check_url(url: &str) -> Result<(), String> {
-        redis::Client::open(url).map(drop).map_err(|e| {
-            let why = e.detail().unwrap_or_else(|| e.category()).to_owned();
-            format!("not a usable Redis URL: {why} (is the port a number up to 65535?)")
-        })
+        RedisTarget::parse(url).map(drop)
     }
 
     /// Connects lazily: the node starts even if Redis is down, and runs degraded until it is up.
@@ -71,22 +70,30 @@ impl RedisLockBackend {
         connect_timeout: Duration,
         response_timeout: Duration,
     ) -> Result<Self, Error> {
-        let client = redis::Client::open(url)
-            .map_err(|e| Error::lock_backend("redis", format!("redis URL is not valid: {e}")))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(connect_timeout))
-            .set_response_timeout(Some(response_timeout))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_lazy_with_config(client, config).map_err(lock_error)?;
+        let target = RedisTarget::parse(url)
+            .map_err(|why| Error::lock_backend("redis", format!("the redis URL {why}")))?;
         Ok(RedisLockBackend {
-            conn,
+            conn: target.connect(connect_timeout, response_timeout),
             renew: Script::new(RENEW_LUA),
             release: Script::new(RELEASE_LUA),
         })
     }
 
     async fn renew_batch(&self, items: &[RenewItem]) -> Result<Vec<bool>, RedisError> {
+        if self.conn.is_cluster() {
+            let calls = items.iter().map(|item| {
+                let mut conn = self.conn.clone();
+                let mut call = redis::cmd("EVALSHA");
+                call.arg(self.renew.get_hash())
+                    .arg(1)
+                    .arg(&item.key)
+                    .arg(&item.value)
+                    .arg(ttl_ms(item.ttl));
+                async move { call.query_async::<i64>(&mut conn).await }
+            });
+            let answers = futures_util::future::join_all(calls).await;
+            return answers.into_iter().map(|a| a.map(|n| n == 1)).collect();
+        }
         let mut pipe = redis::pipe();
         for item in items {
             pipe.cmd("EVALSHA")
