@@ -745,14 +745,13 @@ async fn three_nodes_send_one_alert_per_failed_run() {
     );
 }
 
-/// Scrapes a node's metrics until `cronmesh_degraded 0`, for up to `within`.
-async fn wait_not_degraded(node: &NodeProcess, within: Duration) -> bool {
+/// Scrapes a node's metrics until `cronmesh_degraded` is `degraded`, for up to `within`.
+async fn wait_degraded(node: &NodeProcess, degraded: bool, within: Duration) -> bool {
     let deadline = tokio::time::Instant::now() + within;
+    let line = format!("cronmesh_degraded {}", u8::from(degraded));
     while tokio::time::Instant::now() < deadline {
         if let Ok(r) = reqwest::get(format!("{}/metrics", node.url)).await
-            && r.text()
-                .await
-                .is_ok_and(|m| m.contains("cronmesh_degraded 0"))
+            && r.text().await.is_ok_and(|m| m.contains(&line))
         {
             return true;
         }
@@ -772,7 +771,27 @@ async fn three_nodes_on_a_redis_cluster_run_every_fire_exactly_once() {
         .collect();
     let from = Utc::now() + chrono::Duration::seconds(2);
     // A task added while they run: the command publishes the change through the cluster
-    // (it says so when it could not notify the nodes).
+    // (it says so when it could not notify the nodes), and every master passes it on to
+    // its subscribers, whichever master the command sent it to.
+    let (ready, subscribed) = std::sync::mpsc::channel();
+    let listeners: Vec<std::thread::JoinHandle<redis::RedisResult<redis::Msg>>> = redis
+        .masters
+        .iter()
+        .map(|m| {
+            let (url, ready) = (m.url(), ready.clone());
+            std::thread::spawn(move || {
+                let mut conn = redis::Client::open(url)?.get_connection()?;
+                conn.set_read_timeout(Some(Duration::from_secs(10)))?;
+                let mut pubsub = conn.as_pubsub();
+                pubsub.subscribe("cronmesh:changes")?;
+                let _ = ready.send(());
+                pubsub.get_message()
+            })
+        })
+        .collect();
+    for _ in 0..listeners.len() {
+        subscribed.recv_timeout(Duration::from_secs(10)).unwrap();
+    }
     let late = vec!["spread.late".to_owned()];
     let env = c.env();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -799,11 +818,18 @@ async fn three_nodes_on_a_redis_cluster_run_every_fire_exactly_once() {
         stderr(&out)
     );
     let added = Utc::now() + chrono::Duration::seconds(2);
-    tokio::time::sleep(Duration::from_secs(12)).await;
+    for (i, listener) in listeners.into_iter().enumerate() {
+        let notice = listener.join().unwrap();
+        assert!(
+            notice.is_ok(),
+            "master {i} passed no change notice on: {notice:?}"
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(10)).await;
     let until = Utc::now() - chrono::Duration::seconds(2);
     for n in &nodes {
         assert!(
-            wait_not_degraded(n, Duration::from_secs(1)).await,
+            wait_degraded(n, false, Duration::from_secs(5)).await,
             "{}",
             n.log()
         );
@@ -844,7 +870,7 @@ async fn a_sentinel_failover_mid_run_executes_no_fire_twice() {
     tokio::time::sleep(Duration::from_secs(5)).await;
     for n in &nodes {
         assert!(
-            wait_not_degraded(n, Duration::from_secs(2)).await,
+            wait_degraded(n, false, Duration::from_secs(5)).await,
             "{}",
             n.log()
         );
@@ -864,7 +890,7 @@ async fn a_sentinel_failover_mid_run_executes_no_fire_twice() {
     // The nodes find the new master by themselves.
     for n in &nodes {
         assert!(
-            wait_not_degraded(n, Duration::from_secs(15)).await,
+            wait_degraded(n, false, Duration::from_secs(15)).await,
             "{}",
             n.log()
         );
@@ -875,6 +901,13 @@ async fn a_sentinel_failover_mid_run_executes_no_fire_twice() {
         redis.replica.calls_of("set") > locks_at_failover,
         "fire locks are taken on the promoted replica"
     );
+    for n in &nodes {
+        assert!(
+            n.log().contains("running degraded"),
+            "{} did not notice the outage",
+            n.url
+        );
+    }
     for n in nodes {
         assert!(n.stop().success());
     }

@@ -56,7 +56,7 @@ impl LockBackend for SlowLock {
     fn renew(
         &self,
         items: Vec<RenewItem>,
-    ) -> BoxFuture<'static, Result<Vec<bool>, scheduler_actors::Error>> {
+    ) -> BoxFuture<'static, Result<Vec<Option<bool>>, scheduler_actors::Error>> {
         self.inner.renew(items)
     }
 

@@ -14,10 +14,12 @@
 //! down and runs degraded until it is up. Errors here never repeat the URL: it may hold a
 //! password.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+use futures_util::future::{BoxFuture, Shared};
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig, PubSub};
 use redis::cluster::{ClusterClientBuilder, ClusterConfig};
 use redis::cluster_async::ClusterConnection;
@@ -80,8 +82,8 @@ impl std::fmt::Debug for RedisTarget {
     }
 }
 
-/// Splits `scheme://[userinfo@]hosts[/path][?query]`; the user info ends at the last `@`
-/// before the path, as a password may hold `@`.
+/// Splits `scheme://[userinfo@]hosts[/path]`. The user info ends at the last `@` in the
+/// URL, as an unencoded password may hold `@`, `/` or `?`; a host list or a path holds none.
 struct UrlParts<'a> {
     userinfo: Option<&'a str>,
     hosts: &'a str,
@@ -89,13 +91,13 @@ struct UrlParts<'a> {
 }
 
 fn split_url(rest: &str) -> Result<UrlParts<'_>, String> {
-    if rest.contains('?') {
-        return Err("takes no query parameters".to_owned());
-    }
     let (userinfo, after) = match rest.rsplit_once('@') {
         Some((u, a)) => (Some(u), a),
         None => (None, rest),
     };
+    if after.contains('?') {
+        return Err("takes no query parameters".to_owned());
+    }
     let (hosts, path) = match after.find('/') {
         Some(i) => (&after[..i], &after[i + 1..]),
         None => (after, ""),
@@ -239,9 +241,15 @@ impl RedisTarget {
         }
     }
 
-    /// A connection that connects on first use and reconnects by itself. Must be called
-    /// inside a tokio runtime (the cluster client starts its driver task there).
+    /// A connection that connects on first use and reconnects by itself. Outside a tokio
+    /// runtime (which the clients' driver tasks need) every command fails, saying so.
     pub fn connect(&self, connect_timeout: Duration, response_timeout: Duration) -> RedisConn {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return RedisConn::Broken(RedisError::from((
+                ErrorKind::Client,
+                "a Redis connection needs a tokio runtime",
+            )));
+        }
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(connect_timeout))
             .set_response_timeout(Some(response_timeout))
@@ -253,7 +261,6 @@ impl RedisTarget {
                     .and_then(|c| ConnectionManager::new_lazy_with_config(c, manager_config));
                 match conn {
                     Ok(conn) => RedisConn::Single(conn),
-                    // Only a client without a runtime fails here; report it at first use.
                     Err(e) => RedisConn::Broken(e),
                 }
             }
@@ -400,10 +407,28 @@ struct SentinelShared {
     target: SentinelTarget,
     manager_config: ConnectionManagerConfig,
     lookup_timeout: Duration,
-    /// The master's connection and a number told apart from the ones before it.
-    current: Mutex<Option<(u64, ConnectionManager)>>,
-    /// One lookup at a time; the last failed one and its error.
-    lookup: tokio::sync::Mutex<Option<(Instant, RedisError)>>,
+    master: Mutex<Master>,
+    /// Numbers the master connections, so a late failure on an old one cannot drop a newer.
+    connections: AtomicU64,
+}
+
+/// A lookup of the master, shared by every command waiting for it; it runs as its own task,
+/// so a caller that gives up (a renewal's timeout) does not cancel it for the others.
+type Lookup = Shared<BoxFuture<'static, ()>>;
+
+enum Master {
+    /// Not asked yet, or forgotten after a failure.
+    Unknown,
+    /// Being asked.
+    Looking(Lookup),
+    /// The sentinels' answer: a connection and its number.
+    Known(u64, ConnectionManager),
+    /// The last lookup failed then: commands fail with its error for [`LOOKUP_BACKOFF`].
+    Failed(Instant, RedisError),
+}
+
+fn no_master() -> RedisError {
+    RedisError::from((ErrorKind::Io, "the sentinels named no master reachable now"))
 }
 
 /// Whether an error says the connection no longer reaches a master.
@@ -416,6 +441,8 @@ fn master_gone(e: &RedisError) -> bool {
             e.kind(),
             ErrorKind::Server(ServerErrorKind::ReadOnly | ServerErrorKind::MasterDown)
         )
+        // A script's write on a demoted master: `ERR ... READONLY ...` before Redis 7.
+        || e.detail().is_some_and(|d| d.contains("READONLY"))
 }
 
 impl SentinelConn {
@@ -428,71 +455,79 @@ impl SentinelConn {
             shared: Arc::new(SentinelShared {
                 target: target.clone(),
                 manager_config,
-                lookup_timeout: connect_timeout * 2,
-                current: Mutex::new(None),
-                lookup: tokio::sync::Mutex::new(None),
+                lookup_timeout: connect_timeout,
+                master: Mutex::new(Master::Unknown),
+                connections: AtomicU64::new(0),
             }),
         }
     }
 
-    fn current(&self) -> Option<(u64, ConnectionManager)> {
-        self.shared
-            .current
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+    fn state(&self) -> std::sync::MutexGuard<'_, Master> {
+        self.shared.master.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The master's connection, asking the sentinels if there is none.
+    /// The master's connection: the known one, or the answer of a lookup (started here if
+    /// none is under way).
     async fn master(&self) -> RedisResult<(u64, ConnectionManager)> {
-        if let Some(found) = self.current() {
-            return Ok(found);
-        }
-        let mut last_failure = self.shared.lookup.lock().await;
-        if let Some(found) = self.current() {
-            return Ok(found);
-        }
-        if let Some((at, e)) = &*last_failure
-            && at.elapsed() < LOOKUP_BACKOFF
-        {
-            return Err(e.clone());
-        }
-        let found = async {
-            let mut sentinel = self.shared.target.client()?;
-            let client =
-                with_timeout(self.shared.lookup_timeout, sentinel.async_get_client()).await?;
-            ConnectionManager::new_lazy_with_config(client, self.shared.manager_config.clone())
-        }
-        .await;
-        match found {
-            Ok(conn) => {
-                *last_failure = None;
-                let mut current = self
-                    .shared
-                    .current
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner());
-                let generation = current.as_ref().map_or(0, |(g, _)| g + 1);
-                *current = Some((generation, conn.clone()));
-                Ok((generation, conn))
+        let lookup = {
+            let mut state = self.state();
+            match &*state {
+                Master::Known(n, conn) => return Ok((*n, conn.clone())),
+                Master::Failed(at, e) if at.elapsed() < LOOKUP_BACKOFF => return Err(e.clone()),
+                Master::Looking(lookup) => lookup.clone(),
+                Master::Unknown | Master::Failed(..) => {
+                    let lookup = self.start_lookup();
+                    *state = Master::Looking(lookup.clone());
+                    lookup
+                }
             }
-            Err(e) => {
-                *last_failure = Some((Instant::now(), e.clone()));
-                Err(e)
+        };
+        lookup.clone().await;
+        let mut state = self.state();
+        match &*state {
+            Master::Known(n, conn) => Ok((*n, conn.clone())),
+            Master::Failed(_, e) => Err(e.clone()),
+            Master::Looking(current) => {
+                // Ended without an answer (its task was cancelled): the next command asks again.
+                if current.ptr_eq(&lookup) {
+                    *state = Master::Unknown;
+                }
+                Err(no_master())
             }
+            Master::Unknown => Err(no_master()),
         }
     }
 
-    /// Drops the master's connection if it is still `generation`: the next command asks the
+    fn start_lookup(&self) -> Lookup {
+        let shared = self.shared.clone();
+        let task = tokio::spawn(async move {
+            let found = async {
+                let mut sentinel = shared.target.client()?;
+                let client =
+                    with_timeout(shared.lookup_timeout, sentinel.async_get_client()).await?;
+                ConnectionManager::new_lazy_with_config(client, shared.manager_config.clone())
+            }
+            .await;
+            let mut state = shared.master.lock().unwrap_or_else(|p| p.into_inner());
+            *state = match found {
+                Ok(conn) => Master::Known(shared.connections.fetch_add(1, Ordering::Relaxed), conn),
+                Err(e) => Master::Failed(Instant::now(), e),
+            };
+        });
+        let done: BoxFuture<'static, ()> = Box::pin(async move {
+            // A lookup task cannot panic short of a bug in the client; its end is all
+            // that matters here, and a missing answer reads as a failed lookup.
+            let _ = task.await;
+        });
+        done.shared()
+    }
+
+    /// Forgets the master's connection if it is still number `n`: the next command asks the
     /// sentinels.
-    fn forget(&self, generation: u64) {
-        let mut current = self
-            .shared
-            .current
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if current.as_ref().is_some_and(|(g, _)| *g == generation) {
-            *current = None;
+    fn forget(&self, n: u64) {
+        let mut state = self.state();
+        if matches!(&*state, Master::Known(known, _) if *known == n) {
+            *state = Master::Unknown;
         }
     }
 
@@ -501,12 +536,12 @@ impl SentinelConn {
         call: impl FnOnce(ConnectionManager) -> BoxFuture<'a, RedisResult<T>> + Send + 'a,
     ) -> BoxFuture<'a, RedisResult<T>> {
         Box::pin(async move {
-            let (generation, conn) = self.master().await?;
+            let (n, conn) = self.master().await?;
             let answer = call(conn).await;
             if let Err(e) = &answer
                 && master_gone(e)
             {
-                self.forget(generation);
+                self.forget(n);
             }
             answer
         })

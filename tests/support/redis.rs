@@ -15,6 +15,9 @@ pub struct RedisServer {
     password: Option<String>,
     /// `redis-server` arguments beyond port, bind and persistence.
     extra: Vec<String>,
+    /// Its working directory: a replica saves the copy it receives there, and that file
+    /// must never be where the next server starts.
+    dir: tempfile::TempDir,
 }
 
 impl RedisServer {
@@ -38,6 +41,7 @@ impl RedisServer {
             port: free_port(),
             password,
             extra,
+            dir: tempfile::tempdir().expect("a temporary directory"),
         };
         server.spawn();
         server
@@ -53,6 +57,8 @@ impl RedisServer {
             String::new(),
             "--appendonly".to_owned(),
             "no".to_owned(),
+            "--dir".to_owned(),
+            self.dir.path().display().to_string(),
         ];
         if let Some(password) = &self.password {
             args.extend(["--requirepass".to_owned(), password.clone()]);
@@ -167,8 +173,6 @@ impl RedisCluster {
                     &dir.path().join(format!("nodes-{i}.conf")).to_string_lossy(),
                     "--cluster-node-timeout",
                     "2000",
-                    "--dir",
-                    &dir.path().to_string_lossy(),
                 ]
                 .map(str::to_owned)
                 .to_vec();

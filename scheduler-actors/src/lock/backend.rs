@@ -33,8 +33,11 @@ pub trait LockBackend: Send + Sync + 'static {
         value: String,
         ttl: Duration,
     ) -> BoxFuture<'static, Result<bool, Error>>;
-    /// Extends every lock that still holds our value; one answer per item, in order.
-    fn renew(&self, items: Vec<RenewItem>) -> BoxFuture<'static, Result<Vec<bool>, Error>>;
+    /// Extends every lock that still holds our value; one answer per item, in order:
+    /// `Some(true)` extended, `Some(false)` not ours any more (lost), `None` this lock's
+    /// renewal failed (a backend spread over several servers can fail for some locks only;
+    /// the actor tries again until the lock's deadline). `Err` when the whole call failed.
+    fn renew(&self, items: Vec<RenewItem>) -> BoxFuture<'static, Result<Vec<Option<bool>>, Error>>;
     /// Gives a lock up if it still holds our value: deletes it, or with `keep_for` lets it
     /// expire after that long so the fire cannot be taken again meanwhile.
     fn release(

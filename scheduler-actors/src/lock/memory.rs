@@ -62,7 +62,7 @@ impl LockBackend for MemoryLockBackend {
         Box::pin(async move { Ok(got) })
     }
 
-    fn renew(&self, items: Vec<RenewItem>) -> BoxFuture<'static, Result<Vec<bool>, Error>> {
+    fn renew(&self, items: Vec<RenewItem>) -> BoxFuture<'static, Result<Vec<Option<bool>>, Error>> {
         let now = Instant::now();
         let answers = self.with_locks(|locks| {
             items
@@ -70,9 +70,9 @@ impl LockBackend for MemoryLockBackend {
                 .map(|item| match locks.get_mut(&item.key) {
                     Some((v, expiry)) if *v == item.value && *expiry > now => {
                         *expiry = now + item.ttl;
-                        true
+                        Some(true)
                     }
-                    _ => false,
+                    _ => Some(false),
                 })
                 .collect()
         });
@@ -144,7 +144,7 @@ mod tests {
             }])
             .await
             .unwrap_or_default();
-        assert_eq!(renewed, [false]);
+        assert_eq!(renewed, [Some(false)]);
         assert!(release(&backend, &key, "n1:x", None).await);
         assert!(acquire(&backend, &key, "n2:y", ttl).await);
     }

@@ -181,13 +181,20 @@ impl LockActor {
                         let Some(h) = act.held.get_mut(&item.key).filter(|h| h.value == item.value) else {
                             continue;
                         };
-                        if kept {
-                            h.deadline = started + h.ttl;
-                            h.next_renewal = started + h.ttl / 3;
-                            act.next_check = act.next_check.min(h.next_renewal);
-                        } else if let Some(h) = act.held.remove(&item.key) {
-                            tracing::warn!(target: "cron_task", lock = %item.key, "lock lost: renewal refused");
-                            h.lost.cancel();
+                        match kept {
+                            Some(true) => {
+                                h.deadline = started + h.ttl;
+                                h.next_renewal = started + h.ttl / 3;
+                                act.next_check = act.next_check.min(h.next_renewal);
+                            }
+                            // Still due: tried again at the next tick, until its deadline.
+                            None => act.next_check = Instant::now(),
+                            Some(false) => {
+                                if let Some(h) = act.held.remove(&item.key) {
+                                    tracing::warn!(target: "cron_task", lock = %item.key, "lock lost: renewal refused");
+                                    h.lost.cancel();
+                                }
+                            }
                         }
                     }
                 }

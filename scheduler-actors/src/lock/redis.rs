@@ -8,8 +8,10 @@
 //!
 //! The connection (`redis_topology::RedisConn`: one server, a cluster or the sentinels'
 //! master) has explicit connect and response timeouts and reconnects by itself, so a Redis
-//! restart or failover needs nothing from the operator. On a cluster the renewals of a tick
-//! go out as separate commands at once, since one pipeline cannot span slots.
+//! restart or failover needs nothing from the operator. On a cluster the scripts are sent
+//! whole (`EVAL`), one command per lock, the renewals of a tick all at once: one pipeline
+//! cannot span slots, and a script cached by hash would have to be loaded on every node
+//! again after one restarts.
 
 use std::time::Duration;
 
@@ -79,21 +81,8 @@ impl RedisLockBackend {
         })
     }
 
-    async fn renew_batch(&self, items: &[RenewItem]) -> Result<Vec<bool>, RedisError> {
-        if self.conn.is_cluster() {
-            let calls = items.iter().map(|item| {
-                let mut conn = self.conn.clone();
-                let mut call = redis::cmd("EVALSHA");
-                call.arg(self.renew.get_hash())
-                    .arg(1)
-                    .arg(&item.key)
-                    .arg(&item.value)
-                    .arg(ttl_ms(item.ttl));
-                async move { call.query_async::<i64>(&mut conn).await }
-            });
-            let answers = futures_util::future::join_all(calls).await;
-            return answers.into_iter().map(|a| a.map(|n| n == 1)).collect();
-        }
+    /// Renews on one server (or the sentinels' master): one pipeline of `EVALSHA`s.
+    async fn renew_batch(&self, items: &[RenewItem]) -> Result<Vec<Option<bool>>, RedisError> {
         let mut pipe = redis::pipe();
         for item in items {
             pipe.cmd("EVALSHA")
@@ -105,7 +94,36 @@ impl RedisLockBackend {
         }
         let mut conn = self.conn.clone();
         let answers: Vec<i64> = pipe.query_async(&mut conn).await?;
-        Ok(answers.into_iter().map(|n| n == 1).collect())
+        Ok(answers.into_iter().map(|n| Some(n == 1)).collect())
+    }
+
+    /// Renews on a cluster: every lock its own `EVAL` (keys of a tick sit on many slots, and
+    /// a script loaded by hash would need every node up to be loaded again after a
+    /// restart), all at once. A lock whose master failed gets `None`; the rest still count.
+    async fn renew_on_cluster(&self, items: &[RenewItem]) -> Result<Vec<Option<bool>>, Error> {
+        let calls = items.iter().map(|item| {
+            let mut conn = self.conn.clone();
+            let mut call = redis::cmd("EVAL");
+            call.arg(RENEW_LUA)
+                .arg(1)
+                .arg(&item.key)
+                .arg(&item.value)
+                .arg(ttl_ms(item.ttl));
+            async move { call.query_async::<i64>(&mut conn).await }
+        });
+        let answers = futures_util::future::join_all(calls).await;
+        let failed = answers.iter().filter(|a| a.is_err()).count();
+        if let Some(Err(e)) = answers.iter().find(|a| a.is_err()) {
+            if failed == answers.len() {
+                return Err(lock_error(e.clone()));
+            }
+            tracing::warn!(target: "cron_task", error = %e, failed, of = answers.len(),
+                "some lock renewals failed on the Redis Cluster; retrying them until their deadlines");
+        }
+        Ok(answers
+            .into_iter()
+            .map(|a| a.ok().map(|n| n == 1))
+            .collect())
     }
 }
 
@@ -139,9 +157,12 @@ impl LockBackend for RedisLockBackend {
         })
     }
 
-    fn renew(&self, items: Vec<RenewItem>) -> BoxFuture<'static, Result<Vec<bool>, Error>> {
+    fn renew(&self, items: Vec<RenewItem>) -> BoxFuture<'static, Result<Vec<Option<bool>>, Error>> {
         let this = self.clone();
         Box::pin(async move {
+            if this.conn.is_cluster() {
+                return this.renew_on_cluster(&items).await;
+            }
             match this.renew_batch(&items).await {
                 Err(e) if is_noscript(&e) => {
                     let mut conn = this.conn.clone();
@@ -166,6 +187,21 @@ impl LockBackend for RedisLockBackend {
         let this = self.clone();
         Box::pin(async move {
             let mut conn = this.conn.clone();
+            if conn.is_cluster() {
+                // As for renewals: the script itself, not its hash.
+                let mut call = redis::cmd("EVAL");
+                match keep_for {
+                    Some(keep) => call
+                        .arg(RENEW_LUA)
+                        .arg(1)
+                        .arg(&key)
+                        .arg(&value)
+                        .arg(ttl_ms(keep)),
+                    None => call.arg(RELEASE_LUA).arg(1).arg(&key).arg(&value),
+                };
+                let n: i64 = call.query_async(&mut conn).await.map_err(lock_error)?;
+                return Ok(n == 1);
+            }
             // `invoke_async` sends EVALSHA and loads the script on NOSCRIPT.
             let n: i64 = match keep_for {
                 Some(keep) => {
