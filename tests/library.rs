@@ -277,6 +277,7 @@ fn pruning_deletes_old_finished_runs_only() {
                     duration_ms: None,
                     error: None,
                     output: None,
+                    fires: 1,
                 };
                 assert!(store::claim_run(&db, &row).await.unwrap());
             }

@@ -30,6 +30,10 @@ pub struct Model {
     pub error: Option<String>,
     /// Tail of the handler's output (e.g. the last 4 KiB of a shell task's stdout/stderr).
     pub output: Option<String>,
+    /// How many fires this row stands for: 1, or for a `misfired` row written for a run of
+    /// fires given up together (a node behind its schedule, the catch-up after downtime), how
+    /// many; `fire_ts_ms` is then the last of them and `error` says from when.
+    pub fires: i32,
 }
 
 /// Where a run stands.

@@ -13,6 +13,7 @@ mod m20261205_000001_shadow;
 mod m20261206_000001_alerts;
 mod m20261207_000001_write_path;
 mod m20261208_000001_code_rows;
+mod m20261209_000001_fires_per_row;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000001_alerts::Migration),
             Box::new(m20261207_000001_write_path::Migration),
             Box::new(m20261208_000001_code_rows::Migration),
+            Box::new(m20261209_000001_fires_per_row::Migration),
         ]
     }
 }

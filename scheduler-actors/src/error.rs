@@ -78,6 +78,14 @@ pub enum Error {
     /// The node is shutting down and takes no new work.
     #[error("the node is shutting down")]
     ShuttingDown,
+    /// The database is behind on this node's writes: a new fire is given up (and recorded)
+    /// instead of claimed, so that the writes already waiting (run outcomes among them) are
+    /// written rather than crowded out of a full buffer.
+    #[error("the database is {waiting} writes behind on this node")]
+    WritesBehind {
+        /// Writes waiting.
+        waiting: usize,
+    },
 }
 
 impl Error {

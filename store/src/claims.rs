@@ -187,6 +187,7 @@ fn whole_row(run: &task_run::Model) -> task_run::ActiveModel {
         duration_ms: Set(run.duration_ms),
         error: Set(run.error.clone()),
         output: Set(run.output.clone()),
+        fires: Set(run.fires),
         ..Default::default()
     }
 }

@@ -26,6 +26,7 @@ pub fn running_row(
         duration_ms: None,
         error: None,
         output: None,
+        fires: 1,
     }
 }
 

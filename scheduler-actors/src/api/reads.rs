@@ -75,6 +75,7 @@ pub(crate) fn run_json(r: &entity::task_run::Model) -> serde_json::Value {
         "duration_ms": r.duration_ms,
         "error": r.error,
         "output_tail": tail,
+        "fires": r.fires,
     })
 }
 

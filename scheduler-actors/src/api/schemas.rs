@@ -107,6 +107,10 @@ pub(super) struct Run {
     error: Option<String>,
     /// The last KiB of its output.
     output_tail: Option<String>,
+    /// How many fires the row stands for: 1, or for a `misfired` row written for a run of
+    /// fires given up together (a node behind its schedule, the catch-up after downtime), how
+    /// many; `fire_time` is the last of them.
+    fires: i32,
 }
 
 /// A page of runs, newest first.

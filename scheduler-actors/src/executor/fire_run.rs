@@ -226,6 +226,17 @@ impl FireRun {
                 Err(passed("fire already claimed", Loudness::Quiet, true))
             }
             Ok(Ok(ClaimOutcome::Overlap)) => Err(FireEnd::OverlapElsewhere),
+            Ok(Err(crate::Error::WritesBehind { waiting })) => {
+                let now = Utc::now();
+                let late = (now - fire_at).to_std().unwrap_or_default();
+                deps.metrics.lag().observe(late, true, &deps.node_id, now);
+                Err(FireEnd::Shed {
+                    run_id: None,
+                    why: format!(
+                        "not run: the database was {waiting} writes behind on this node when the fire came up"
+                    ),
+                })
+            }
             Ok(Err(e)) => Err(FireEnd::ClaimFailed {
                 run_id,
                 why: format!("not run: the database was unreachable when the fire was due ({e})"),

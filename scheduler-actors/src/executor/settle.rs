@@ -13,7 +13,7 @@ use super::{ExecutorDeps, Fire};
 use crate::events::RunEvent;
 use crate::fire_event::{PASSED, fire_event};
 use crate::lock::{LockLease, Release};
-use crate::persistence::{RecordFinish, RecordSkipped, RecordTaskState};
+use crate::persistence::{RecordFinish, RecordShed, RecordSkipped, RecordTaskState};
 
 /// How loud a fire that passes this node by is logged.
 #[derive(Debug, Clone, Copy)]
@@ -137,9 +137,14 @@ pub(crate) fn settle(
             Utc::now(),
         )
     };
-    let record_not_run = |row: entity::task_run::Model| {
+    // A fire given up unclaimed (`shed`) joins its task's episode: one row for a run of them.
+    let record_not_run = |row: entity::task_run::Model, shed: bool| {
         let status = row.status;
-        deps.persistence.do_send(RecordSkipped(row));
+        if shed {
+            deps.persistence.do_send(RecordShed(row));
+        } else {
+            deps.persistence.do_send(RecordSkipped(row));
+        }
         deps.persistence.do_send(RecordTaskState {
             task: spec.name.clone(),
             last: Some((fire_at, status)),
@@ -186,7 +191,7 @@ pub(crate) fn settle(
                 status,
                 reason: row.error.clone().unwrap_or_default(),
             });
-            record_not_run(row);
+            record_not_run(row, false);
             Some(status)
         }
         FireEnd::OverlapElsewhere => {
@@ -227,7 +232,7 @@ pub(crate) fn settle(
                     let row = not_run(status, why);
                     fire_event!(DEBUG, task: task, run_id: row.run_id, fire_ts_ms: fire_ts_ms, node: node,
                         attempt: attempt, status: status.as_str(), "{}", row.error.as_deref().unwrap_or(""));
-                    record_not_run(row);
+                    record_not_run(row, true);
                 }
             }
             Some(status)
@@ -249,7 +254,7 @@ pub(crate) fn settle(
                 None,
                 Duration::ZERO,
             ));
-            record_not_run(not_run(status, why));
+            record_not_run(not_run(status, why), false);
             Some(status)
         }
         FireEnd::Finished {

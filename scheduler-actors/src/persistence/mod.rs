@@ -6,6 +6,7 @@
 //! and the logs) and retried with backoff; `Flush` writes it all out at shutdown. Nothing is
 //! dropped silently: writes that do not fit in the bound are counted and logged.
 
+mod sheds;
 mod task_states;
 mod write;
 
@@ -19,6 +20,7 @@ use entity::task_run::{self, RunStatus};
 use sea_orm::DatabaseConnection;
 use store::{ClaimOutcome, FinishedRun, TaskState};
 
+use self::sheds::PendingSheds;
 use self::task_states::{PendingStates, TaskName};
 use self::write::write_batch;
 use crate::error::Error;
@@ -44,6 +46,12 @@ pub struct RecordFinish(pub FinishedRun);
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct RecordSkipped(pub task_run::Model);
+
+/// A fire given up unclaimed because the node was behind (its own `misfired` row): the
+/// task's fires given up one after another are written as one row (`sheds.rs`).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct RecordShed(pub task_run::Model);
 
 /// New values for a task's status fields; later ones for the same task replace earlier ones.
 #[derive(Debug, Message)]
@@ -94,6 +102,11 @@ const CLAIM_BATCH: usize = 500;
 const CLAIM_LINGER: Duration = Duration::from_millis(1);
 /// Claim statements in flight at once.
 const CLAIMS_IN_FLIGHT: usize = 4;
+/// New claims are refused while more than this share of the buffer's bound waits to be
+/// written: the database is not keeping up with what already ran, and a run claimed now
+/// would add an outcome the full buffer might have to drop (the fire is given up and
+/// recorded instead, in its task's episode).
+const ADMIT_BELOW: usize = 5;
 
 type ClaimReply = tokio::sync::oneshot::Sender<Result<ClaimOutcome, Error>>;
 
@@ -121,6 +134,8 @@ pub struct PersistenceActor {
     queue: VecDeque<Write>,
     /// Pending status fields (written every `STATE_EVERY`).
     states: PendingStates,
+    /// Fires given up while behind, gathered per task into one row each.
+    sheds: PendingSheds,
     heartbeat_due: bool,
     heartbeat_every: Option<Duration>,
     states_written: Instant,
@@ -159,6 +174,7 @@ impl PersistenceActor {
             node_id,
             queue: VecDeque::new(),
             states: PendingStates::default(),
+            sheds: PendingSheds::default(),
             heartbeat_due: false,
             heartbeat_every: None,
             states_written: Instant::now(),
@@ -261,7 +277,7 @@ impl PersistenceActor {
     /// wait for their own cadence).
     fn buffered_records(&self) -> usize {
         let in_flight: usize = self.in_flight.values().map(|(b, _)| b.len()).sum();
-        self.queue.len() + in_flight
+        self.queue.len() + self.sheds.len() + in_flight
     }
 
     fn buffered(&self) -> usize {
@@ -270,7 +286,7 @@ impl PersistenceActor {
             .values()
             .map(|(b, s)| b.len() + s.len())
             .sum();
-        self.queue.len() + self.states.len() + in_flight
+        self.queue.len() + self.sheds.len() + self.states.len() + in_flight
     }
 
     fn push(&mut self, write: Write) {
@@ -296,6 +312,12 @@ impl PersistenceActor {
     /// takes several at once (outcomes at 20k fires a second need more than one writer);
     /// SQLite has one writer, so one at a time.
     fn flush(&mut self, ctx: &mut Context<Self>) {
+        // Episodes of given-up fires that are old enough (all of them when draining) join
+        // the queue as far as the bound has room; the rest keep gathering, so none is lost.
+        let room = self.bound.saturating_sub(self.queue.len());
+        for row in self.sheds.take_due(Instant::now(), self.draining, room) {
+            self.queue.push_back(Write::Skipped(row));
+        }
         let slots = if self.db.get_database_backend() == sea_orm::DbBackend::Sqlite {
             1
         } else {
@@ -442,6 +464,10 @@ impl Handler<ClaimRun> for PersistenceActor {
     /// arrive together (fires due in the same instant) share one insert.
     fn handle(&mut self, msg: ClaimRun, ctx: &mut Self::Context) -> Self::Result {
         let _timing = self.actor_metrics.handling::<ClaimRun>();
+        let waiting = self.queue.len();
+        if waiting >= self.bound / ADMIT_BELOW {
+            return Box::pin(async move { Err(Error::WritesBehind { waiting }) });
+        }
         self.metrics.claim_attempted();
         if msg.forbid_overlap {
             // Checked against the running rows in its own statement.
@@ -488,6 +514,17 @@ impl Handler<RecordSkipped> for PersistenceActor {
     fn handle(&mut self, msg: RecordSkipped, _ctx: &mut Self::Context) {
         let _timing = self.actor_metrics.handling::<RecordSkipped>();
         self.push(Write::Skipped(msg.0));
+    }
+}
+
+impl Handler<RecordShed> for PersistenceActor {
+    type Result = ();
+
+    /// Adds a given-up fire to its task's episode.
+    fn handle(&mut self, msg: RecordShed, _ctx: &mut Self::Context) {
+        let _timing = self.actor_metrics.handling::<RecordShed>();
+        self.sheds.note(msg.0, Instant::now());
+        self.metrics.buffer(self.buffered_records(), self.bound);
     }
 }
 

@@ -183,14 +183,17 @@ impl SchedulerActor {
                 timing.misfire,
                 rfc3339(latest),
             );
-            let row = store::not_run_row(
-                name,
-                latest.timestamp_millis(),
-                &self.deps.node_id,
-                RunStatus::Misfired,
-                why,
-                Utc::now(),
-            );
+            let row = entity::task_run::Model {
+                fires: i32::try_from(plan.skipped.count).unwrap_or(i32::MAX),
+                ..store::not_run_row(
+                    name,
+                    latest.timestamp_millis(),
+                    &self.deps.node_id,
+                    RunStatus::Misfired,
+                    why,
+                    Utc::now(),
+                )
+            };
             fire_event!(INFO, task: name, run_id: row.run_id, fire_ts_ms: row.fire_ts_ms,
                 node: row.node_id, attempt: row.attempt, status: row.status.as_str(),
                 "{}", row.error.as_deref().unwrap_or(""));
